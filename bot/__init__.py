@@ -1,0 +1,1 @@
+"""Signoff's Slack adapter: renders approval requests and turns Slack interactions into resumes."""

@@ -1,0 +1,331 @@
+"""What code inside a step can use: ``StepContext`` (suspend, events, sleep, bail)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, NoReturn, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypeVar as DefaultTypeVar
+
+from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
+
+S = DefaultTypeVar("S", default=None)
+R = DefaultTypeVar("R", default=None)
+E = TypeVar("E", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class OnExpiry:
+    """What happens when an interrupt expires. Build with the class methods."""
+
+    action: ExpiryAction
+    value: Any = None
+    reason: str = "expired"
+
+    @classmethod
+    def resume_with(cls, value: Any) -> OnExpiry:
+        """Continue as if this (typed, validated) value had been given."""
+        return cls(ExpiryAction.RESUME, value)
+
+    @classmethod
+    def fail(cls) -> OnExpiry:
+        """Fail the step with ``InterruptExpired``."""
+        return cls(ExpiryAction.FAIL)
+
+    @classmethod
+    def bail(cls, reason: str = "expired") -> OnExpiry:
+        """End the run as ``rejected`` with this reason."""
+        return cls(ExpiryAction.BAIL, reason=reason)
+
+
+@dataclass
+class InterruptSpec:
+    """A new interrupt as a step declared it (written to the store by the runner)."""
+
+    id: str
+    kind: InterruptKind
+    payload: Any = None
+    event: str | None = None
+    responders: list[str] = field(default_factory=list)
+    quorum: int = 1
+    allow_requester: bool = False
+    expires_at: float | None = None
+    on_expiry: ExpiryAction | None = None
+    expiry_value: Any = None
+    expiry_reason: str = "expired"
+    reminders: list[float] = field(default_factory=list)
+    channel: str | None = None
+    title: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class SuspendSignal(BaseException):
+    """Raised inside a step to park it. A BaseException so `except Exception` can't eat it."""
+
+    def __init__(self, spec: InterruptSpec | None) -> None:
+        super().__init__(spec.id if spec else "pending")
+        self.spec = spec
+
+
+class BailSignal(BaseException):
+    """Raised by ``ctx.bail``: end the run as ``rejected``. Not an error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InterruptExpired(Exception):
+    """An interrupt with ``OnExpiry.fail()`` expired before anyone answered."""
+
+    def __init__(self, run_id: str, interrupt_id: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        super().__init__(f"interrupt {run_id}/{interrupt_id} expired before anyone answered")
+
+
+def _deadline(now: float, expires: timedelta | datetime | float | None) -> float | None:
+    if expires is None:
+        return None
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None:
+            raise ValueError("expires= needs a timezone-aware datetime")
+        return expires.timestamp()
+    if isinstance(expires, timedelta):
+        return now + expires.total_seconds()
+    return now + float(expires)
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return TypeAdapter(Any).dump_python(value, mode="json")
+
+
+class StepContext(Generic[S, R]):
+    """Passed to a step that declares a second parameter.
+
+    ``StepContext[Shown, Answer]`` also declares the step's suspend and resume models.
+    Identity: ``run_id``, ``step``, ``path``, ``attempt`` and ``idempotency_key`` (stable
+    across retries and re-runs of this step: pass it to external systems).
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        step: str,
+        path: str,
+        attempt: int,
+        requester: str | None,
+        workflow_input: Any,
+        interrupts: Mapping[str, Interrupt],
+        suspend_model: type[BaseModel] | None,
+        resume_model: type[BaseModel] | None,
+        output_of: Callable[[str], Any],
+        now: Callable[[], float],
+        events: Mapping[str, type[BaseModel]] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.step = step
+        self.path = path
+        self.attempt = attempt
+        self.requester = requester
+        self.workflow_input = workflow_input
+        self.resolution: Interrupt | None = None
+        self._interrupts = interrupts
+        self._suspend_model = suspend_model
+        self._resume_model = resume_model
+        self._output_of = output_of
+        self._now = now
+        self._calls = 0
+        self._events = events or {}
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key unique to this step of this run, the same on every retry and re-run."""
+        return f"{self.run_id}:{self.path}"
+
+    def output_of(self, step: Any) -> Any:
+        """The recorded output of an earlier step of this run (a StepDef or its name)."""
+        return self._output_of(step if isinstance(step, str) else step.name)
+
+    def _next_id(self, interrupt_id: str | None) -> str:
+        n = self._calls
+        self._calls += 1
+        return interrupt_id or f"{self.path}#{n}"
+
+    def _existing(self, iid: str) -> Interrupt | None:
+        found = self._interrupts.get(iid)
+        if found is not None and found.path != self.path:
+            raise ValueError(
+                f"interrupt id {iid!r} is already used by step {found.step!r} of this run; "
+                "interrupt ids must be unique per run (include the item in ids used in loops)"
+            )
+        return found
+
+    def _settle(self, found: Interrupt) -> Any:
+        """Turn a resolved interrupt into the value its wait call returns."""
+        if found.status is InterruptStatus.PENDING:
+            raise SuspendSignal(None)
+        self.resolution = found
+        if found.status is InterruptStatus.EXPIRED and found.on_expiry is not ExpiryAction.RESUME:
+            if found.on_expiry is ExpiryAction.BAIL:
+                raise BailSignal(str(found.meta.get("_expiry_reason", "expired")))
+            raise InterruptExpired(self.run_id, found.id)
+        if found.status is InterruptStatus.CANCELLED:
+            raise SuspendSignal(None)  # the run is being cancelled; park and let cancel win
+        return found.data
+
+    async def suspend(
+        self,
+        payload: S,
+        *,
+        interrupt_id: str | None = None,
+        responders: Sequence[str] = (),
+        quorum: int = 1,
+        allow_requester: bool = False,
+        expires: timedelta | datetime | float | None = None,
+        on_expiry: OnExpiry | None = None,
+        reminders: Sequence[timedelta | float] = (),
+        channel: str | None = None,
+        title: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> R:
+        """Wait for a person; return their validated answer (an instance of the resume model).
+
+        The first time, this parks the step (nothing stays in memory) and the run waits.
+        When the interrupt is resolved, the step runs again and this call returns the
+        answer; ``ctx.resolution`` then says who answered, when, or that it expired.
+
+        Args:
+            payload: what the person is shown (validated against the suspend model).
+            interrupt_id: your own id, unique in the run (default: derived from the step).
+            responders: actor ids and group names allowed to answer (empty: anyone);
+                adapters such as the Slack bot interpret group names.
+            quorum: distinct approvals needed (the resume model needs a bool ``approved``).
+            allow_requester: let the run's requester answer their own request.
+            expires: a duration or an aware deadline after which ``on_expiry`` applies.
+            on_expiry: ``OnExpiry.resume_with(value)``, ``.fail()`` or ``.bail(reason)``.
+            reminders: durations after suspending at which a reminder is sent.
+            channel: where adapters should ask (e.g. a Slack channel id).
+            title: a title for the request (default: the step's title).
+            meta: extra data for adapters.
+        """
+        iid = self._next_id(interrupt_id)
+        found = self._existing(iid)
+        if found is not None:
+            data = self._settle(found)
+            model = self._resume_model
+            return cast(R, model.model_validate(data) if model is not None else data)
+        if self._suspend_model is None or self._resume_model is None:
+            raise TypeError(
+                f"step {self.step!r} calls ctx.suspend but declares no suspend/resume models: "
+                "annotate ctx as StepContext[Shown, Answer] or use @step(suspend=..., resume=...)"
+            )
+        shown = self._suspend_model.model_validate(
+            payload.model_dump() if isinstance(payload, BaseModel) else payload
+        )
+        if quorum < 1:
+            raise ValueError("quorum must be >= 1")
+        if quorum > 1 and not _is_approval(self._resume_model):
+            raise TypeError(
+                f"quorum={quorum} needs a resume model with a bool `approved` field "
+                f"({self._resume_model.__name__} has none)"
+            )
+        now = self._now()
+        spec = InterruptSpec(
+            id=iid,
+            kind=InterruptKind.INPUT,
+            payload=shown.model_dump(mode="json"),
+            responders=list(responders),
+            quorum=quorum,
+            allow_requester=allow_requester,
+            channel=channel,
+            title=title,
+            meta=dict(meta or {}),
+        )
+        self._expiry(spec, now, expires, on_expiry, self._resume_model)
+        spec.reminders = sorted(
+            now + (r.total_seconds() if isinstance(r, timedelta) else float(r)) for r in reminders
+        )
+        raise SuspendSignal(spec)
+
+    def _expiry(
+        self,
+        spec: InterruptSpec,
+        now: float,
+        expires: timedelta | datetime | float | None,
+        on_expiry: OnExpiry | None,
+        model: Any,
+    ) -> None:
+        spec.expires_at = _deadline(now, expires)
+        if spec.expires_at is None:
+            if on_expiry is not None:
+                raise ValueError("on_expiry= needs expires=")
+            return
+        rule = on_expiry or OnExpiry.fail()
+        spec.on_expiry = rule.action
+        spec.expiry_reason = rule.reason
+        spec.meta["_expiry_reason"] = rule.reason
+        if rule.action is ExpiryAction.RESUME:
+            try:
+                spec.expiry_value = _dump(TypeAdapter(model).validate_python(_dump(rule.value)))
+            except ValidationError as exc:
+                raise TypeError(f"OnExpiry.resume_with value does not fit: {exc}") from exc
+
+    async def wait_for_event(
+        self,
+        name: str,
+        model: type[E],
+        *,
+        expires: timedelta | datetime | float | None = None,
+        on_expiry: OnExpiry | None = None,
+    ) -> E:
+        """Wait until ``engine.send_event(run_id, name, data)`` delivers data for ``model``.
+
+        The interrupt id is the event name, so it must be unique within the run. The step
+        must declare the event: ``@step(events={"name": Model})``.
+        """
+        if self._events.get(name) is not model:
+            raise TypeError(
+                f"step {self.step!r} waits for event {name!r} but does not declare it: "
+                f"use @step(events={{{name!r}: {model.__name__}}})"
+            )
+        self._calls += 1
+        found = self._existing(name)
+        if found is not None:
+            return model.model_validate(self._settle(found))
+        spec = InterruptSpec(id=name, kind=InterruptKind.EVENT, event=name)
+        self._expiry(spec, self._now(), expires, on_expiry, model)
+        raise SuspendSignal(spec)
+
+    async def sleep(self, duration: timedelta | float, *, interrupt_id: str | None = None) -> None:
+        """Sleep durably: the timer is stored, survives restarts, and fires once."""
+        iid = self._next_id(interrupt_id)
+        found = self._existing(iid)
+        if found is not None:
+            self._settle(found)
+            return
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+        due = self._now() + float(seconds)
+        raise SuspendSignal(InterruptSpec(id=iid, kind=InterruptKind.SLEEP, expires_at=due))
+
+    def bail(self, reason: str) -> NoReturn:
+        """End the run now as ``rejected`` (not failed); later steps do not run."""
+        raise BailSignal(reason)
+
+    @staticmethod
+    def utcnow() -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        return datetime.now(UTC)
+
+
+def _is_approval(model: type[BaseModel]) -> bool:
+    f = model.model_fields.get("approved")
+    return f is not None and f.annotation is bool

@@ -1,0 +1,173 @@
+"""Errors raised by the Signoff engine.
+
+The hierarchy::
+
+    SignoffError
+    ├── DefinitionError              a workflow or step is defined wrongly (raised at registration)
+    ├── WorkflowNotRegistered        no such workflow name / pinned version in this engine
+    ├── RunNotFound                  no run with that id
+    ├── InterruptNotFound            the run has no interrupt with that id
+    ├── InvalidInput                 start input failed the workflow's input model
+    ├── RunNotActive                 the run has already finished (cancel / resume on a finished run)
+    ├── ResumeRejected               a resume was refused; nothing was changed
+    │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
+    │   ├── AlreadyResolved          the interrupt was decided already (who, when, how)
+    │   ├── DuplicateResponse        this actor already responded to a quorum interrupt
+    │   ├── NotAuthorized            the actor may not respond to this interrupt
+    │   └── WrongInterruptKind       e.g. resume() on a sleep, send_event() on a form
+    └── StoreError                   the database is unusable (schema too new, closed, ...)
+
+Every error builds its own message from the ids it carries, so ``str(err)`` is
+something a user can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+
+class SignoffError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class DefinitionError(SignoffError):
+    """A workflow, step or composition is defined wrongly; raised when it is registered."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+class WorkflowNotRegistered(SignoffError):
+    """The named workflow (or the version a run is pinned to) is not registered."""
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        self.name = name
+        self.version = version
+        if version is None:
+            msg = f"workflow {name!r} is not registered with this engine"
+        else:
+            msg = (
+                f"workflow {name!r} version {version!r} is not registered with this engine; "
+                "runs are pinned to the version they started on, so register that version "
+                "again (alongside the new one) to resume or recover them"
+            )
+        super().__init__(msg)
+
+
+class RunNotFound(SignoffError):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} not found")
+
+
+class InterruptNotFound(SignoffError):
+    """The run exists but has no interrupt with this id."""
+
+    def __init__(self, run_id: str, interrupt_id: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        super().__init__(f"run {run_id!r} has no interrupt {interrupt_id!r}")
+
+
+class InvalidInput(SignoffError):
+    """The input given to start a run failed the workflow's input model."""
+
+    def __init__(self, workflow: str, errors: Mapping[str, str]) -> None:
+        self.workflow = workflow
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        super().__init__(f"invalid input for workflow {workflow!r}: {detail}")
+
+
+class RunNotActive(SignoffError):
+    """The run already reached a terminal status."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id!r} is already {status}")
+
+
+class ResumeRejected(SignoffError):
+    """A resume (or event delivery) was refused and nothing was recorded."""
+
+
+class ResumeValidationError(ResumeRejected):
+    """The resume data does not fit the interrupt's resume model.
+
+    ``errors`` maps a field path (``"comment"``, ``"items.0.qty"``; ``""`` for the
+    whole value) to a message a person can read.
+    """
+
+    def __init__(self, run_id: str, interrupt_id: str, errors: Mapping[str, str]) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k or '(value)'}: {v}" for k, v in self.errors.items())
+        super().__init__(f"invalid resume data for {run_id}/{interrupt_id}: {detail}")
+
+
+class AlreadyResolved(ResumeRejected):
+    """The interrupt was already resolved; says by whom, when and how."""
+
+    def __init__(
+        self,
+        run_id: str,
+        interrupt_id: str,
+        status: str,
+        resolved_by: str | None,
+        resolved_at: datetime | None,
+    ) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        self.status = status
+        self.resolved_by = resolved_by
+        self.resolved_at = resolved_at
+        who = f" by {resolved_by}" if resolved_by else ""
+        when = f" at {resolved_at.isoformat()}" if resolved_at else ""
+        super().__init__(f"interrupt {run_id}/{interrupt_id} was already {status}{who}{when}")
+
+
+class DuplicateResponse(ResumeRejected):
+    """This actor already responded to the (quorum) interrupt; one actor counts once."""
+
+    def __init__(self, run_id: str, interrupt_id: str, actor: str, approvals: int, needed: int):
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        self.actor = actor
+        self.approvals = approvals
+        self.needed = needed
+        super().__init__(
+            f"{actor} already responded to {run_id}/{interrupt_id}; "
+            f"{approvals} of {needed} approvals so far, each actor counts once"
+        )
+
+
+class NotAuthorized(ResumeRejected):
+    """The actor is not allowed to respond to this interrupt."""
+
+    def __init__(self, run_id: str, interrupt_id: str, actor: str, reason: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        self.actor = actor
+        self.reason = reason
+        super().__init__(f"{actor} may not respond to {run_id}/{interrupt_id}: {reason}")
+
+
+class WrongInterruptKind(ResumeRejected):
+    """The call does not fit the interrupt's kind (e.g. resume() on a durable sleep)."""
+
+    def __init__(self, run_id: str, interrupt_id: str, kind: str, hint: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        self.kind = kind
+        super().__init__(f"interrupt {run_id}/{interrupt_id} is a {kind!r} interrupt: {hint}")
+
+
+class StoreError(SignoffError):
+    """The store cannot be used (closed, or its schema is newer than this code)."""

@@ -1,0 +1,131 @@
+"""Delivers outbox messages to subscribers after commit, with retries and per-run order.
+
+A message is written in the same transaction as the state change it announces, so
+nothing is lost across a crash. Delivery is at-least-once per subscriber: each
+subscriber that handled a message is recorded on it, so a retry (after another
+subscriber failed) skips the ones that already succeeded. Messages of one run are
+delivered in order; a failing message holds back the later messages of its run only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from engine.models import OutboxMessage
+from engine.store.base import OutboxResult, Store
+
+log = logging.getLogger("signoff.outbox")
+
+Handler = Callable[[OutboxMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A named handler for some topics (None: every topic)."""
+
+    name: str
+    handler: Handler
+    topics: frozenset[str] | None
+
+    def wants(self, topic: str) -> bool:
+        """True if this subscription handles ``topic``."""
+        return self.topics is None or topic in self.topics
+
+
+class Dispatcher:
+    """Claims due outbox rows and hands them to subscriptions."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        clock: Callable[[], float],
+        dead: Callable[[], Sequence[str]],
+        *,
+        poll_interval: float,
+        claim_seconds: float = 60.0,
+        batch: int = 200,
+        base_backoff: float = 1.0,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.clock = clock
+        self.dead = dead
+        self.poll_interval = poll_interval
+        self.claim_seconds = claim_seconds
+        self.batch = batch
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.subscriptions: list[Subscription] = []
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver forever (cancel to stop)."""
+        while True:
+            self._wake.clear()
+            try:
+                delivered = await self.deliver_once()
+            except Exception:
+                log.exception("outbox delivery pass failed; retrying")
+                delivered = 0
+            if delivered:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def deliver_once(self) -> int:
+        """Claim one batch and deliver it; return how many messages were claimed."""
+        now = self.clock()
+        claimed = await self.store.claim_outbox(
+            self.owner, now, now + self.claim_seconds, self.dead(), self.batch
+        )
+        if not claimed:
+            return 0
+        by_run: dict[str, list[tuple[OutboxMessage, list[str]]]] = {}
+        for msg, done in claimed:
+            by_run.setdefault(msg.run_id, []).append((msg, done))
+        per_run = await asyncio.gather(*(self._deliver_run(items) for items in by_run.values()))
+        results = [r for rs in per_run for r in rs]
+        await self.store.settle_outbox(results, self.clock())
+        return len(claimed)
+
+    async def _deliver_run(self, items: list[tuple[OutboxMessage, list[str]]]) -> list[OutboxResult]:
+        results: list[OutboxResult] = []
+        blocked_until: float | None = None
+        for msg, done in items:
+            if blocked_until is not None:  # keep the run's order: wait for the failed one
+                results.append(OutboxResult(msg.id, done, None, blocked_until))
+                continue
+            error = await self._deliver(msg, done)
+            if error is None:
+                results.append(OutboxResult(msg.id, done))
+            else:
+                delay = min(self.max_backoff, self.base_backoff * 2 ** (msg.attempt - 1))
+                blocked_until = self.clock() + delay
+                log.warning(
+                    "outbox message %s (%s) failed (attempt %s), retry in %.1fs: %s",
+                    msg.id, msg.topic, msg.attempt, delay, error,
+                )
+                results.append(OutboxResult(msg.id, done, error, blocked_until))
+        return results
+
+    async def _deliver(self, msg: OutboxMessage, done: list[str]) -> str | None:
+        for sub in self.subscriptions:
+            if sub.name in done or not sub.wants(msg.topic):
+                continue
+            try:
+                await sub.handler(msg)
+            except Exception as exc:
+                return f"{sub.name}: {type(exc).__qualname__}: {exc}"
+            done.append(sub.name)
+        return None

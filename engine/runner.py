@@ -1,0 +1,712 @@
+"""The Engine: start, resume, cancel and query runs; drive them; run the background loops.
+
+Concurrency model. A run is driven by at most one worker at a time: the worker that
+owns it (``runs.owner``) under a lease it renews by heartbeat. Every write a driver
+makes is fenced on that ownership, so a worker that lost a run (cancelled, or taken
+over after its lease ran out) can never write to it again. Resolving an interrupt is
+one atomic compare-and-set in the store; the caller that resolves it also takes over
+driving the run if the run is parked. If the run is being driven elsewhere, the
+resolution bumps ``wake_seq`` and the driver, whose parking write is conditional on
+``wake_seq``, sees it and drives again. Exactly one resume wins, whatever the number
+of callers or processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from engine import quorum
+from engine.definition import StepDef, Workflow
+from engine.errors import (
+    AlreadyResolved,
+    InterruptNotFound,
+    InvalidInput,
+    NotAuthorized,
+    ResumeValidationError,
+    RunNotFound,
+    WorkflowNotRegistered,
+    WrongInterruptKind,
+)
+from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_json
+from engine.models import (
+    ErrorInfo,
+    Event,
+    EventType,
+    Interrupt,
+    InterruptKind,
+    InterruptStatus,
+    OutboxMessage,
+    ResumeOutcome,
+    Run,
+    RunDetail,
+    RunStatus,
+)
+from engine.outbox import Dispatcher, Handler, Subscription
+from engine.registry import Registry, find_step
+from engine.store.base import (
+    Decide,
+    EventWrite,
+    FinishWrite,
+    LostOwnership,
+    NewRun,
+    OutboxWrite,
+    RunState,
+    Store,
+    TimerRow,
+    WorkerRow,
+)
+from engine.timers import TimerLoop
+
+log = logging.getLogger("signoff.engine")
+
+Authorizer = Callable[[Interrupt, str], Awaitable[bool]]
+"""Decides whether an actor not listed verbatim in ``responders`` may respond
+(e.g. the Slack bot checks user-group membership)."""
+
+SETTLED = frozenset(
+    {
+        RunStatus.SUSPENDED,
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.REJECTED,
+        RunStatus.CANCELLED,
+    }
+)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic errors as ``{"field.path": "message"}``."""
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        out.setdefault(key, err["msg"])
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Engine:
+    """Runs registered workflows durably on a store.
+
+    Use as an async context manager (or ``await engine.start_background()`` /
+    ``await engine.close()``): on entry it recovers runs left by dead workers,
+    fires overdue timers and starts delivering the outbox.
+
+    Args:
+        store: an unopened or opened store (``open_store(url)``); opened on entry.
+        workflows: workflows to register.
+        worker_id: this process's identity (default: random).
+        lease: seconds a worker's ownership of a run lasts without a heartbeat.
+        poll_interval: how often to look for work written by other processes.
+        authorizer: decides responders that are not listed verbatim (groups).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workflows: Iterable[Workflow] = (),
+        worker_id: str | None = None,
+        lease: float = 15.0,
+        poll_interval: float = 1.0,
+        authorizer: Authorizer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.authorizer = authorizer
+        self.clock = clock
+        self.registry = Registry()
+        for wf in workflows:
+            self.registry.register(wf)
+        self._dead: list[str] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._opened = False
+        self._services = Services(store, self.worker_id, clock, self._on_commit)
+        self.dispatcher = Dispatcher(
+            store, self.worker_id, clock, lambda: self._dead, poll_interval=poll_interval
+        )
+        self.timers = TimerLoop(
+            store, self.worker_id, clock, lambda: self._dead, self._fire_timer,
+            poll_interval=poll_interval,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def register(self, *workflows: Workflow) -> None:
+        """Register workflows (checked now: DefinitionError on any problem)."""
+        for wf in workflows:
+            self.registry.register(wf)
+
+    def subscribe(
+        self, handler: Handler, *, topics: Iterable[str] | None = None, name: str | None = None
+    ) -> None:
+        """Deliver outbox messages to ``handler`` after they commit (at least once).
+
+        Topics: ``interrupt.created``, ``interrupt.response`` (a quorum vote that did not
+        decide yet), ``interrupt.resolved`` (approved/rejected/resolved/expired/cancelled),
+        ``interrupt.reminder``, ``run.finished``. ``name`` must be stable across restarts:
+        it records which handlers already got a message.
+        """
+        sub_name = name or getattr(handler, "__qualname__", repr(handler))
+        if any(s.name == sub_name for s in self.dispatcher.subscriptions):
+            raise ValueError(f"a subscription named {sub_name!r} exists already")
+        self.dispatcher.subscriptions.append(
+            Subscription(sub_name, handler, frozenset(topics) if topics is not None else None)
+        )
+
+    async def __aenter__(self) -> Engine:
+        await self.start_background()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start_background(self) -> None:
+        """Open the store, recover orphaned runs, start timers, outbox and heartbeats."""
+        if self._opened:
+            return
+        await self.store.open()
+        self._opened = True
+        await self._recover_once()
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self._heartbeat_loop(), name="signoff-heartbeat"),
+            loop.create_task(self.timers.run(), name="signoff-timers"),
+            loop.create_task(self.dispatcher.run(), name="signoff-outbox"),
+        ]
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stop background work; let running steps finish for ``grace`` seconds.
+
+        Runs still executing after that are left to recovery, which resumes them from
+        their last committed step (here on restart, or in another process).
+        """
+        if not self._opened:
+            return
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loops = []
+        pending = list(self._tasks.values())
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for run_id in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await self.store.abandon_run(run_id, self.worker_id, self.clock())
+        with contextlib.suppress(Exception):
+            await self.store.remove_workers([self.worker_id])
+        await self.store.close()
+        self._opened = False
+
+    # -- starting and driving runs ------------------------------------------------------
+    async def start(
+        self,
+        workflow: str | Workflow,
+        input: Any,
+        *,
+        version: str | int | None = None,
+        requester: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run; return its id once the start is committed.
+
+        The input is validated against the workflow's input model first
+        (``InvalidInput`` with per-field messages; nothing is created). With an
+        ``idempotency_key`` already used, the existing run's id is returned.
+        """
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if isinstance(workflow, Workflow) and version is None:
+            version = workflow.version
+        wf = self.registry.get(name, None if version is None else str(version))
+        try:
+            value = wf.input_adapter.validate_python(
+                input.model_dump() if isinstance(input, BaseModel) else input
+            )
+        except ValidationError as exc:
+            raise InvalidInput(wf.name, field_errors(exc)) from None
+        now = self.clock()
+        run_id = uuid.uuid4().hex
+        input_json = dump_json(value, wf.input)
+        new = NewRun(
+            id=run_id,
+            workflow=wf.name,
+            version=wf.version,  # type: ignore[arg-type]
+            input_json=input_json,
+            requester=requester,
+            idempotency_key=idempotency_key,
+            owner=self.worker_id,
+            lease_until=now + self.lease,
+            now=now,
+            events=[
+                EventWrite(
+                    EventType.STARTED,
+                    {"workflow": wf.name, "version": wf.version, "requester": requester},
+                )
+            ],
+            outbox=[],
+        )
+        created_id, created = await self.store.create_run(new)
+        if created:
+            state = RunState(
+                run=Run.model_construct(
+                    id=run_id,
+                    workflow=wf.name,
+                    version=wf.version,
+                    status=RunStatus.RUNNING,
+                    input=value,
+                    output=None,
+                    error=None,
+                    requester=requester,
+                    created_at=None,
+                    updated_at=None,
+                ),
+                wake_seq=0,
+                steps={},
+                step_outputs={},
+                interrupts={},
+            )
+            self._spawn(run_id, state)
+        return created_id
+
+    def _spawn(self, run_id: str, state: RunState | None) -> None:
+        if run_id in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(self._drive(run_id, state))
+        self._tasks[run_id] = task
+
+    async def _drive(self, run_id: str, state: RunState | None) -> None:
+        try:
+            while True:
+                if state is None:
+                    state = await self.store.load_state(run_id)
+                if state is None or state.run.status is not RunStatus.RUNNING:
+                    return
+                try:
+                    wf = self.registry.get(state.run.workflow, state.run.version)
+                except WorkflowNotRegistered as exc:
+                    log.error("cannot drive run %s: %s", run_id, exc)
+                    await self.store.abandon_run(
+                        run_id, self.worker_id, self.clock() + self.lease
+                    )
+                    return
+                if await self._drive_once(wf, state):
+                    return
+                state = None  # something was resolved while we drove: read and go again
+        except LostOwnership:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("driving run %s failed unexpectedly; recovery will retry it", run_id)
+            with contextlib.suppress(Exception):
+                await self.store.abandon_run(
+                    run_id, self.worker_id, self.clock() + self.lease
+                )
+        finally:
+            self._tasks.pop(run_id, None)
+            self._notify(run_id)
+
+    async def _drive_once(self, wf: Workflow, state: RunState) -> bool:
+        """Drive until the run parks or ends; False if it must be driven again."""
+        run_id = state.run.id
+        execution = Execution(self._services, wf, state)
+        try:
+            output = await execution.run_workflow()
+        except Parked:
+            parked = await self.store.release_run(
+                run_id, self.worker_id, state.wake_seq, self.clock()
+            )
+            self._notify(run_id)
+            return parked
+        except Bailed as b:
+            await self._finish(
+                run_id, RunStatus.REJECTED, None, ErrorInfo(type="Rejected", message=b.reason)
+            )
+        except Failed as f:
+            await self._finish(run_id, RunStatus.FAILED, None, f.error)
+        except ValidationError as exc:  # data between nodes did not fit at run time
+            await self._finish(
+                run_id, RunStatus.FAILED, None, ErrorInfo(type="ValidationError", message=str(exc))
+            )
+        else:
+            await self._finish(run_id, RunStatus.COMPLETED, dump_json(output, wf.output), None)
+        return True
+
+    async def _finish(
+        self, run_id: str, status: RunStatus, output_json: str | None, error: ErrorInfo | None
+    ) -> None:
+        event_type = {
+            RunStatus.COMPLETED: EventType.COMPLETED,
+            RunStatus.FAILED: EventType.FAILED,
+            RunStatus.REJECTED: EventType.BAILED,
+        }[status]
+        info: dict[str, Any] = {"status": status.value}
+        if error is not None:
+            info["error"] = {"type": error.type, "message": error.message}
+        if output_json is not None:
+            info["output"] = json.loads(output_json)
+        events = [EventWrite(event_type, info)] if status is not RunStatus.REJECTED else []
+        fin = FinishWrite(
+            status=status,
+            output_json=output_json,
+            error_json=error.model_dump_json() if error else None,
+            now=self.clock(),
+            events=events,
+            outbox=[OutboxWrite("run.finished", None, info)],
+        )
+        await self.store.finish_run(run_id, self.worker_id, fin, _cancelled_leftovers)
+        self._on_commit()
+
+    def _on_commit(self) -> None:
+        self.dispatcher.kick()
+        self.timers.kick()
+
+    def _notify(self, run_id: str) -> None:
+        for ev in self._waiters.get(run_id, ()):
+            ev.set()
+
+    # -- resuming -----------------------------------------------------------------------
+    def resume_model(self, interrupt: Interrupt) -> type[BaseModel]:
+        """The resume model an interrupt's answer is validated against (version-pinned)."""
+        wf = self.registry.get(interrupt.workflow, interrupt.version)
+        model = find_step(wf, interrupt.path).resume_model
+        if model is None:  # pragma: no cover - suspend() requires one
+            raise WorkflowNotRegistered(interrupt.workflow, interrupt.version)
+        return model
+
+    def step_of(self, interrupt: Interrupt) -> StepDef[Any, Any]:
+        """The step definition that created an interrupt."""
+        return find_step(self.registry.get(interrupt.workflow, interrupt.version), interrupt.path)
+
+    async def _pending_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt:
+        interrupt = await self.store.get_interrupt(run_id, interrupt_id)
+        if interrupt is None:
+            if await self.store.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+            raise InterruptNotFound(run_id, interrupt_id)
+        if interrupt.status is not InterruptStatus.PENDING:
+            raise AlreadyResolved(
+                run_id,
+                interrupt_id,
+                interrupt.status.value,
+                interrupt.resolved_by,
+                interrupt.resolved_at,
+            )
+        # Pinned version must be registered before anything is written.
+        self.registry.get(interrupt.workflow, interrupt.version)
+        return interrupt
+
+    async def check_authorized(self, interrupt: Interrupt, actor: str) -> None:
+        """Raise NotAuthorized unless ``actor`` may respond to ``interrupt``."""
+        if interrupt.requester == actor and not interrupt.allow_requester:
+            raise NotAuthorized(
+                interrupt.run_id,
+                interrupt.id,
+                actor,
+                "the requester may not respond to their own request",
+            )
+        if not interrupt.responders or actor in interrupt.responders:
+            return
+        if self.authorizer is not None and await self.authorizer(interrupt, actor):
+            return
+        raise NotAuthorized(
+            interrupt.run_id,
+            interrupt.id,
+            actor,
+            f"only {', '.join(interrupt.responders)} may respond",
+        )
+
+    def validate_answer(self, interrupt: Interrupt, data: Any) -> BaseModel:
+        """Validate ``data`` against the interrupt's resume model (ResumeValidationError)."""
+        model = self.resume_model(interrupt)
+        try:
+            if isinstance(data, BaseModel):
+                data = data.model_dump()
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ResumeValidationError(
+                interrupt.run_id, interrupt.id, field_errors(exc)
+            ) from None
+
+    async def resume(
+        self, run_id: str, interrupt_id: str, data: Any, *, actor: str
+    ) -> ResumeOutcome:
+        """Answer an interrupt as ``actor``; the run continues (in the background).
+
+        Raises (and changes nothing): RunNotFound, InterruptNotFound, AlreadyResolved,
+        WorkflowNotRegistered, ResumeValidationError (``.errors`` per field),
+        NotAuthorized, DuplicateResponse, WrongInterruptKind.
+        """
+        interrupt = await self._pending_interrupt(run_id, interrupt_id)
+        if interrupt.kind is not InterruptKind.INPUT:
+            hint = "use send_event()" if interrupt.kind is InterruptKind.EVENT else "it fires itself"
+            raise WrongInterruptKind(run_id, interrupt_id, interrupt.kind.value, hint)
+        answer = self.validate_answer(interrupt, data)
+        await self.check_authorized(interrupt, actor)
+        approval = "approved" in type(answer).model_fields
+        decide = quorum.answer(actor, answer.model_dump(mode="json"), approval=approval)
+        return await self._resolve(run_id, interrupt_id, decide)
+
+    async def send_event(
+        self, run_id: str, name: str, data: Any, *, actor: str | None = None
+    ) -> ResumeOutcome:
+        """Deliver the named event a run waits for (``ctx.wait_for_event``)."""
+        interrupt = await self._pending_interrupt(run_id, name)
+        if interrupt.kind is not InterruptKind.EVENT:
+            raise WrongInterruptKind(run_id, name, interrupt.kind.value, "use resume()")
+        step = self.step_of(interrupt)
+        model = step.events.get(name)
+        if model is None:  # pragma: no cover - wait_for_event requires the declaration
+            raise WrongInterruptKind(run_id, name, "event", "the step declares no such event")
+        try:
+            value = model.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
+        except ValidationError as exc:
+            raise ResumeValidationError(run_id, name, field_errors(exc)) from None
+        return await self._resolve(run_id, name, quorum.event(actor, value.model_dump(mode="json")))
+
+    async def _resolve(self, run_id: str, interrupt_id: str, decide: Decide) -> ResumeOutcome:
+        now = self.clock()
+        result = await self.store.resolve(
+            run_id,
+            interrupt_id,
+            decide,
+            claim_owner=self.worker_id,
+            lease_until=now + self.lease,
+            now=now,
+        )
+        self._on_commit()
+        if result.claimed is not None:
+            self._spawn(run_id, result.claimed)
+        i = result.interrupt
+        return ResumeOutcome(
+            run_id=run_id,
+            interrupt_id=interrupt_id,
+            status=i.status,
+            approvals=i.approvals,
+            needed=i.quorum,
+        )
+
+    async def _fire_timer(self, timer: TimerRow) -> None:
+        if timer.kind == "reminder":
+            info = {"interrupt_id": timer.interrupt_id, "due_at": timer.due_at}
+            await self.store.fire_reminder(
+                timer,
+                [EventWrite(EventType.REMINDED, info)],
+                [OutboxWrite("interrupt.reminder", timer.interrupt_id, info)],
+                self.clock(),
+            )
+            self._on_commit()
+            return
+        try:
+            await self._resolve(timer.run_id, timer.interrupt_id, quorum.expiry())
+        except (AlreadyResolved, InterruptNotFound, RunNotFound):
+            await self.store.delete_timer(timer.id)
+
+    # -- cancelling ---------------------------------------------------------------------
+    async def cancel(self, run_id: str, *, reason: str = "", actor: str | None = None) -> Run:
+        """Cancel a run; its pending interrupts are resolved as cancelled.
+
+        Raises RunNotFound, or RunNotActive if it already finished.
+        """
+        info = {"status": RunStatus.CANCELLED.value, "reason": reason, "by": actor}
+        run = await self.store.cancel_run(
+            run_id,
+            self.clock(),
+            [EventWrite(EventType.CANCELLED, info)],
+            [OutboxWrite("run.finished", None, info)],
+            _cancelled_leftovers,
+        )
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+        self._on_commit()
+        self._notify(run_id)
+        return run
+
+    # -- queries ------------------------------------------------------------------------
+    async def wait(
+        self,
+        run_id: str,
+        *,
+        until: Iterable[RunStatus] = SETTLED,
+        timeout: float | None = None,
+    ) -> Run:
+        """Wait until the run reaches one of ``until`` (default: parked or finished).
+
+        Raises RunNotFound, or TimeoutError after ``timeout`` seconds.
+        """
+        wanted = frozenset(until)
+        ev = asyncio.Event()
+        self._waiters.setdefault(run_id, []).append(ev)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                ev.clear()
+                run = await self.store.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(run_id)
+                if run.status in wanted and run_id not in self._tasks:
+                    return run
+                if run.status in wanted and run.status.terminal:
+                    return run
+                wait = self.poll_interval
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        raise TimeoutError(f"run {run_id} is still {run.status.value}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ev.wait(), wait)
+        finally:
+            waiters = self._waiters.get(run_id, [])
+            waiters.remove(ev)
+            if not waiters:
+                self._waiters.pop(run_id, None)
+
+    async def get_run(self, run_id: str) -> RunDetail:
+        """A run with its steps, interrupts and history (RunNotFound)."""
+        detail = await self.store.get_detail(run_id)
+        if detail is None:
+            raise RunNotFound(run_id)
+        return detail
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs, newest first."""
+        return await self.store.list_runs(
+            status=str(status) if status else None, workflow=workflow, limit=limit, offset=offset
+        )
+
+    async def list_interrupts(
+        self,
+        *,
+        status: InterruptStatus | str | None = InterruptStatus.PENDING,
+        workflow: str | None = None,
+        run_id: str | None = None,
+        actor: str | None = None,
+        groups: Iterable[str] = (),
+        limit: int = 100,
+    ) -> list[Interrupt]:
+        """Interrupts (default: pending), oldest first.
+
+        With ``actor``, only those the actor may answer: open to anyone, or listing the
+        actor or one of ``groups`` among the responders, and not the actor's own request
+        unless allowed.
+        """
+        found = await self.store.list_interrupts(
+            status=str(status) if status else None,
+            workflow=workflow,
+            run_id=run_id,
+            limit=limit if actor is None else -1,
+        )
+        if actor is None:
+            return found
+        allowed = {actor, *groups}
+        mine = [
+            i
+            for i in found
+            if (not i.responders or allowed & set(i.responders))
+            and (i.requester != actor or i.allow_requester)
+        ]
+        return mine[:limit]
+
+    async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt:
+        """One interrupt with its responses (RunNotFound / InterruptNotFound)."""
+        found = await self.store.get_interrupt(run_id, interrupt_id)
+        if found is None:
+            if await self.store.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+            raise InterruptNotFound(run_id, interrupt_id)
+        return found
+
+    async def events(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
+        """A run's history entries after ``after_id``."""
+        return await self.store.list_events(run_id, after_id=after_id, limit=limit)
+
+    async def set_interrupt_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
+        """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
+        await self.store.set_ref(run_id, interrupt_id, key, value)
+
+    # -- recovery -----------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.lease / 3, self.poll_interval * 2))
+            try:
+                await self._recover_once()
+            except Exception:
+                log.exception("heartbeat/recovery pass failed; retrying")
+
+    async def _recover_once(self) -> None:
+        """Heartbeat, spot dead workers, take over their runs and those with lapsed leases."""
+        now = self.clock()
+        me = WorkerRow(self.worker_id, socket.gethostname(), os.getpid(), now)
+        workers = await self.store.heartbeat(me, now + self.lease)
+        host = socket.gethostname()
+        dead = [
+            w.id
+            for w in workers
+            if w.id != self.worker_id
+            and (w.heartbeat_at < now - 2 * self.lease or (w.host == host and not _pid_alive(w.pid)))
+        ]
+        self._dead = dead
+        while True:
+            claimed = await self.store.claim_runs(
+                self.worker_id, now, now + self.lease, dead, 200
+            )
+            for run_id in claimed:
+                log.info("recovering run %s", run_id)
+                self._spawn(run_id, None)
+            if len(claimed) < 200:
+                break
+        if dead:
+            # Releases their timer and outbox claims too, so those are redone at once.
+            await self.store.remove_workers(dead)
+
+
+def _cancelled_leftovers(
+    run: Run, pending: list[Interrupt]
+) -> tuple[list[EventWrite], list[OutboxWrite]]:
+    events, outbox = [], []
+    for i in pending:
+        info = {"interrupt_id": i.id, "status": "cancelled", "by": None, "data": None}
+        events.append(EventWrite(EventType.RESOLVED, info))
+        outbox.append(OutboxWrite("interrupt.resolved", i.id, info))
+    return events, outbox
+
+
+__all__ = ["SETTLED", "Authorizer", "Engine", "OutboxMessage"]

@@ -1,0 +1,75 @@
+"""Fires durable timers: interrupt expiries, reminders and sleeps, also after restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from engine.store.base import Store, TimerRow
+
+log = logging.getLogger("signoff.timers")
+
+
+class TimerLoop:
+    """Sleeps until the earliest stored timer is due, claims due timers and fires them."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        clock: Callable[[], float],
+        dead: Callable[[], Sequence[str]],
+        fire: Callable[[TimerRow], Awaitable[None]],
+        *,
+        poll_interval: float,
+        claim_seconds: float = 60.0,
+        batch: int = 100,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.clock = clock
+        self.dead = dead
+        self.fire = fire
+        self.poll_interval = poll_interval
+        self.claim_seconds = claim_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        """A timer was added: recompute when to wake up."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fire timers forever (cancel to stop)."""
+        while True:
+            self._wake.clear()
+            try:
+                fired = await self.fire_due()
+                if fired:
+                    continue
+                due = await self.store.next_timer_at()
+            except Exception:
+                log.exception("timer pass failed; retrying")
+                due = None
+            wait = self.poll_interval
+            if due is not None:
+                wait = max(0.0, min(wait, due - self.clock()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def fire_due(self) -> int:
+        """Claim and fire the timers that are due; return how many."""
+        now = self.clock()
+        due = await self.store.claim_timers(
+            self.owner, now, now + self.claim_seconds, self.dead(), self.batch
+        )
+        for timer in due:
+            try:
+                await self.fire(timer)
+            except Exception:
+                # The claim expires and another pass (here or elsewhere) tries again.
+                log.exception("firing timer %s of run %s failed", timer.id, timer.run_id)
+        return len(due)

@@ -1,0 +1,1 @@
+"""Test doubles for Slack: a fake Web API server, Block Kit checks, and signed inbound requests."""

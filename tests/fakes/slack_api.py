@@ -1,0 +1,487 @@
+"""A faithful fake of the Slack Web API, served over real HTTP on 127.0.0.1.
+
+Point slack-sdk at it with ``AsyncWebClient(token=fake.token, base_url=fake.api_url)`` (or
+``fake.client()``). It answers the methods Signoff uses in Slack's shapes, records every
+call with its full arguments, keeps the posted messages and opened views, validates every
+message and view like Slack (see ``tests.fakes.blockkit``), and can be told to fail::
+
+    async with FakeSlack() as fake:
+        fake.add_user("U0ALICE", name="alice")
+        fake.fail_next("chat.postMessage", Failure.rate_limited(retry_after=1))
+        ...
+        assert fake.calls("chat.postMessage")[-1].args["channel"] == "C0APPROVALS"
+
+Arguments are read from the query string, a JSON body and a form body alike, since
+slack-sdk uses all three (slack-facts §3.1). The token may come as ``Authorization: Bearer``
+or a ``token`` argument.
+
+Like a real workspace, the fake only knows the users it was told about: register them with
+``add_user`` before DMing them (``chat.postMessage`` to ``U…``), ``conversations.open``,
+``chat.postEphemeral`` or ``users.info``. Channels are any ``C…``/``G…``/``D…`` id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.blockkit import check_message, check_view
+from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
+
+__all__ = ["Call", "FakeSlack", "Failure", "ResponseUrlPost", "StoredMessage", "ValidationFailure"]
+
+# Arguments that carry JSON; form bodies and query strings send them as JSON strings.
+_JSON_ARGS = ("blocks", "view", "attachments", "metadata")
+MESSAGE_TEXT_MAX = 40_000
+RESPONSE_URL_USES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request the fake received, with what it answered."""
+
+    method: str
+    args: dict[str, Any]  # query + body merged; JSON-valued arguments decoded
+    http_method: str
+    content_type: str
+    body: str
+    token: str | None
+    status: int
+    response: dict[str, Any]
+    received_at: float  # time.monotonic()
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call succeeded (HTTP 200 and ``ok: true``)."""
+        return self.status == 200 and self.response.get("ok") is True
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationFailure:
+    """A message or view the fake rejected, with Slack-style error messages."""
+
+    method: str
+    errors: list[str]
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseUrlPost:
+    """One POST to a ``response_url`` minted by ``FakeSlack.response_url``."""
+
+    key: str
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A canned failure for ``FakeSlack.fail_next``."""
+
+    status: int
+    error: str
+    retry_after: int | None = None
+
+    @classmethod
+    def rate_limited(cls, *, retry_after: int = 1) -> Failure:
+        """HTTP 429 with an integer ``Retry-After`` header, as Slack sends it."""
+        return cls(status=429, error="ratelimited", retry_after=retry_after)
+
+    @classmethod
+    def server_error(cls, *, status: int = 500) -> Failure:
+        """An HTTP 5xx from Slack's side."""
+        return cls(status=status, error="fatal_error")
+
+    @classmethod
+    def api_error(cls, error: str) -> Failure:
+        """HTTP 200 with ``{"ok": false, "error": error}``, e.g. ``invalid_auth``."""
+        return cls(status=200, error=error)
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class _Injection:
+    failure: Failure
+    remaining: int
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str | None
+    ts: str | None
+    uses: int = 0
+    posts: list[ResponseUrlPost] = field(default_factory=list)
+
+
+class FakeSlack:
+    """The fake Slack Web API server. Use as ``async with FakeSlack() as fake`` or start/stop."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-fake-bot-token",
+        team_id: str = "T0FAKE",
+        team: str = "Fake Team",
+        bot_user_id: str = "U0SIGNOFF",
+        bot_id: str = "B0SIGNOFF",
+        app_id: str = "A0SIGNOFF",
+        scopes: str = "chat:write,commands,im:write,users:read,usergroups:read",
+    ) -> None:
+        self.token = token
+        self.valid_tokens = {token}
+        self.scopes = scopes
+        self.state = SlackState(
+            team_id=team_id, team=team, bot_user_id=bot_user_id, bot_id=bot_id, app_id=app_id
+        )
+        self.records: list[Call] = []
+        self.validation_failures: list[ValidationFailure] = []
+        self._injections: dict[str, list[_Injection]] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._keys = itertools.count(1)
+        self._server: TestServer | None = None
+        self._handlers: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "conversations.open": self._conversations_open,
+            "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve on 127.0.0.1 on a free port."""
+        app = web.Application()
+        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        # bolt's own tests use a base_url without /api/; accept that too.
+        app.router.add_route("*", r"/{method:[A-Za-z]+\.[A-Za-z.]+}", self._handle_api)
+        self._server = TestServer(app, host="127.0.0.1", port=None)
+        await self._server.start_server()
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``, without a trailing slash."""
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started")
+        return str(self._server.make_url("")).rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        """The ``base_url`` for slack-sdk clients: ``<url>/api/``."""
+        return self.url + "/api/"
+
+    def client(self, **kwargs: Any) -> AsyncWebClient:
+        """An ``AsyncWebClient`` wired to this fake with the valid bot token."""
+        kwargs.setdefault("token", self.token)
+        return AsyncWebClient(base_url=self.api_url, **kwargs)
+
+    # -- test configuration ----------------------------------------------------------------
+
+    def add_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        """Register a user for users.info, DMs and conversations.open; returns its object."""
+        return self.state.add_user(user_id, **fields)
+
+    def set_usergroup(self, usergroup_id: str, members: list[str]) -> None:
+        """Set the members usergroups.users.list returns for ``usergroup_id`` (``S…``)."""
+        self.state.usergroups[usergroup_id] = list(members)
+
+    def fail_next(self, method: str, failure: Failure, *, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` fail with ``failure``."""
+        self._injections.setdefault(method, []).append(_Injection(failure, times))
+
+    def expire_trigger(self, trigger_id: str) -> None:
+        """Make views.open/push with ``trigger_id`` answer ``expired_trigger_id``."""
+        self.state.expired_triggers.add(trigger_id)
+
+    def response_url(self, *, channel: str | None = None, ts: str | None = None) -> str:
+        """Mint a ``response_url``; bound to a stored message, ``replace_original`` edits it."""
+        key = f"R{next(self._keys):08d}"
+        self._response_urls[key] = _ResponseUrl(channel=channel, ts=ts)
+        return f"{self.url}/response/{key}"
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Every call received, or those of ``method``, oldest first."""
+        return [c for c in self.records if method is None or c.method == method]
+
+    def last_call(self, method: str) -> Call:
+        """The most recent call of ``method`` (``AssertionError`` if none)."""
+        found = self.calls(method)
+        assert found, f"no {method} call was made"
+        return found[-1]
+
+    def messages(self, channel: str) -> list[StoredMessage]:
+        """Messages currently in ``channel`` (a DM posted to ``U…`` lives in its ``D…``)."""
+        return list(self.state.messages.get(channel, {}).values())
+
+    def message(self, channel: str, ts: str) -> StoredMessage:
+        """The stored message at ``(channel, ts)`` (``KeyError`` if none)."""
+        return self.state.messages[channel][ts]
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Open views by id, as last opened/updated."""
+        return dict(self.state.views)
+
+    def response_url_posts(self, url: str | None = None) -> list[ResponseUrlPost]:
+        """Posts made to ``url`` (or to every minted response_url)."""
+        keys = [url.rsplit("/", 1)[-1]] if url else list(self._response_urls)
+        return [post for key in keys for post in self._response_urls[key].posts]
+
+    @property
+    def ephemerals(self) -> list[dict[str, Any]]:
+        """Ephemeral messages sent with chat.postEphemeral."""
+        return self.state.ephemerals
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        body = await request.text()
+        received_at = time.monotonic()
+        status = 200
+        payload: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        args: dict[str, Any] = {}
+        token: str | None = None
+        try:
+            args = _read_args(request, body)
+            token = _read_token(request, args)
+            status, payload, headers = await self._dispatch(method, args, token)
+        except ApiError as exc:
+            status, payload = exc.status, {"ok": False, "error": exc.error, **exc.extra}
+        self.records.append(
+            Call(
+                method,
+                args,
+                request.method,
+                request.content_type,
+                body,
+                token,
+                status,
+                payload,
+                received_at,
+            )
+        )
+        return web.json_response(payload, status=status, headers=headers)
+
+    async def _dispatch(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        injected = self._take_injection(method)
+        if injected is not None:
+            headers = {}
+            if injected.retry_after is not None:
+                headers["Retry-After"] = str(injected.retry_after)
+            return injected.status, {"ok": False, "error": injected.error}, headers
+        if not token:
+            raise ApiError("not_authed")
+        if token not in self.valid_tokens:
+            raise ApiError("invalid_auth")
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise ApiError("unknown_method")
+        headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
+        return 200, await handler(args), headers
+
+    def _take_injection(self, method: str) -> Failure | None:
+        queue = self._injections.get(method) or []
+        if not queue:
+            return None
+        queue[0].remaining -= 1
+        failure = queue[0].failure
+        if queue[0].remaining <= 0:
+            queue.pop(0)
+        return failure
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        target = self._response_urls.get(key)
+        if target is None:
+            return web.Response(status=404, text="no_service")
+        try:
+            body = json.loads(await request.text() or "{}")
+        except json.JSONDecodeError:
+            body = {}
+            status, reply = 400, "invalid_payload"
+        else:
+            status, reply = self._apply_response(target, body)
+        target.posts.append(ResponseUrlPost(key=key, body=body, status=status))
+        if status != 200:
+            return web.Response(status=status, text=reply)
+        return web.json_response({"ok": True})
+
+    def _apply_response(self, target: _ResponseUrl, body: dict[str, Any]) -> tuple[int, str]:
+        # Slack allows 5 uses in 30 minutes; after that the URL stops working.
+        target.uses += 1
+        if target.uses > RESPONSE_URL_USES:
+            return 404, "used_url"
+        if "blocks" in body:
+            errors = check_message(body["blocks"])
+            if errors:
+                self.validation_failures.append(ValidationFailure("response_url", errors, body))
+                return 400, "invalid_blocks"
+        if target.channel and target.ts:
+            if body.get("delete_original"):
+                self.state.delete_message(target.channel, target.ts)
+            elif body.get("replace_original"):
+                self.state.update_message(target.channel, target.ts, body)
+        return 200, "ok"
+
+    # -- methods ---------------------------------------------------------------------------
+
+    async def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.state.auth_test()
+
+    def _check_message_args(self, method: str, args: dict[str, Any]) -> None:
+        text = args.get("text")
+        if isinstance(text, str) and len(text) > MESSAGE_TEXT_MAX:
+            raise ApiError("msg_too_long")
+        if "blocks" in args:
+            errors = check_message(args["blocks"], text=text)
+            if errors:
+                self.validation_failures.append(ValidationFailure(method, errors, args))
+                raise ApiError("invalid_blocks", response_metadata={"messages": errors})
+
+    async def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self.state.resolve_channel(args.get("channel"))
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            raise ApiError("no_text")
+        self._check_message_args("chat.postMessage", args)
+        message = self.state.post_message(channel, args)
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_api()}
+
+    async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if channel[:1] in ("U", "W"):
+            raise ApiError("channel_not_found")  # chat.update needs the D… id, not a user id
+        if ts not in self.state.messages.get(channel, {}):
+            raise ApiError("message_not_found")
+        self._check_message_args("chat.update", args)
+        message = self.state.update_message(channel, ts, args)
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message.text,
+            "message": message.to_api(),
+        }
+
+    async def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if ts not in self.state.messages.get(channel, {}):
+            raise ApiError("message_not_found")
+        self.state.delete_message(channel, ts)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    async def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self.state.resolve_channel(args.get("channel"))
+        if str(args.get("user") or "") not in self.state.users:
+            raise ApiError("user_not_in_channel")
+        self._check_message_args("chat.postEphemeral", args)
+        return {"ok": True, "message_ts": self.state.post_ephemeral(channel, args)}
+
+    def _checked_view(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        errors = check_view(view)
+        if errors:
+            self.validation_failures.append(ValidationFailure(method, errors, args))
+            raise ApiError("invalid_arguments", response_metadata={"messages": errors})
+        assert isinstance(view, dict)
+        return view
+
+    async def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.state.use_trigger(args.get("trigger_id"))
+        view = self._checked_view("views.open", args)
+        return {"ok": True, "view": self.state.open_view(view)}
+
+    async def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.state.use_trigger(args.get("trigger_id"))
+        view = self._checked_view("views.push", args)
+        return {"ok": True, "view": self.state.push_view(view)}
+
+    async def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._checked_view("views.update", args)
+        return {"ok": True, "view": self.state.update_view(view, args)}
+
+    async def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, **self.state.open_conversation(args)}
+
+    async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.state.users.get(str(args.get("user") or ""))
+        if user is None:
+            raise ApiError("user_not_found")
+        return {"ok": True, "user": user}
+
+    async def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.state.usergroups.get(str(args.get("usergroup") or ""))
+        if members is None:
+            raise ApiError("no_such_subteam")
+        return {"ok": True, "users": list(members)}
+
+
+def _read_args(request: web.Request, body: str) -> dict[str, Any]:
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        try:
+            decoded = json.loads(body) if body else {}
+        except json.JSONDecodeError as exc:
+            raise ApiError("invalid_json") from exc
+        if not isinstance(decoded, dict):
+            raise ApiError("invalid_json")
+        args.update(decoded)
+    elif body:
+        args.update(parse_qsl(body, keep_blank_values=True))
+    for key in _JSON_ARGS:
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except json.JSONDecodeError as exc:
+                error = "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
+                raise ApiError(error) from exc
+    return args
+
+
+def _read_token(request: web.Request, args: dict[str, Any]) -> str | None:
+    header = request.headers.get("Authorization", "")
+    token = args.pop("token", None)
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip()
+    return str(token) if token else None
