@@ -5,7 +5,8 @@
     BotError
     ├── UnsupportedResumeModel (also ValueError)  a resume model Slack cannot ask for
     ├── InvalidSubmission (also ValueError)       what the approver gave failed validation
-    └── UnknownAction (also ValueError)           a click that Signoff did not render
+    ├── UnknownAction (also ValueError)           a click that Signoff did not render
+    └── InvalidReference (also ValueError)        a control's reference is forged or garbled
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BotError", "InvalidSubmission", "UnknownAction", "UnsupportedResumeModel"]
+__all__ = [
+    "BotError",
+    "InvalidReference",
+    "InvalidSubmission",
+    "UnknownAction",
+    "UnsupportedResumeModel",
+]
 
 
 class BotError(Exception):
@@ -71,6 +78,14 @@ class UnknownAction(BotError, ValueError):
         self.action_id = action_id
         self.reason = reason
         super().__init__(f"unknown action {action_id!r}: {reason}")
+
+
+class InvalidReference(BotError, ValueError):
+    """A reference carried by a button or modal did not verify: nothing may be done with it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid reference: {reason}")
 
 
 def _type_name(annotation: Any) -> str:

@@ -380,15 +380,7 @@ class _Checker:
                 self.check(node)
             return node
         if isinstance(node, Branch):
-            if not node.cases:
-                raise DefinitionError(where, f"branch {node.name!r} has no cases")
-            node.cases = [(c, self.node(where, n)) for c, n in node.cases]
-            for cond, _ in node.cases:
-                if not callable(cond):
-                    raise DefinitionError(where, f"branch {node.name!r}: a condition must be callable")
-            if node.otherwise is not None:
-                node.otherwise = self.node(where, node.otherwise)
-            return node
+            return self.branch(where, node)
         if isinstance(node, Parallel):
             if not node.branches:
                 raise DefinitionError(where, f"parallel {node.name!r} has no branches")
@@ -405,10 +397,26 @@ class _Checker:
             )
         raise DefinitionError(where, f"unknown step {node!r}")
 
+    def branch(self, where: str, node: Branch) -> Branch:
+        if not node.cases:
+            raise DefinitionError(where, f"branch {node.name!r} has no cases")
+        node.cases = [(c, self.node(where, n)) for c, n in node.cases]
+        if not all(callable(cond) for cond, _ in node.cases):
+            raise DefinitionError(where, f"branch {node.name!r}: a condition must be callable")
+        if node.otherwise is not None:
+            node.otherwise = self.node(where, node.otherwise)
+        return node
+
     def named(self, where: str, ref: str) -> Workflow:
         try:
             return self.resolve(ref)
         except LookupError:
+            # Not registered yet: if it is being checked right now, it includes itself.
+            name, _, version = ref.partition("@")
+            for label in self.stack:
+                if label.partition("@")[0] == name and version in ("", label.partition("@")[2]):
+                    cycle = " -> ".join([*self.stack, label])
+                    raise DefinitionError(where, f"sub-workflow cycle: {cycle}") from None
             raise DefinitionError(where, f"unknown step or workflow {ref!r}") from None
 
     def unique_names(self, where: str, nodes: Sequence[Any]) -> None:

@@ -78,9 +78,7 @@ async def approve(p: DeployPlan, ctx: StepContext[DeployPlan, Approval]) -> Depl
 
 
 deploy = (
-    Workflow("deploy", version=1, input=DeployRequest, output=DeployResult)
-    .then(plan)
-    .then(approve)
+    Workflow("deploy", version=1, input=DeployRequest, output=DeployResult).then(plan).then(approve)
 )
 
 

@@ -8,7 +8,7 @@ The hierarchy::
     ├── RunNotFound                  no run with that id
     ├── InterruptNotFound            the run has no interrupt with that id
     ├── InvalidInput                 start input failed the workflow's input model
-    ├── RunNotActive                 the run has already finished (cancel / resume on a finished run)
+    ├── RunNotActive                 the run already finished (cancel on a finished run)
     ├── ResumeRejected               a resume was refused; nothing was changed
     │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
     │   ├── AlreadyResolved          the interrupt was decided already (who, when, how)

@@ -23,7 +23,7 @@ from engine import paths
 from engine.context import BailSignal, InterruptExpired, InterruptSpec, StepContext, SuspendSignal
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.models import ErrorInfo, EventType, InterruptStatus, StepStatus
-from engine.store.base import EventWrite, OutboxWrite, RunState, Store, StepWrite
+from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite, Store
 
 
 class Parked(Exception):
@@ -77,6 +77,8 @@ def adapter(t: Any) -> TypeAdapter[Any]:
 
 def coerce(value: Any, target: Any) -> Any:
     """Give ``value`` to a node expecting ``target`` (checked to fit at registration)."""
+    if target is Any:  # a class since 3.11, but isinstance(x, Any) raises TypeError
+        return value
     if isinstance(target, type) and isinstance(value, target):
         return value
     return adapter(target).validate_python(to_python(value))
@@ -106,6 +108,14 @@ class Execution:
         self.state = state
         self.run = state.run
         self.input = wf.input_adapter.validate_python(state.run.input)
+        # Interrupt ids created in this pass, so steps running side by side (parallel
+        # branches, foreach items) cannot both create one with the same id.
+        self.claimed: dict[str, tuple[str, str]] = {}
+        self.outputs: dict[str, str] = {}  # step name -> output JSON, completed in this pass
+        # Completed-step records not committed yet. They are committed before any more user
+        # code runs (and with the run's final write), so "completed steps never run again"
+        # holds while a linear run needs one commit per step instead of two.
+        self.unflushed: list[StepWrite] = []
 
     async def run_workflow(self) -> Any:
         """Execute the whole graph; return the workflow's validated output."""
@@ -174,17 +184,31 @@ class Execution:
             if chosen == -1 and node.otherwise is not None:
                 chosen = len(node.cases)
             await self.commit(
-                StepWrite(path, node.name, StepStatus.COMPLETED, str(chosen), None, 1,
-                          started, self.s.clock())
+                StepWrite(
+                    path,
+                    node.name,
+                    StepStatus.COMPLETED,
+                    str(chosen),
+                    None,
+                    1,
+                    started,
+                    self.s.clock(),
+                )
             )
         targets = [n for _, n in node.cases] + [node.otherwise]
         if chosen == -1:
             return value
         return await self.node(targets[chosen], value, paths.in_case(path, chosen))
 
-    async def commit(self, write: StepWrite) -> None:
-        await self.s.store.commit_step(self.run.id, self.s.owner, write, self.s.clock())
-        if write.outbox:
+    async def commit(self, write: StepWrite | None = None) -> None:
+        """Commit ``write`` together with any buffered step results."""
+        writes, self.unflushed = self.unflushed, []
+        if write is not None:
+            writes.append(write)
+        if not writes:
+            return
+        await self.s.store.commit_steps(self.run.id, self.s.owner, writes, self.s.clock())
+        if any(w.outbox for w in writes):
             self.s.on_commit()
 
     def output_of(self, name: str) -> Any:
@@ -192,6 +216,8 @@ class Execution:
             if rec.name == name and rec.status is StepStatus.COMPLETED:
                 raw = self.state.step_outputs.get(path)
                 return None if raw is None else json.loads(raw)
+        if name in self.outputs:
+            return json.loads(self.outputs[name])
         raise LookupError(f"step {name!r} has no recorded output in run {self.run.id}")
 
     def context(self, sd: StepDef[Any, Any], path: str, attempt: int) -> StepContext[Any, Any]:
@@ -230,8 +256,9 @@ class Execution:
         ctx = self.context(sd, path, 1)
         try:
             data = ctx._settle(self.state.interrupts[iid])
-            out = coerce(sd.resume_model.model_validate(data) if sd.resume_model else data,
-                         sd.output_type)
+            out = coerce(
+                sd.resume_model.model_validate(data) if sd.resume_model else data, sd.output_type
+            )
         except BailSignal as sig:
             await self.bailed(sd, path, started, 1, sig.reason)
             raise Bailed(sig.reason) from None
@@ -247,6 +274,7 @@ class Execution:
         attempt = 0
         while True:
             attempt += 1
+            await self.commit()  # earlier results are durable before this step's code runs
             ctx = self.context(sd, path, attempt)
             try:
                 call = sd.fn(value, ctx) if sd.wants_ctx else sd.fn(value)
@@ -256,6 +284,10 @@ class Execution:
                     result = await call
                 out = sd.output_adapter.validate_python(result)
             except SuspendSignal as sig:
+                clash = self.claim(sig.spec, sd, path)
+                if clash is not None:
+                    await self.failed(sd, path, started, attempt, clash, notes)
+                    raise Failed(error_info(clash)) from None
                 await self.suspended(sd, path, started, attempt, sig.spec, ctx)
                 raise Parked(path) from None
             except BailSignal as sig:
@@ -271,8 +303,13 @@ class Execution:
                     notes.append(
                         EventWrite(
                             EventType.STEP_RETRYING,
-                            {"step": sd.name, "path": path, "attempt": attempt,
-                             "error": f"{type(exc).__qualname__}: {exc}", "delay": delay},
+                            {
+                                "step": sd.name,
+                                "path": path,
+                                "attempt": attempt,
+                                "error": f"{type(exc).__qualname__}: {exc}",
+                                "delay": delay,
+                            },
                             at=self.s.clock(),
                         )
                     )
@@ -283,54 +320,137 @@ class Execution:
             await self.completed(sd, path, started, attempt, out, notes)
             return out
 
+    def claim(
+        self, spec: InterruptSpec | None, sd: StepDef[Any, Any], path: str
+    ) -> ValueError | None:
+        """Reserve a new interrupt's id for this step; the error if a sibling took it."""
+        if spec is None:
+            return None
+        other_path, other_step = self.claimed.setdefault(spec.id, (path, sd.name))
+        if other_path == path:
+            return None
+        return ValueError(
+            f"interrupt id {spec.id!r} is already used by step {other_step!r} of this run; "
+            "interrupt ids must be unique per run (include the item in ids used in loops)"
+        )
+
     def _started(self, sd: StepDef[Any, Any], path: str, started: float) -> EventWrite:
         return EventWrite(EventType.STEP_STARTED, {"step": sd.name, "path": path}, at=started)
 
     async def completed(
-        self, sd: StepDef[Any, Any], path: str, started: float, attempts: int, out: Any,
+        self,
+        sd: StepDef[Any, Any],
+        path: str,
+        started: float,
+        attempts: int,
+        out: Any,
         notes: list[EventWrite],
     ) -> None:
         raw = dump_json(out, sd.output_type)
-        events = [self._started(sd, path, started), *notes,
-                  EventWrite(EventType.STEP_COMPLETED, {"step": sd.name, "path": path})]
-        await self.commit(StepWrite(path, sd.name, StepStatus.COMPLETED, raw, None, attempts,
-                                    started, self.s.clock(), events=events))
+        finished = self.s.clock()  # stamped now: the record may be committed later, batched
+        events = [
+            self._started(sd, path, started),
+            *notes,
+            EventWrite(EventType.STEP_COMPLETED, {"step": sd.name, "path": path}, at=finished),
+        ]
+        self.unflushed.append(
+            StepWrite(
+                path,
+                sd.name,
+                StepStatus.COMPLETED,
+                raw,
+                None,
+                attempts,
+                started,
+                finished,
+                events=events,
+            )
+        )
+        self.outputs.setdefault(sd.name, raw)
 
     async def failed(
-        self, sd: StepDef[Any, Any], path: str, started: float, attempts: int,
-        exc: BaseException, notes: list[EventWrite],
+        self,
+        sd: StepDef[Any, Any],
+        path: str,
+        started: float,
+        attempts: int,
+        exc: BaseException,
+        notes: list[EventWrite],
     ) -> None:
         info = error_info(exc)
-        events = [self._started(sd, path, started), *notes,
-                  EventWrite(EventType.STEP_FAILED,
-                             {"step": sd.name, "path": path, "error": info.model_dump()})]
-        await self.commit(StepWrite(path, sd.name, StepStatus.FAILED, None,
-                                    info.model_dump_json(), attempts, started, self.s.clock(),
-                                    events=events))
+        events = [
+            self._started(sd, path, started),
+            *notes,
+            EventWrite(
+                EventType.STEP_FAILED, {"step": sd.name, "path": path, "error": info.model_dump()}
+            ),
+        ]
+        await self.commit(
+            StepWrite(
+                path,
+                sd.name,
+                StepStatus.FAILED,
+                None,
+                info.model_dump_json(),
+                attempts,
+                started,
+                self.s.clock(),
+                events=events,
+            )
+        )
 
     async def bailed(
         self, sd: StepDef[Any, Any], path: str, started: float, attempts: int, reason: str
     ) -> None:
         events = [EventWrite(EventType.BAILED, {"step": sd.name, "path": path, "reason": reason})]
-        await self.commit(StepWrite(path, sd.name, StepStatus.BAILED, json.dumps(reason), None,
-                                    attempts, started, self.s.clock(), events=events))
+        await self.commit(
+            StepWrite(
+                path,
+                sd.name,
+                StepStatus.BAILED,
+                json.dumps(reason),
+                None,
+                attempts,
+                started,
+                self.s.clock(),
+                events=events,
+            )
+        )
 
     async def suspended(
-        self, sd: StepDef[Any, Any], path: str, started: float, attempts: int,
-        spec: InterruptSpec | None, ctx: StepContext[Any, Any],
+        self,
+        sd: StepDef[Any, Any],
+        path: str,
+        started: float,
+        attempts: int,
+        spec: InterruptSpec | None,
+        ctx: StepContext[Any, Any],
     ) -> None:
         if spec is None:
             # Waiting on an interrupt that already exists: find the pending one it asked for.
-            pending = [i for i in self.state.interrupts.values()
-                       if i.path == path and i.status is InterruptStatus.PENDING]
+            pending = [
+                i
+                for i in self.state.interrupts.values()
+                if i.path == path and i.status is InterruptStatus.PENDING
+            ]
             rec = self.state.steps.get(path)
             if rec is not None and rec.status is StepStatus.SUSPENDED or not pending:
                 return
             waiting_on = pending[-1].id
-            await self.commit(StepWrite(path, sd.name, StepStatus.SUSPENDED,
-                                        json.dumps({"waiting_on": waiting_on}), None, attempts,
-                                        started, self.s.clock()))
+            await self.commit(
+                StepWrite(
+                    path,
+                    sd.name,
+                    StepStatus.SUSPENDED,
+                    json.dumps({"waiting_on": waiting_on}),
+                    None,
+                    attempts,
+                    started,
+                    self.s.clock(),
+                )
+            )
             return
+        spec.title = spec.title or sd.title  # the stored interrupt gets the default title too
         info = {
             "interrupt_id": spec.id,
             "kind": spec.kind.value,
@@ -352,7 +472,18 @@ class Execution:
         }
         events = [self._started(sd, path, started), EventWrite(EventType.SUSPENDED, info)]
         outbox = [OutboxWrite("interrupt.created", spec.id, info)]
-        await self.commit(StepWrite(path, sd.name, StepStatus.SUSPENDED,
-                                    json.dumps({"waiting_on": spec.id}), None, attempts, started,
-                                    self.s.clock(), interrupts=[spec], events=events,
-                                    outbox=outbox))
+        await self.commit(
+            StepWrite(
+                path,
+                sd.name,
+                StepStatus.SUSPENDED,
+                json.dumps({"waiting_on": spec.id}),
+                None,
+                attempts,
+                started,
+                self.s.clock(),
+                interrupts=[spec],
+                events=events,
+                outbox=outbox,
+            )
+        )

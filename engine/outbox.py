@@ -78,13 +78,18 @@ class Dispatcher:
                 delivered = 0
             if delivered:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            try:  # asyncio.timeout, not wait_for: see TimerLoop.run (a lost cancel)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
     async def deliver_once(self) -> int:
         """Claim one batch and deliver it; return how many messages were claimed."""
+        if not self.subscriptions:
+            # A process with no subscribers (the CLI, a script) would only mark messages
+            # delivered, so the server's notifier would never see them: leave them.
+            return 0
         now = self.clock()
         claimed = await self.store.claim_outbox(
             self.owner, now, now + self.claim_seconds, self.dead(), self.batch
@@ -99,7 +104,9 @@ class Dispatcher:
         await self.store.settle_outbox(results, self.clock())
         return len(claimed)
 
-    async def _deliver_run(self, items: list[tuple[OutboxMessage, list[str]]]) -> list[OutboxResult]:
+    async def _deliver_run(
+        self, items: list[tuple[OutboxMessage, list[str]]]
+    ) -> list[OutboxResult]:
         results: list[OutboxResult] = []
         blocked_until: float | None = None
         for msg, done in items:
@@ -114,7 +121,11 @@ class Dispatcher:
                 blocked_until = self.clock() + delay
                 log.warning(
                     "outbox message %s (%s) failed (attempt %s), retry in %.1fs: %s",
-                    msg.id, msg.topic, msg.attempt, delay, error,
+                    msg.id,
+                    msg.topic,
+                    msg.attempt,
+                    delay,
+                    error,
                 )
                 results.append(OutboxResult(msg.id, done, error, blocked_until))
         return results

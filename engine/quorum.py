@@ -51,7 +51,9 @@ def answer(actor: str, data: dict[str, Any], *, approval: bool) -> Decide:
         _ensure_pending(interrupt)
         approvals = interrupt.approvals
         if any(r.actor == actor for r in interrupt.responses):
-            raise DuplicateResponse(interrupt.run_id, interrupt.id, actor, approvals, interrupt.quorum)
+            raise DuplicateResponse(
+                interrupt.run_id, interrupt.id, actor, approvals, interrupt.quorum
+            )
         approved = bool(data.get("approved")) if approval else None
         if approved is False:
             status = InterruptStatus.REJECTED

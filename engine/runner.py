@@ -22,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -150,7 +151,11 @@ class Engine:
             store, self.worker_id, clock, lambda: self._dead, poll_interval=poll_interval
         )
         self.timers = TimerLoop(
-            store, self.worker_id, clock, lambda: self._dead, self._fire_timer,
+            store,
+            self.worker_id,
+            clock,
+            lambda: self._dead,
+            self._fire_timer,
             poll_interval=poll_interval,
         )
 
@@ -170,7 +175,7 @@ class Engine:
         ``interrupt.reminder``, ``run.finished``. ``name`` must be stable across restarts:
         it records which handlers already got a message.
         """
-        sub_name = name or getattr(handler, "__qualname__", repr(handler))
+        sub_name = name or str(getattr(handler, "__qualname__", None) or repr(handler))
         if any(s.name == sub_name for s in self.dispatcher.subscriptions):
             raise ValueError(f"a subscription named {sub_name!r} exists already")
         self.dispatcher.subscriptions.append(
@@ -213,14 +218,17 @@ class Engine:
                 await task
         self._loops = []
         pending = list(self._tasks.values())
+        # Cancelled drives remove themselves from _tasks, so remember which runs to hand over.
+        cut_off: list[str] = []
         if pending:
             _, still = await asyncio.wait(pending, timeout=grace)
+            cut_off = [run_id for run_id, task in self._tasks.items() if task in still]
             for task in still:
                 task.cancel()
             for task in still:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        for run_id in list(self._tasks):
+        for run_id in cut_off:
             with contextlib.suppress(Exception):
                 await self.store.abandon_run(run_id, self.worker_id, self.clock())
         with contextlib.suppress(Exception):
@@ -281,14 +289,14 @@ class Engine:
                 run=Run.model_construct(
                     id=run_id,
                     workflow=wf.name,
-                    version=wf.version,
+                    version=str(wf.version),
                     status=RunStatus.RUNNING,
                     input=value,
                     output=None,
                     error=None,
                     requester=requester,
-                    created_at=None,
-                    updated_at=None,
+                    created_at=datetime.fromtimestamp(now, UTC),
+                    updated_at=datetime.fromtimestamp(now, UTC),
                 ),
                 wake_seq=0,
                 steps={},
@@ -315,9 +323,7 @@ class Engine:
                     wf = self.registry.get(state.run.workflow, state.run.version)
                 except WorkflowNotRegistered as exc:
                     log.error("cannot drive run %s: %s", run_id, exc)
-                    await self.store.abandon_run(
-                        run_id, self.worker_id, self.clock() + self.lease
-                    )
+                    await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
                     return
                 if await self._drive_once(wf, state):
                     return
@@ -329,9 +335,7 @@ class Engine:
         except Exception:
             log.exception("driving run %s failed unexpectedly; recovery will retry it", run_id)
             with contextlib.suppress(Exception):
-                await self.store.abandon_run(
-                    run_id, self.worker_id, self.clock() + self.lease
-                )
+                await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
         finally:
             self._tasks.pop(run_id, None)
             self._notify(run_id)
@@ -343,6 +347,7 @@ class Engine:
         try:
             output = await execution.run_workflow()
         except Parked:
+            await execution.commit()
             parked = await self.store.release_run(
                 run_id, self.worker_id, state.wake_seq, self.clock()
             )
@@ -350,21 +355,32 @@ class Engine:
             return parked
         except Bailed as b:
             await self._finish(
-                run_id, RunStatus.REJECTED, None, ErrorInfo(type="Rejected", message=b.reason)
+                execution,
+                RunStatus.REJECTED,
+                None,
+                ErrorInfo(type="Rejected", message=b.reason),
             )
         except Failed as f:
-            await self._finish(run_id, RunStatus.FAILED, None, f.error)
+            await self._finish(execution, RunStatus.FAILED, None, f.error)
         except ValidationError as exc:  # data between nodes did not fit at run time
             await self._finish(
-                run_id, RunStatus.FAILED, None, ErrorInfo(type="ValidationError", message=str(exc))
+                execution,
+                RunStatus.FAILED,
+                None,
+                ErrorInfo(type="ValidationError", message=str(exc)),
             )
         else:
-            await self._finish(run_id, RunStatus.COMPLETED, dump_json(output, wf.output), None)
+            await self._finish(execution, RunStatus.COMPLETED, dump_json(output, wf.output), None)
         return True
 
     async def _finish(
-        self, run_id: str, status: RunStatus, output_json: str | None, error: ErrorInfo | None
+        self,
+        execution: Execution,
+        status: RunStatus,
+        output_json: str | None,
+        error: ErrorInfo | None,
     ) -> None:
+        run_id = execution.run.id
         event_type = {
             RunStatus.COMPLETED: EventType.COMPLETED,
             RunStatus.FAILED: EventType.FAILED,
@@ -383,7 +399,9 @@ class Engine:
             now=self.clock(),
             events=events,
             outbox=[OutboxWrite("run.finished", None, info)],
+            steps=execution.unflushed,
         )
+        execution.unflushed = []
         await self.store.finish_run(run_id, self.worker_id, fin, _cancelled_leftovers)
         self._on_commit()
 
@@ -454,9 +472,7 @@ class Engine:
                 data = data.model_dump()
             return model.model_validate(data)
         except ValidationError as exc:
-            raise ResumeValidationError(
-                interrupt.run_id, interrupt.id, field_errors(exc)
-            ) from None
+            raise ResumeValidationError(interrupt.run_id, interrupt.id, field_errors(exc)) from None
 
     async def resume(
         self, run_id: str, interrupt_id: str, data: Any, *, actor: str
@@ -469,10 +485,14 @@ class Engine:
         """
         interrupt = await self._pending_interrupt(run_id, interrupt_id)
         if interrupt.kind is not InterruptKind.INPUT:
-            hint = "use send_event()" if interrupt.kind is InterruptKind.EVENT else "it fires itself"
+            hint = (
+                "use send_event()" if interrupt.kind is InterruptKind.EVENT else "it fires itself"
+            )
             raise WrongInterruptKind(run_id, interrupt_id, interrupt.kind.value, hint)
-        answer = self.validate_answer(interrupt, data)
+        # Who may answer is checked first: someone who may not answer learns nothing
+        # about the form from its validation errors.
         await self.check_authorized(interrupt, actor)
+        answer = self.validate_answer(interrupt, data)
         approval = "approved" in type(answer).model_fields
         decide = quorum.answer(actor, answer.model_dump(mode="json"), approval=approval)
         return await self._resolve(run_id, interrupt_id, decide)
@@ -584,8 +604,9 @@ class Engine:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         raise TimeoutError(f"run {run_id} is still {run.status.value}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ev.wait(), wait)
+                with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                    async with asyncio.timeout(wait):
+                        await ev.wait()
         finally:
             waiters = self._waiters.get(run_id, [])
             waiters.remove(ev)
@@ -681,13 +702,13 @@ class Engine:
             w.id
             for w in workers
             if w.id != self.worker_id
-            and (w.heartbeat_at < now - 2 * self.lease or (w.host == host and not _pid_alive(w.pid)))
+            and (
+                w.heartbeat_at < now - 2 * self.lease or (w.host == host and not _pid_alive(w.pid))
+            )
         ]
         self._dead = dead
         while True:
-            claimed = await self.store.claim_runs(
-                self.worker_id, now, now + self.lease, dead, 200
-            )
+            claimed = await self.store.claim_runs(self.worker_id, now, now + self.lease, dead, 200)
             for run_id in claimed:
                 log.info("recovering run %s", run_id)
                 self._spawn(run_id, None)

@@ -55,8 +55,11 @@ class TimerLoop:
             wait = self.poll_interval
             if due is not None:
                 wait = max(0.0, min(wait, due - self.clock()))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # lands just as kick() sets the event, and close() would then wait forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -92,6 +92,7 @@ class FinishWrite:
     now: float
     events: list[EventWrite]
     outbox: list[OutboxWrite]
+    steps: list[StepWrite] = field(default_factory=list)  # results not committed yet
 
 
 @dataclass
@@ -181,8 +182,10 @@ class Store(Protocol):
     async def load_state(self, run_id: str) -> RunState | None:
         """Read a run with its steps and interrupts."""
 
-    async def commit_step(self, run_id: str, owner: str, step: StepWrite, now: float) -> None:
-        """Record a step result; raise LostOwnership unless ``owner`` drives the run."""
+    async def commit_steps(
+        self, run_id: str, owner: str, steps: Sequence[StepWrite], now: float
+    ) -> None:
+        """Record step results; raise LostOwnership unless ``owner`` drives the run."""
 
     async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
         """Park a run as suspended; False if something resolved meanwhile (drive again)."""

@@ -22,21 +22,17 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from engine.context import InterruptSpec
 from engine.errors import InterruptNotFound, RunNotActive, RunNotFound, StoreError
 from engine.models import (
     ErrorInfo,
     Event,
     EventType,
-    ExpiryAction,
     Interrupt,
-    InterruptKind,
     InterruptStatus,
     OutboxMessage,
     Response,
@@ -49,8 +45,8 @@ from engine.models import (
 from engine.store.base import (
     Decide,
     EventWrite,
-    LeftoverBuilder,
     FinishWrite,
+    LeftoverBuilder,
     LostOwnership,
     NewRun,
     OutboxResult,
@@ -62,20 +58,15 @@ from engine.store.base import (
     WorkerRow,
 )
 
+# Row mapping is shared with the PostgreSQL store (same columns, same order).
+from engine.store.rows import RUN_COLS, dt, interrupt_from_row, run_from_row, spec_json
+
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 512
 _dumps = json.dumps
 _loads = json.loads
-
-
-def _ts(x: float | None) -> datetime | None:
-    return None if x is None else datetime.fromtimestamp(x, UTC)
-
-
-def _dt(x: float) -> datetime:
-    return datetime.fromtimestamp(x, UTC)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -87,66 +78,11 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-_RUN_COLS = (
-    "id, workflow, version, status, input_json, output_json, error_json, requester, "
-    "created_at, updated_at, wake_seq"
-)
-
-
-def _run_from_row(r: sqlite3.Row | tuple[Any, ...]) -> Run:
-    return Run.model_construct(
-        id=r[0],
-        workflow=r[1],
-        version=r[2],
-        status=RunStatus(r[3]),
-        input=_loads(r[4]),
-        output=_loads(r[5]) if r[5] is not None else None,
-        error=ErrorInfo.model_validate_json(r[6]) if r[6] is not None else None,
-        requester=r[7],
-        created_at=_dt(r[8]),
-        updated_at=_dt(r[9]),
-    )
-
-
 _INT_COLS = (
     "i.run_id, i.id, i.path, i.step, i.kind, i.status, i.spec_json, i.expires_at, "
     "i.created_at, i.resolved_at, i.resolved_by, i.data_json, i.refs_json, "
     "r.workflow, r.version, r.requester"
 )
-
-
-def _interrupt_from_row(r: Sequence[Any], responses: list[Response]) -> Interrupt:
-    spec = _loads(r[6])
-    on_expiry = spec.get("on_expiry")
-    return Interrupt.model_construct(
-        run_id=r[0],
-        id=r[1],
-        path=r[2],
-        step=r[3],
-        kind=InterruptKind(r[4]),
-        status=InterruptStatus(r[5]),
-        payload=spec.get("payload"),
-        event=spec.get("event"),
-        responders=spec.get("responders", []),
-        quorum=spec.get("quorum", 1),
-        allow_requester=spec.get("allow_requester", False),
-        channel=spec.get("channel"),
-        title=spec.get("title"),
-        meta=spec.get("meta", {}),
-        expires_at=_ts(r[7]),
-        on_expiry=ExpiryAction(on_expiry) if on_expiry else None,
-        expiry_value=spec.get("expiry_value"),
-        reminders=[_dt(x) for x in spec.get("reminders", [])],
-        created_at=_dt(r[8]),
-        resolved_at=_ts(r[9]),
-        resolved_by=r[10],
-        data=_loads(r[11]) if r[11] is not None else None,
-        responses=responses,
-        refs=_loads(r[12]),
-        workflow=r[13],
-        version=r[14],
-        requester=r[15],
-    )
 
 
 def _responses(conn: sqlite3.Connection, run_id: str) -> dict[str, list[Response]]:
@@ -161,7 +97,7 @@ def _responses(conn: sqlite3.Connection, run_id: str) -> dict[str, list[Response
                 actor=actor,
                 data=_loads(data),
                 approved=None if approved is None else bool(approved),
-                at=_dt(at),
+                at=dt(at),
             )
         )
     return out
@@ -180,26 +116,8 @@ def _interrupts(
     for row in rows:
         if row[0] not in by_run:
             by_run[row[0]] = _responses(conn, row[0])
-        result.append(_interrupt_from_row(row, by_run[row[0]].get(row[1], [])))
+        result.append(interrupt_from_row(row, by_run[row[0]].get(row[1], [])))
     return result
-
-
-def _spec_json(s: InterruptSpec) -> str:
-    return _dumps(
-        {
-            "payload": s.payload,
-            "event": s.event,
-            "responders": s.responders,
-            "quorum": s.quorum,
-            "allow_requester": s.allow_requester,
-            "on_expiry": s.on_expiry.value if s.on_expiry else None,
-            "expiry_value": s.expiry_value,
-            "reminders": s.reminders,
-            "channel": s.channel,
-            "title": s.title,
-            "meta": s.meta,
-        }
-    )
 
 
 def _append(
@@ -244,7 +162,7 @@ def _run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]
 
 
 def _load_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
-    row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+    row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         return None
     steps: dict[str, StepRecord] = {}
@@ -261,13 +179,13 @@ def _load_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
             output=None,
             error=ErrorInfo.model_validate_json(err) if err else None,
             attempts=attempts,
-            started_at=_dt(started),
-            finished_at=_dt(finished),
+            started_at=dt(started),
+            finished_at=dt(finished),
         )
         outputs[path] = out
     interrupts = {i.id: i for i in _interrupts(conn, "i.run_id = ?", (run_id,))}
     return RunState(
-        run=_run_from_row(row),
+        run=run_from_row(row),
         wake_seq=row[10],
         steps=steps,
         step_outputs=outputs,
@@ -278,7 +196,9 @@ def _load_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
 def _cancel_pending(
     conn: sqlite3.Connection, run: Run, now: float, build: LeftoverBuilder | None
 ) -> None:
-    pending = _interrupts(conn, "i.run_id = ? AND i.status = 'pending'", (run.id,))
+    # `+i.status` keeps SQLite on the primary key (run_id, id); the status index would
+    # scan every pending interrupt of every run.
+    pending = _interrupts(conn, "i.run_id = ? AND +i.status = 'pending'", (run.id,))
     if not pending:
         return
     conn.execute(
@@ -299,6 +219,48 @@ def _free(owner_col: str, until_col: str, dead: Sequence[str]) -> tuple[str, dic
     if dead:
         held_by_dead = f" OR {owner_col} IN ({','.join(':' + k for k in params)})"
     return f"({until_col} IS NULL OR {until_col} < :now{held_by_dead})", params
+
+
+def _write_step(conn: sqlite3.Connection, run_id: str, step: StepWrite, now: float) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO steps (run_id, path, name, status, output_json, "
+        "error_json, attempts, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            run_id,
+            step.path,
+            step.name,
+            step.status,
+            step.output_json,
+            step.error_json,
+            step.attempts,
+            step.started_at,
+            step.finished_at,
+        ),
+    )
+    for spec in step.interrupts:
+        conn.execute(
+            "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
+            "expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (
+                run_id,
+                spec.id,
+                step.path,
+                step.name,
+                spec.kind.value,
+                spec_json(spec),
+                spec.expires_at,
+                now,
+            ),
+        )
+        timers = [(run_id, spec.id, "reminder", t) for t in spec.reminders]
+        if spec.expires_at is not None:
+            timers.append((run_id, spec.id, "expiry", spec.expires_at))
+        if timers:
+            conn.executemany(
+                "INSERT INTO timers (run_id, interrupt_id, kind, due_at) VALUES (?, ?, ?, ?)",
+                timers,
+            )
+    _append(conn, run_id, now, step.events, step.outbox)
 
 
 def _check_owner(conn: sqlite3.Connection, run_id: str, owner: str, now: float) -> None:
@@ -332,6 +294,7 @@ class SQLiteStore:
         await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        await conn.execute("PRAGMA cache_size=-8192")
         return conn
 
     @staticmethod
@@ -341,7 +304,7 @@ class SQLiteStore:
         # is how aiosqlite itself runs work there; the version range is pinned for it.
         if conn is None:
             raise StoreError("the store is not open (call `await store.open()`)")
-        return await conn._execute(fn, *args)  # type: ignore[no-any-return]
+        return await conn._execute(fn, *args)  # type: ignore[no-any-return,no-untyped-call]
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         reader = self._reader
@@ -409,7 +372,11 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._in_thread(self._writer, migrate, self._writer._conn)
+        try:
+            await self._in_thread(self._writer, migrate, self._writer._conn)
+        except BaseException:
+            await self.close()  # a refused open must not leave connection threads behind
+            raise
 
     async def close(self) -> None:
         """Wait for queued writes, then close both connections."""
@@ -457,51 +424,15 @@ class SQLiteStore:
         """Read a run with its steps and interrupts."""
         return await self._read(lambda conn: _load_state(conn, run_id))
 
-    async def commit_step(self, run_id: str, owner: str, step: StepWrite, now: float) -> None:
-        """Record a step result with its interrupts, timers, events and outbox rows."""
+    async def commit_steps(
+        self, run_id: str, owner: str, steps: Sequence[StepWrite], now: float
+    ) -> None:
+        """Record step results with their interrupts, timers, events and outbox rows."""
 
         def op(conn: sqlite3.Connection) -> None:
             _check_owner(conn, run_id, owner, now)
-            conn.execute(
-                "INSERT OR REPLACE INTO steps (run_id, path, name, status, output_json, "
-                "error_json, attempts, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    step.path,
-                    step.name,
-                    step.status,
-                    step.output_json,
-                    step.error_json,
-                    step.attempts,
-                    step.started_at,
-                    step.finished_at,
-                ),
-            )
-            for spec in step.interrupts:
-                conn.execute(
-                    "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
-                    "expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                    (
-                        run_id,
-                        spec.id,
-                        step.path,
-                        step.name,
-                        spec.kind.value,
-                        _spec_json(spec),
-                        spec.expires_at,
-                        now,
-                    ),
-                )
-                timers = [(run_id, spec.id, "reminder", t) for t in spec.reminders]
-                if spec.expires_at is not None:
-                    timers.append((run_id, spec.id, "expiry", spec.expires_at))
-                if timers:
-                    conn.executemany(
-                        "INSERT INTO timers (run_id, interrupt_id, kind, due_at) "
-                        "VALUES (?, ?, ?, ?)",
-                        timers,
-                    )
-            _append(conn, run_id, now, step.events, step.outbox)
+            for step in steps:
+                _write_step(conn, run_id, step, now)
 
         await self._write(op)
 
@@ -545,9 +476,11 @@ class SQLiteStore:
             )
             if cur.rowcount != 1:
                 raise LostOwnership(run_id)
+            for step in fin.steps:
+                _write_step(conn, run_id, step, fin.now)
             _append(conn, run_id, fin.now, fin.events, fin.outbox)
-            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
-            _cancel_pending(conn, _run_from_row(row), fin.now, leftover)
+            row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            _cancel_pending(conn, run_from_row(row), fin.now, leftover)
 
         await self._write(op)
 
@@ -562,7 +495,7 @@ class SQLiteStore:
         """Cancel an active run and resolve its pending interrupts as cancelled."""
 
         def op(conn: sqlite3.Connection) -> Run:
-            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
             if RunStatus(row[3]).terminal:
@@ -573,8 +506,8 @@ class SQLiteStore:
                 (now, run_id),
             )
             _append(conn, run_id, now, events, outbox)
-            run = _run_from_row(
-                conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            run = run_from_row(
+                conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
             )
             _cancel_pending(conn, run, now, leftover)
             return run
@@ -599,8 +532,8 @@ class SQLiteStore:
                 if conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
                     raise InterruptNotFound(run_id, interrupt_id)
                 raise RunNotFound(run_id)
-            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
-            res = decide(found[0], _run_from_row(row))
+            row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            res = decide(found[0], run_from_row(row))
             if res.response_actor is not None:
                 conn.execute(
                     "INSERT INTO responses (run_id, interrupt_id, actor, data_json, approved, at) "
@@ -637,8 +570,26 @@ class SQLiteStore:
                 )
                 if cur.rowcount == 1:
                     claimed = _load_state(conn, run_id)
-            after = _interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))[0]
-            return ResolveResult(interrupt=after, claimed=claimed)
+            before = found[0]
+            responses = list(before.responses)
+            if res.response_actor is not None:
+                responses.append(
+                    Response.model_construct(
+                        actor=res.response_actor,
+                        data=_loads(res.response_json or "null"),
+                        approved=res.response_approved,
+                        at=dt(now),
+                    )
+                )
+            update: dict[str, Any] = {"responses": responses}
+            if res.status is not InterruptStatus.PENDING:
+                update.update(
+                    status=res.status,
+                    resolved_at=dt(now),
+                    resolved_by=res.resolved_by,
+                    data=_loads(res.data_json) if res.data_json is not None else None,
+                )
+            return ResolveResult(interrupt=before.model_copy(update=update), claimed=claimed)
 
         return await self._write(op)
 
@@ -773,7 +724,7 @@ class SQLiteStore:
                     run_id=r[2],
                     interrupt_id=r[3],
                     data=_loads(r[4]),
-                    created_at=_dt(r[5]),
+                    created_at=dt(r[5]),
                     attempt=r[6] + 1,
                 )
                 out.append((msg, list(_loads(r[7]))))
@@ -795,8 +746,7 @@ class SQLiteStore:
                     )
                 elif r.error is None:  # not attempted (an earlier message of its run failed)
                     conn.execute(
-                        "UPDATE outbox SET claimed_by=NULL, claim_until=NULL, next_at=? "
-                        "WHERE id=?",
+                        "UPDATE outbox SET claimed_by=NULL, claim_until=NULL, next_at=? WHERE id=?",
                         (r.next_at, r.id),
                     )
                 else:
@@ -835,8 +785,8 @@ class SQLiteStore:
         """One run."""
 
         def op(conn: sqlite3.Connection) -> Run | None:
-            row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
-            return _run_from_row(row) if row else None
+            row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            return run_from_row(row) if row else None
 
         return await self._read(op)
 
@@ -876,11 +826,11 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> list[Run]:
             rows = conn.execute(
-                f"SELECT {_RUN_COLS} FROM runs WHERE {' AND '.join(where)} "
+                f"SELECT {RUN_COLS} FROM runs WHERE {' AND '.join(where)} "
                 "ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
                 (*args, limit, offset),
             ).fetchall()
-            return [_run_from_row(r) for r in rows]
+            return [run_from_row(r) for r in rows]
 
         return await self._read(op)
 
@@ -931,9 +881,7 @@ class SQLiteStore:
 
 def _events(conn: sqlite3.Connection, run_id: str, after_id: int, limit: int) -> list[Event]:
     return [
-        Event.model_construct(
-            id=i, run_id=run_id, at=_dt(at), type=EventType(t), data=_loads(d)
-        )
+        Event.model_construct(id=i, run_id=run_id, at=dt(at), type=EventType(t), data=_loads(d))
         for i, at, t, d in conn.execute(
             "SELECT id, at, type, data FROM events WHERE run_id=? AND id>? ORDER BY id LIMIT ?",
             (run_id, after_id, limit),

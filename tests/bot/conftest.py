@@ -31,3 +31,7 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 def slack_client(fake_slack: FakeSlack) -> AsyncWebClient:
     """An ``AsyncWebClient`` with the fake's valid bot token."""
     return fake_slack.client()
+
+
+# The running-service fixtures live with their helpers; re-exported here for pytest.
+from tests.bot.harness import bot, make_bot  # noqa: E402, F401

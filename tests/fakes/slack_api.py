@@ -22,6 +22,7 @@ Like a real workspace, the fake only knows the users it was told about: register
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -148,6 +149,7 @@ class FakeSlack:
         self.records: list[Call] = []
         self.validation_failures: list[ValidationFailure] = []
         self._injections: dict[str, list[_Injection]] = {}
+        self._delays: dict[str, float] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._keys = itertools.count(1)
         self._server: TestServer | None = None
@@ -225,6 +227,14 @@ class FakeSlack:
     def fail_next(self, method: str, failure: Failure, *, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` fail with ``failure``."""
         self._injections.setdefault(method, []).append(_Injection(failure, times))
+
+    def add_method(self, method: str, handler: Handler) -> None:
+        """Answer ``method`` (e.g. ``apps.connections.open``) with ``await handler(args)``."""
+        self._handlers[method] = handler
+
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Make every later call of ``method`` take ``seconds`` before it is answered."""
+        self._delays[method] = seconds
 
     def expire_trigger(self, trigger_id: str) -> None:
         """Make views.open/push with ``trigger_id`` answer ``expired_trigger_id``."""
@@ -305,6 +315,8 @@ class FakeSlack:
     async def _dispatch(
         self, method: str, args: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self._delays.get(method):
+            await asyncio.sleep(self._delays[method])
         injected = self._take_injection(method)
         if injected is not None:
             headers = {}

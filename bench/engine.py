@@ -1,0 +1,217 @@
+"""Engine benchmark: start, park, resume and finish N approval runs on a SQLite file.
+
+Workload (the same one peers were measured with on this machine): input
+``{request_id: str, amount: int}``; step A returns ``amount * 2``; the run suspends for
+``{approved: bool, comment: str}``; step B records the decision and completes.
+
+Phases: (1) start N runs concurrently until all are suspended -> ``start_per_s``;
+(2) RSS growth per suspended run -> ``rss_bytes_per_suspended_run``; (3) resume all N
+concurrently until all completed, then verify every output -> ``resume_per_s``;
+(4) p50/p99 resume-to-complete latency over 200 sequential resumes.
+
+Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named like the package it measures; running it as a script puts bench/
+# first on sys.path, which would make `import engine` import this file again.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import tempfile
+import time
+
+import psutil
+from pydantic import BaseModel
+
+from engine import Engine, RunStatus, StepContext, Workflow, open_store, step
+
+
+class BenchInput(BaseModel):
+    request_id: str
+    amount: int
+
+
+class Doubled(BaseModel):
+    request_id: str
+    amount: int
+
+
+class Decision(BaseModel):
+    approved: bool
+    comment: str
+
+
+class BenchOutput(BaseModel):
+    request_id: str
+    amount: int
+    approved: bool
+    comment: str
+
+
+@step
+async def step_a(inp: BenchInput) -> Doubled:
+    return Doubled(request_id=inp.request_id, amount=inp.amount * 2)
+
+
+@step(resume_to="output")
+async def approval(d: Doubled, ctx: StepContext[Doubled, Decision]) -> Decision:
+    return await ctx.suspend(d)
+
+
+@step
+async def step_b(decision: Decision, ctx: StepContext) -> BenchOutput:
+    doubled = Doubled.model_validate(ctx.output_of("step_a"))
+    return BenchOutput(
+        request_id=doubled.request_id,
+        amount=doubled.amount,
+        approved=decision.approved,
+        comment=decision.comment,
+    )
+
+
+workflow = (
+    Workflow("bench", version=1, input=BenchInput, output=BenchOutput)
+    .then(step_a)
+    .then(approval)
+    .then(step_b)
+)
+
+
+async def wait_count(engine: Engine, status: RunStatus, n: int, timeout: float = 600) -> None:
+    """Poll the store (cheap COUNT) until ``n`` runs have ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await engine.store.count_runs()
+        if counts.get(status.value, 0) >= n:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {counts} after {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
+    proc = psutil.Process()
+    engine = Engine(open_store(db), workflows=[workflow], poll_interval=0.5)
+    async with engine:
+        # Warm up code paths and caches so phase 2 measures per-run growth only.
+        warm = await engine.start("bench", {"request_id": "warm", "amount": 1})
+        await engine.wait(warm)
+        (w,) = await engine.list_interrupts(run_id=warm)
+        await engine.resume(warm, w.id, {"approved": True, "comment": ""}, actor="bench")
+        await engine.wait(warm, until={RunStatus.COMPLETED})
+        gc.collect()
+        rss_before = proc.memory_info().rss
+
+        # Phase 1: start N concurrently until all are suspended (in two halves, so that
+        # phase 2 can tell fixed growth, such as SQLite's bounded page cache, from growth
+        # per run).
+        half = runs // 2
+        ids: list[str] = []
+        start_s = 0.0
+        rss_mid = rss_before
+        for lo, hi in ((0, half), (half, runs)):
+            t0 = time.perf_counter()
+            ids += await asyncio.gather(
+                *(
+                    engine.start("bench", {"request_id": f"r{i}", "amount": i})
+                    for i in range(lo, hi)
+                )
+            )
+            await wait_count(engine, RunStatus.SUSPENDED, hi)
+            start_s += time.perf_counter() - t0
+            if lo == 0:
+                gc.collect()
+                rss_mid = proc.memory_info().rss
+
+        # Phase 2: memory held per suspended run.
+        await asyncio.sleep(0.2)
+        gc.collect()
+        rss_after = proc.memory_info().rss
+
+        # Phase 3: resume all concurrently until all completed.
+        pending = await engine.list_interrupts(limit=runs + 10)
+        by_run = {i.run_id: i.id for i in pending}
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(
+                engine.resume(rid, by_run[rid], {"approved": True, "comment": rid}, actor="u")
+                for rid in ids
+            )
+        )
+        await wait_count(engine, RunStatus.COMPLETED, runs + 1)
+        resume_s = time.perf_counter() - t0
+        correct = 0
+        for k, rid in enumerate(ids):
+            run = (await engine.get_run(rid)).run
+            out = run.output or {}
+            if (
+                run.status is RunStatus.COMPLETED
+                and out.get("amount") == 2 * k
+                and out.get("request_id") == f"r{k}"
+                and out.get("approved") is True
+                and out.get("comment") == rid
+            ):
+                correct += 1
+
+        # Phase 4: resume-to-complete latency, one at a time.
+        lat_ids = [
+            await engine.start("bench", {"request_id": f"l{i}", "amount": i})
+            for i in range(latency_runs)
+        ]
+        await wait_count(engine, RunStatus.SUSPENDED, latency_runs)
+        lat_pending = {
+            i.run_id: i.id for i in await engine.list_interrupts(limit=latency_runs + 10)
+        }
+        latencies = []
+        for rid in lat_ids:
+            t = time.perf_counter()
+            await engine.resume(
+                rid, lat_pending[rid], {"approved": False, "comment": ""}, actor="u"
+            )
+            await engine.wait(rid, until={RunStatus.COMPLETED}, timeout=30)
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    return {
+        "runs": runs,
+        "start_per_s": round(runs / start_s, 1),
+        "rss_bytes_per_suspended_run": round((rss_after - rss_before) / runs, 1),
+        "rss_bytes_per_additional_run": round((rss_after - rss_mid) / (runs - half), 1),
+        "rss_growth_mb": round((rss_after - rss_before) / 2**20, 1),
+        "resume_per_s": round(runs / resume_s, 1),
+        "outputs_correct": correct == runs,
+        "resume_latency_p50_ms": round(statistics.median(latencies), 3),
+        "resume_latency_p99_ms": round(pct(latencies, 0.99), 3),
+        "synchronous": "normal",
+        "python": sys.version.split()[0],
+    }
+
+
+def cli() -> None:
+    """Parse arguments, run, print one JSON line."""
+    parser = argparse.ArgumentParser(description="Signoff engine benchmark")
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--db", default=None, help="SQLite file (default: a fresh temp file)")
+    args = parser.parse_args()
+    db = args.db or os.path.join(tempfile.mkdtemp(prefix="signoff-bench-"), "bench.db")
+    result = asyncio.run(main(args.runs, db, args.latency_runs))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    cli()

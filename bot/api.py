@@ -1,0 +1,400 @@
+"""The REST API under ``/api``: start, list, inspect, resume, cancel and follow runs.
+
+Every route needs ``Authorization: Bearer $SIGNOFF_API_TOKEN``; without a configured
+token the API is disabled and answers 503 saying so. The token is trusted to act for
+anyone: the ``actor`` of a resume is taken from the body, and the engine still applies
+the interrupt's responders, quorum and no-self-approval rules to it.
+
+Routes (see ``/openapi.json``):
+    ``GET  /api/workflows``, ``GET /api/workflows/{name}``: schemas.
+    ``POST /api/runs`` (``Idempotency-Key`` header honoured), ``GET /api/runs``.
+    ``GET  /api/runs/{run_id}``: status, output, steps, pending interrupts, history.
+    ``GET  /api/runs/{run_id}/events`` (JSON), ``GET /api/runs/{run_id}/stream`` (SSE).
+    ``POST /api/runs/{run_id}/cancel``.
+    ``GET  /api/interrupts``: pending interrupts with their resume schemas.
+    ``POST /api/runs/{run_id}/interrupts/{interrupt_id}/resume``: 422 field errors,
+    409 already resolved (by whom), 403 not authorized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bot.api_models import (
+    CancelRequest,
+    EventList,
+    EventsQuery,
+    InterruptList,
+    InterruptsQuery,
+    ResumeRequest,
+    ResumeResult,
+    RunCreated,
+    RunDetailView,
+    RunList,
+    RunsQuery,
+    RunView,
+    StartRunRequest,
+    WorkflowList,
+    WorkflowView,
+)
+from bot.describe import (
+    describe_workflow,
+    interrupt_view,
+    run_detail_view,
+    run_links,
+    run_view,
+)
+from bot.http import Problem, json_response, problems, read_json
+from bot.openapi import Header, Operation, add_operations, install_openapi
+from bot.settings import Settings
+from bot.sse import CLOSING, stream_events
+from bot.triggers import check_idempotency_key, start_run
+from engine import Engine, RunNotFound
+
+__all__ = ["ApiHandlers", "install_api"]
+
+log = logging.getLogger("signoff.api")
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_AUTH_ERRORS = (400, 401, 503)
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        out.setdefault(".".join(str(p) for p in err["loc"]), err["msg"])
+    return out
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string as ``model`` (400 with per-field errors)."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise Problem(
+            400, "invalid_query", "invalid query parameters", errors=_field_errors(exc)
+        ) from None
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body as ``model`` (415, 413, 400 invalid JSON, 400 with field errors)."""
+    data = await read_json(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Problem(
+            400, "invalid_body", "invalid request body", errors=_field_errors(exc)
+        ) from None
+
+
+class ApiHandlers:
+    """The REST handlers, bound to an engine and the settings.
+
+    Args:
+        engine: the engine to act on.
+        settings: where the API token comes from.
+        stream_poll: how often the SSE stream looks for new history entries.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, *, stream_poll: float = 0.25) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.stream_poll = stream_poll
+
+    def guard(self, handler: Handler) -> Handler:
+        """Wrap ``handler``: token check first, then JSON errors for Problems/engine errors."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            self.authenticate(request)
+            return await handler(request)
+
+        return problems(invalid_status=422)(checked)
+
+    def authenticate(self, request: web.Request) -> None:
+        """Raise 503 if the API is disabled, 401 unless the bearer token matches."""
+        token = self.settings.api_token
+        if token is None:
+            raise Problem(
+                503, "api_disabled", "the REST API is disabled: set SIGNOFF_API_TOKEN to enable it"
+            )
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise Problem(401, "unauthorized", "send Authorization: Bearer <SIGNOFF_API_TOKEN>")
+
+    # -- workflows ------------------------------------------------------------------
+    async def list_workflows(self, request: web.Request) -> web.StreamResponse:
+        """Every registered workflow version with its schemas."""
+        views = [describe_workflow(wf) for wf in self.engine.registry.all()]
+        return json_response(WorkflowList(workflows=views))
+
+    async def get_workflow(self, request: web.Request) -> web.StreamResponse:
+        """The newest version of one workflow."""
+        wf = self.engine.registry.get(request.match_info["name"])
+        return json_response(describe_workflow(wf))
+
+    # -- runs -----------------------------------------------------------------------
+    async def start(self, request: web.Request) -> web.StreamResponse:
+        """Start a run (202); an ``Idempotency-Key`` returns the run it started before."""
+        body = await parse_body(request, StartRunRequest)
+        key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+        run = await start_run(
+            self.engine, body.workflow, body.input, requester=body.requester, idempotency_key=key
+        )
+        log.info("API started run %s of %s", run.id, body.workflow, extra={"run_id": run.id})
+        created = RunCreated(run_id=run.id, status=run.status, links=run_links(run.id))
+        return json_response(created, status=202)
+
+    async def list_runs(self, request: web.Request) -> web.StreamResponse:
+        """Runs, newest first, filtered by status and workflow, paged."""
+        q = parse_query(request, RunsQuery)
+        # One extra row tells whether there is a next page without a COUNT query.
+        runs = await self.engine.list_runs(
+            status=q.status, workflow=q.workflow, limit=q.limit + 1, offset=q.offset
+        )
+        more = len(runs) > q.limit
+        page = RunList(
+            runs=[run_view(r) for r in runs[: q.limit]],
+            limit=q.limit,
+            offset=q.offset,
+            next_offset=q.offset + q.limit if more else None,
+        )
+        return json_response(page)
+
+    async def get_run(self, request: web.Request) -> web.StreamResponse:
+        """A run with steps, pending interrupts (with resume schemas) and history."""
+        detail = await self.engine.get_run(request.match_info["run_id"])
+        return json_response(run_detail_view(self.engine, detail))
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """A run's history entries after ``after``."""
+        run_id = request.match_info["run_id"]
+        q = parse_query(request, EventsQuery)
+        if await self.engine.store.get_run(run_id) is None:
+            raise RunNotFound(run_id)
+        return json_response(EventList(events=await self.engine.events(run_id, after_id=q.after)))
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Follow a run's history as Server-Sent Events until it finishes."""
+        q = parse_query(request, EventsQuery)
+        after = q.after
+        last = request.headers.get("Last-Event-ID", "")
+        if last.isdigit():
+            after = max(after, int(last))
+        return await stream_events(
+            request,
+            self.engine,
+            request.match_info["run_id"],
+            after=after,
+            poll_interval=self.stream_poll,
+            closing=request.app.get(CLOSING),
+        )
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        """Cancel a run (409 if it already finished)."""
+        body = (
+            await parse_body(request, CancelRequest) if request.can_read_body else CancelRequest()
+        )
+        run = await self.engine.cancel(
+            request.match_info["run_id"], reason=body.reason, actor=body.actor
+        )
+        log.info("API cancelled run %s", run.id, extra={"run_id": run.id})
+        return json_response(run_view(run))
+
+    # -- interrupts -----------------------------------------------------------------
+    async def list_interrupts(self, request: web.Request) -> web.StreamResponse:
+        """Pending interrupts (oldest first) with their resume schemas."""
+        q = parse_query(request, InterruptsQuery)
+        found = await self.engine.list_interrupts(
+            workflow=q.workflow, run_id=q.run_id, actor=q.actor, limit=q.limit
+        )
+        views = [interrupt_view(self.engine, i) for i in found]
+        return json_response(InterruptList(interrupts=views))
+
+    async def resume(self, request: web.Request) -> web.StreamResponse:
+        """Answer an interrupt as ``actor`` (422 field errors, 409 resolved, 403)."""
+        body = await parse_body(request, ResumeRequest)
+        run_id = request.match_info["run_id"]
+        interrupt_id = request.match_info["interrupt_id"]
+        outcome = await self.engine.resume(run_id, interrupt_id, body.data, actor=body.actor)
+        log.info(
+            "API resume of %s/%s by %s: %s",
+            run_id,
+            interrupt_id,
+            body.actor,
+            outcome.status.value,
+            extra={"run_id": run_id},
+        )
+        result = ResumeResult(
+            run_id=run_id,
+            interrupt_id=interrupt_id,
+            status=outcome.status,
+            resolved=outcome.resolved,
+            approvals=outcome.approvals,
+            needed=outcome.needed,
+        )
+        return json_response(result)
+
+    # -- routing --------------------------------------------------------------------
+    def operations(self) -> list[Operation]:
+        """The API's routes with what the OpenAPI document says about them."""
+        g = self.guard
+        idem = Header(
+            "Idempotency-Key",
+            "Retries with the same key return the run the first request started",
+        )
+        run_errors = (*_AUTH_ERRORS, 404)
+        body_errors = (*_AUTH_ERRORS, 404, 409, 413, 415)
+        return [
+            Operation(
+                "GET",
+                "/api/workflows",
+                "listWorkflows",
+                "List workflows and their schemas",
+                g(self.list_workflows),
+                WorkflowList,
+                errors=_AUTH_ERRORS,
+                tag="workflows",
+            ),
+            Operation(
+                "GET",
+                "/api/workflows/{name}",
+                "getWorkflow",
+                "Get a workflow's schemas",
+                g(self.get_workflow),
+                WorkflowView,
+                errors=run_errors,
+                tag="workflows",
+            ),
+            Operation(
+                "POST",
+                "/api/runs",
+                "startRun",
+                "Start a run",
+                g(self.start),
+                RunCreated,
+                status=202,
+                body=StartRunRequest,
+                headers=(idem,),
+                errors=(*body_errors, 422),
+            ),
+            Operation(
+                "GET",
+                "/api/runs",
+                "listRuns",
+                "List runs, newest first",
+                g(self.list_runs),
+                RunList,
+                query=RunsQuery,
+                errors=_AUTH_ERRORS,
+            ),
+            Operation(
+                "GET",
+                "/api/runs/{run_id}",
+                "getRun",
+                "Get a run: status, output, steps, pending interrupts, history",
+                g(self.get_run),
+                RunDetailView,
+                errors=run_errors,
+            ),
+            Operation(
+                "GET",
+                "/api/runs/{run_id}/events",
+                "listRunEvents",
+                "Get a run's history",
+                g(self.events),
+                EventList,
+                query=EventsQuery,
+                errors=run_errors,
+            ),
+            Operation(
+                "GET",
+                "/api/runs/{run_id}/stream",
+                "streamRunEvents",
+                "Follow a run's history (Server-Sent Events) until it finishes",
+                g(self.stream),
+                query=EventsQuery,
+                errors=run_errors,
+                media_type="text/event-stream",
+                headers=(Header("Last-Event-ID", "Resume after this event id"),),
+            ),
+            Operation(
+                "POST",
+                "/api/runs/{run_id}/cancel",
+                "cancelRun",
+                "Cancel a run",
+                g(self.cancel),
+                RunView,
+                body=CancelRequest,
+                errors=body_errors,
+            ),
+            Operation(
+                "GET",
+                "/api/interrupts",
+                "listInterrupts",
+                "List pending interrupts with their resume schemas",
+                g(self.list_interrupts),
+                InterruptList,
+                query=InterruptsQuery,
+                errors=_AUTH_ERRORS,
+                tag="interrupts",
+            ),
+            Operation(
+                "POST",
+                "/api/runs/{run_id}/interrupts/{interrupt_id}/resume",
+                "resumeInterrupt",
+                "Answer an interrupt",
+                g(self.resume),
+                ResumeResult,
+                body=ResumeRequest,
+                errors=(*body_errors, 403, 422),
+                tag="interrupts",
+            ),
+        ]
+
+
+_PREFIXES = ("/api/", "/hooks/")
+
+
+@web.middleware
+async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer unknown routes under ``/api/`` and ``/hooks/`` with a JSON error too.
+
+    Clients of a JSON API should never have to parse aiohttp's plain-text 404/405 (e.g.
+    for an interrupt id sent with an unencoded ``#``, which cuts the path short).
+    """
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith(_PREFIXES):
+            raise
+        message = f"no route {request.method} {request.path}"
+        if isinstance(exc, web.HTTPNotFound):
+            message += " (percent-encode ids that contain '/', '#' or '?')"
+        return Problem(exc.status, "no_route", message).response()
+
+
+async def _signal_closing(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
+def install_api(app: web.Application, engine: Engine, settings: Settings) -> None:
+    """Add the REST API, ``/openapi.json`` and the SSE shutdown hook to ``app``."""
+    handlers = ApiHandlers(engine, settings, stream_poll=min(0.25, settings.poll_interval))
+    add_operations(app, handlers.operations())
+    install_openapi(app)
+    app.middlewares.append(json_not_found)
+    if CLOSING not in app:
+        app[CLOSING] = asyncio.Event()
+        app.on_shutdown.append(_signal_closing)
+    if settings.api_token is None:
+        log.warning("the REST API is disabled: set SIGNOFF_API_TOKEN to enable it")

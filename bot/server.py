@@ -1,0 +1,163 @@
+"""The Signoff HTTP service: ``create_web_app`` (aiohttp routes) and ``serve`` (the process).
+
+Routes come from ``ROUTE_INSTALLERS``, each ``(app, engine, settings) -> None``. To add
+routes (an API, webhooks), write an installer in your module and add it to that list here.
+The Slack adapter, when configured, is built once by ``create_web_app`` and available to
+installers as ``app[SLACK_BOT]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.api import install_api
+from bot.loader import check_slack_renderable, load_workflows
+from bot.metrics import install_metrics
+from bot.settings import Settings
+from bot.slack_app import SlackBot, attach_slack
+from bot.webhooks import install_webhooks
+from engine import Engine, open_store
+
+__all__ = [
+    "ENGINE",
+    "ROUTE_INSTALLERS",
+    "SETTINGS",
+    "SLACK_BOT",
+    "SLACK_EVENTS_PATH",
+    "RouteInstaller",
+    "create_web_app",
+    "install_slack_routes",
+    "open_engine",
+    "run_service",
+    "serve",
+]
+
+log = logging.getLogger("signoff.server")
+
+SLACK_EVENTS_PATH = "/slack/events"
+ENGINE = web.AppKey("signoff.engine", Engine)
+SETTINGS = web.AppKey("signoff.settings", Settings)
+SLACK_BOT = web.AppKey("signoff.slack", SlackBot)
+
+RouteInstaller = Callable[[web.Application, Engine, Settings], None]
+
+
+def install_slack_routes(app: web.Application, engine: Engine, settings: Settings) -> None:
+    """``POST /slack/events``: events, interactivity and slash commands, signed by Slack.
+
+    Not mounted in Socket Mode (Slack then delivers over the websocket) or without Slack
+    credentials.
+    """
+    if SLACK_BOT not in app or settings.socket_mode:
+        return
+    bolt = app[SLACK_BOT].app
+
+    async def slack_events(request: web.Request) -> web.Response:
+        # Bolt verifies the signature over the raw body and answers 401 when it is wrong.
+        response = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    app.router.add_post(SLACK_EVENTS_PATH, slack_events)
+
+
+ROUTE_INSTALLERS: list[RouteInstaller] = [
+    # install_metrics serves /healthz (database check, worker id, slack flag) and /metrics.
+    install_metrics,
+    install_slack_routes,
+    install_webhooks,
+    install_api,
+]
+
+
+def create_web_app(
+    engine: Engine, settings: Settings, *, slack: SlackBot | None = None
+) -> web.Application:
+    """The aiohttp application serving Signoff for ``engine``.
+
+    When Slack is configured (``settings.slack_enabled``) and no ``slack`` adapter is given,
+    one is attached here (see ``attach_slack``): create the web app *before* the engine
+    starts, so the notifier misses no outbox message.
+    """
+    app = web.Application()
+    app[ENGINE] = engine
+    app[SETTINGS] = settings
+    if slack is None and settings.slack_enabled:
+        slack = attach_slack(engine, settings)
+    if slack is not None:
+        app[SLACK_BOT] = slack
+    for install in ROUTE_INSTALLERS:
+        install(app, engine, settings)
+    return app
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine (not started) on ``settings.database_url`` with the configured workflows."""
+    engine = Engine(
+        open_store(settings.database_url),
+        lease=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+    )
+    for workflow in load_workflows(settings.workflows):
+        engine.register(workflow)
+        if settings.slack_enabled:
+            check_slack_renderable(workflow)
+    return engine
+
+
+async def serve(settings: Settings) -> None:
+    """Run Signoff until SIGTERM or SIGINT, then shut down gracefully (see ``run_service``)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_service(settings, stop=stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
+    """Run Signoff until ``stop`` is set.
+
+    Opens the engine (recovering runs left by a previous process), serves HTTP on
+    ``settings.host:port`` and, with ``SLACK_APP_TOKEN``, connects Socket Mode. When
+    stopped it stops taking requests, then lets running steps finish for
+    ``shutdown_grace`` seconds; what is still running then is resumed by the next process.
+    """
+    engine = open_engine(settings)
+    web_app = create_web_app(engine, settings)
+    runner = web.AppRunner(web_app, handle_signals=False)
+    socket_mode: AsyncSocketModeHandler | None = None
+    await engine.start_background()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for address in runner.addresses:
+            log.info("Signoff listening on http://%s:%s", address[0], address[1])
+        slack = web_app.get(SLACK_BOT)
+        if slack is not None and settings.socket_mode:
+            assert settings.slack_app_token is not None  # socket_mode implies it
+            socket_mode = AsyncSocketModeHandler(
+                slack.app, app_token=settings.slack_app_token.get_secret_value()
+            )
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack Socket Mode connected")
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if socket_mode is not None:
+            with contextlib.suppress(Exception):
+                await socket_mode.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+        await engine.close(grace=settings.shutdown_grace)
+        log.info("stopped")

@@ -1,0 +1,89 @@
+"""Follow a run's history live as Server-Sent Events.
+
+Each history entry is sent once, as soon as it is committed, as::
+
+    id: 42
+    event: step_completed
+    data: {"id": 42, "run_id": "...", "at": "...", "type": "step_completed", "data": {...}}
+
+and the stream ends with an ``end`` event once the run is finished. The store is polled
+(``engine.events(after_id)``), which also sees runs driven by other processes. A client
+that reconnects with ``Last-Event-ID`` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+from aiohttp import web
+
+from engine import Engine, RunNotFound
+
+__all__ = ["CLOSING", "KEEPALIVE", "stream_events"]
+
+CLOSING = web.AppKey("signoff.closing", asyncio.Event)
+"""Set when the server shuts down, so open streams end instead of holding it up."""
+
+KEEPALIVE = 15.0  # seconds between comment lines that keep proxies from closing the stream
+
+
+def _frame(event_id: int | None, name: str, data: str) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {data}\n\n".encode()
+
+
+async def stream_events(
+    request: web.Request,
+    engine: Engine,
+    run_id: str,
+    *,
+    after: int = 0,
+    poll_interval: float = 0.25,
+    closing: asyncio.Event | None = None,
+) -> web.StreamResponse:
+    """Send the run's history after ``after`` and everything new until the run ends.
+
+    Raises RunNotFound before anything is sent if the run does not exist.
+    """
+    if await engine.store.get_run(run_id) is None:
+        raise RunNotFound(run_id)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        }
+    )
+    await response.prepare(request)
+    closing = closing or asyncio.Event()
+    last_sent = time.monotonic()
+    try:
+        while True:
+            # Read the status before the events: a finished run committed its last
+            # events with its status, so nothing can be missed after this read.
+            run = await engine.store.get_run(run_id)
+            for event in await engine.events(run_id, after_id=after):
+                await response.write(_frame(event.id, event.type.value, event.model_dump_json()))
+                after = event.id
+                last_sent = time.monotonic()
+            if run is None or run.status.terminal:
+                status = run.status.value if run is not None else "deleted"
+                await response.write(_frame(None, "end", json.dumps({"status": status})))
+                break
+            if time.monotonic() - last_sent >= KEEPALIVE:
+                await response.write(b": keep-alive\n\n")
+                last_sent = time.monotonic()
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(poll_interval):
+                    await closing.wait()
+            if closing.is_set():
+                await response.write(_frame(None, "end", json.dumps({"status": "server_closing"})))
+                break
+    except ConnectionResetError:
+        return response  # the client went away: nothing more to send
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response

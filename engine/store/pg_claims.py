@@ -1,0 +1,165 @@
+"""How PostgreSQL workers share work: heartbeats, leases, and claims of runs, timers, outbox.
+
+Runs and timers are claimed with ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+LOCKED)`` and a lease column: claimers never wait on each other or on a busy driver
+(a locked row is skipped, and rechecked on the next pass), and a claim lapses by time
+if its holder dies. The outbox is claimed differently, because a message may only go
+once every earlier message of its run is done or in the same batch: SKIP LOCKED
+would let a claimer hop over a row that another transaction is just releasing, and
+two claimers on snapshots taken at once could each take a different part of one
+run's queue. So outbox claims are serialised by a transaction-scoped advisory lock
+(held for one short statement) and use plain ``FOR UPDATE``, which makes each claim
+see the previous one, exactly as SQLite's single writer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.models import OutboxMessage
+from engine.store import pg_ops as ops
+from engine.store.base import EventWrite, OutboxResult, OutboxWrite, TimerRow, WorkerRow
+from engine.store.pg_ops import Conn
+from engine.store.rows import OUTBOX_COLS, dumps, outbox_from_row
+
+OUTBOX_LOCK = 0x5349474E4F4647
+"""Advisory lock key serialising outbox claims ("SIGNOFG" in ASCII: any fixed bigint)."""
+
+
+def _free(owner_col: str, until_col: str) -> str:
+    """SQL for "nobody holds this claim" with ``now`` as $3 and the dead workers as $4."""
+    return f"({until_col} IS NULL OR {until_col} < $3 OR {owner_col} = ANY($4::text[]))"
+
+
+async def heartbeat(conn: Conn, worker: WorkerRow, lease_until: float) -> list[WorkerRow]:
+    """Upsert the worker row, extend its runs' leases, and list all workers."""
+    await conn.execute(
+        "INSERT INTO workers (id, host, pid, heartbeat_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (id) DO UPDATE SET heartbeat_at=excluded.heartbeat_at",
+        worker.id,
+        worker.host,
+        worker.pid,
+        worker.heartbeat_at,
+    )
+    await conn.execute(
+        "UPDATE runs SET lease_until=$1 WHERE owner=$2 AND status='running'",
+        lease_until,
+        worker.id,
+    )
+    rows = await conn.fetch("SELECT id, host, pid, heartbeat_at FROM workers ORDER BY id")
+    return [WorkerRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def remove_workers(conn: Conn, ids: Sequence[str]) -> None:
+    """Forget workers known to be dead and release their timer and outbox claims."""
+    dead = sorted(ids)  # one lock order for every process removing the same workers
+    await conn.execute("DELETE FROM workers WHERE id = ANY($1::text[])", dead)
+    for table in ("timers", "outbox"):
+        await conn.execute(
+            f"UPDATE {table} SET claimed_by=NULL, claim_until=NULL "
+            "WHERE claimed_by = ANY($1::text[])",
+            dead,
+        )
+
+
+async def claim_runs(
+    conn: Conn, owner: str, now: float, lease_until: float, dead: Sequence[str], limit: int
+) -> list[str]:
+    """Take over running runs whose lease ran out or whose owner is dead."""
+    rows = await conn.fetch(
+        "UPDATE runs SET owner=$1, lease_until=$2 WHERE id IN (SELECT id FROM runs "
+        f"WHERE status='running' AND {_free('owner', 'lease_until')} "
+        "LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id",
+        owner,
+        lease_until,
+        now,
+        list(dead),
+        limit,
+    )
+    return [r[0] for r in rows]
+
+
+async def claim_timers(
+    conn: Conn, owner: str, now: float, claim_until: float, dead: Sequence[str], limit: int
+) -> list[TimerRow]:
+    """Claim due timers, earliest first."""
+    rows = await conn.fetch(
+        "UPDATE timers SET claimed_by=$1, claim_until=$2 WHERE id IN (SELECT id "
+        f"FROM timers WHERE due_at <= $3 AND {_free('claimed_by', 'claim_until')} "
+        "ORDER BY due_at LIMIT $5 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, run_id, interrupt_id, kind, due_at",
+        owner,
+        claim_until,
+        now,
+        list(dead),
+        limit,
+    )
+    timers = (TimerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    return sorted(timers, key=lambda t: (t.due_at, t.id))
+
+
+async def fire_reminder(
+    conn: Conn, timer: TimerRow, events: list[EventWrite], outbox: list[OutboxWrite], now: float
+) -> None:
+    """Delete the reminder timer and record the reminder, if the interrupt still waits."""
+    await ops.run_row(conn, timer.run_id, lock=True)  # keeps the run's ids in commit order
+    await conn.execute("DELETE FROM timers WHERE id=$1", timer.id)
+    pending = await conn.fetchval(
+        "SELECT 1 FROM interrupts WHERE run_id=$1 AND id=$2 AND status='pending'",
+        timer.run_id,
+        timer.interrupt_id,
+    )
+    if pending is not None:
+        await ops.append(conn, timer.run_id, now, events, outbox)
+
+
+async def claim_outbox(
+    conn: Conn, owner: str, now: float, claim_until: float, dead: Sequence[str], limit: int
+) -> list[tuple[OutboxMessage, list[str]]]:
+    """Claim deliverable messages; a run's later message waits for its earlier ones."""
+    # Serialised (see the module docstring): the statement below, whose snapshot is
+    # taken after the lock, sees every earlier claim; FOR UPDATE waits out a release.
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
+    rows = await conn.fetch(
+        "UPDATE outbox SET claimed_by=$1, claim_until=$2 WHERE id IN ("
+        "SELECT o.id FROM outbox o WHERE o.done_at IS NULL AND o.next_at <= $3 "
+        f"AND {_free('o.claimed_by', 'o.claim_until')} AND NOT EXISTS (SELECT 1 "
+        "FROM outbox p WHERE p.run_id = o.run_id AND p.id < o.id AND p.done_at IS NULL "
+        f"AND NOT (p.next_at <= $3 AND {_free('p.claimed_by', 'p.claim_until')})) "
+        f"ORDER BY o.id LIMIT $5 FOR UPDATE OF o) RETURNING {OUTBOX_COLS}",
+        owner,
+        claim_until,
+        now,
+        list(dead),
+        limit,
+    )
+    return [outbox_from_row(r) for r in sorted(rows, key=lambda r: int(r[0]))]
+
+
+async def settle_outbox(conn: Conn, results: Sequence[OutboxResult], now: float) -> None:
+    """Mark delivered messages done; schedule failed ones for a retry."""
+    done, later, failed = [], [], []
+    for r in results:
+        if r.error is None and r.next_at is None:
+            done.append((now, dumps(r.done_handlers), r.id))
+        elif r.error is None:  # not attempted (an earlier message of its run failed)
+            later.append((r.next_at, r.id))
+        else:
+            failed.append((r.next_at, r.error, dumps(r.done_handlers), r.id))
+    if done:
+        await conn.executemany(
+            "UPDATE outbox SET done_at=$1, done_handlers=$2, attempts=attempts+1, "
+            "claimed_by=NULL, claim_until=NULL WHERE id=$3",
+            done,
+        )
+    if later:
+        await conn.executemany(
+            "UPDATE outbox SET claimed_by=NULL, claim_until=NULL, next_at=$1 WHERE id=$2",
+            later,
+        )
+    if failed:
+        await conn.executemany(
+            "UPDATE outbox SET attempts=attempts+1, next_at=$1, last_error=$2, "
+            "done_handlers=$3, claimed_by=NULL, claim_until=NULL WHERE id=$4",
+            failed,
+        )

@@ -1,0 +1,538 @@
+"""PostgreSQL store on asyncpg: a pool, one transaction per operation, row locks as fences.
+
+Why it is built this way:
+
+* Several processes (on several hosts) share one database, so exactly-once comes from
+  the database's locks, never from this process's memory. Every operation is one
+  READ COMMITTED transaction on a pooled connection.
+* A run's row is the lock that serialises everything done to that run: drivers fence
+  on it with conditional ``UPDATE ... WHERE owner=$me AND status='running'``, and
+  ``resolve``/``cancel_run``/``fire_reminder`` take it with ``SELECT ... FOR UPDATE``
+  before reading what they decide on. Under READ COMMITTED each statement after the
+  lock sees the latest committed rows, so a ``decide`` callback always judges fresh
+  data and exactly one of any number of concurrent resolves wins. Because every
+  writer of a run's history and outbox holds that lock while it inserts, a run's
+  event and outbox ids grow in commit order: readers paging ``after_id`` and the
+  outbox's per-run ordering can rely on ids.
+* Claims of runs and timers use ``FOR UPDATE SKIP LOCKED`` plus lease columns;
+  outbox claims are serialised by an advisory lock instead, to keep each run's
+  messages in order across processes (``pg_claims`` explains both).
+* No group commit: PostgreSQL already shares one WAL flush among concurrent commits,
+  and batching unrelated runs into one transaction would make each wait for every
+  row lock in the batch. Deadlocks (possible between heartbeats and worker clean-up)
+  and serialization failures are retried; ``decide`` is pure, so a retry is safe.
+* Migrations (``migrations_pg/NNNN_*.sql``) run in one transaction under an advisory
+  lock, recorded in ``schema_migrations``; concurrent opens wait for each other, and
+  a schema newer than this code is refused.
+* JSON is stored as the text the engine produced (exact round trip); ``refs`` is
+  ``jsonb`` so ``set_ref`` updates a single key in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from asyncpg import Record
+from asyncpg.pool import Pool
+
+from engine.errors import InterruptNotFound, RunNotActive, RunNotFound, StoreError
+from engine.models import (
+    Event,
+    Interrupt,
+    InterruptStatus,
+    OutboxMessage,
+    Run,
+    RunDetail,
+    RunStatus,
+)
+from engine.store import pg_claims as claims
+from engine.store import pg_ops as ops
+from engine.store.base import (
+    Decide,
+    EventWrite,
+    FinishWrite,
+    LeftoverBuilder,
+    LostOwnership,
+    NewRun,
+    OutboxResult,
+    OutboxWrite,
+    ResolveResult,
+    RunState,
+    StepWrite,
+    TimerRow,
+    WorkerRow,
+)
+from engine.store.pg_migrate import migrate
+from engine.store.pg_ops import Conn
+from engine.store.rows import RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
+
+T = TypeVar("T")
+
+_RETRIES = 8
+_RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+class PostgresStore:
+    """A store on PostgreSQL, safe to share between any number of processes and hosts.
+
+    Args:
+        dsn: a ``postgresql://`` URL; unknown query parameters are server settings
+            (asyncpg's rule), e.g. ``?search_path=signoff``.
+        min_size: connections the pool keeps open.
+        max_size: most connections the pool opens at once.
+    """
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: Pool[Record] | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _require_pool(self) -> Pool[Record]:
+        if self._pool is None:
+            raise StoreError("the store is not open (call `await store.open()`)")
+        return self._pool
+
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction, retrying it after a deadlock."""
+        pool = self._require_pool()
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    return await fn(conn)
+            except _RETRYABLE:
+                if attempt == _RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * 2**attempt)
+            except _CONNECTION_ERRORS as exc:
+                raise StoreError(f"PostgreSQL write failed: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
+        """Run a read; ``snapshot`` makes several statements see one consistent state."""
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn:
+                if not snapshot:
+                    return await fn(conn)
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    return await fn(conn)
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(f"PostgreSQL read failed: {exc}") from exc
+
+    async def open(self) -> None:
+        """Connect (a pool) and apply pending migrations under an advisory lock."""
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self.min_size, max_size=self.max_size
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        try:
+            await self._tx(migrate)
+        except BaseException:
+            await self.close()  # a refused open must not leave connections behind
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (waits for operations in flight to release their connections)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- runs -------------------------------------------------------------------------
+    async def create_run(self, run: NewRun) -> tuple[str, bool]:
+        """Insert a run; an already used idempotency key returns the existing run."""
+
+        async def op(conn: Conn) -> tuple[str, bool]:
+            # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
+            # back, so two racing starts with one key create one run.
+            inserted = await conn.fetchval(
+                "INSERT INTO runs (id, workflow, version, status, input_json, requester, "
+                "idempotency_key, owner, lease_until, created_at, updated_at) "
+                "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $9) "
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                run.id,
+                run.workflow,
+                run.version,
+                run.input_json,
+                run.requester,
+                run.idempotency_key,
+                run.owner,
+                run.lease_until,
+                run.now,
+            )
+            if inserted is None:
+                found = await conn.fetchval(
+                    "SELECT id FROM runs WHERE idempotency_key=$1", run.idempotency_key
+                )
+                return str(found), False
+            await ops.append(conn, run.id, run.now, run.events, run.outbox)
+            return run.id, True
+
+        return await self._tx(op)
+
+    async def load_state(self, run_id: str) -> RunState | None:
+        """Read a run with its steps and interrupts (one snapshot)."""
+        return await self._read(lambda conn: ops.load_state(conn, run_id), snapshot=True)
+
+    async def commit_steps(
+        self, run_id: str, owner: str, steps: Sequence[StepWrite], now: float
+    ) -> None:
+        """Record step results with their interrupts, timers, events and outbox rows."""
+
+        async def op(conn: Conn) -> None:
+            if not await ops.check_owner(conn, run_id, owner, now):
+                raise LostOwnership(run_id)
+            for step in steps:
+                await ops.write_step(conn, run_id, step, now)
+
+        await self._tx(op)
+
+    async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
+        """Park the run; False when an interrupt was resolved since ``wake_seq`` was read."""
+
+        async def op(conn: Conn) -> bool:
+            # A concurrent resolve holding the row makes this wait, then re-check the
+            # WHERE on the new row: a bumped wake_seq means "drive again".
+            parked = await conn.fetchval(
+                "UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
+                "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
+                "RETURNING 1",
+                now,
+                run_id,
+                owner,
+                wake_seq,
+            )
+            if parked is not None:
+                return True
+            if not await ops.check_owner(conn, run_id, owner, now):
+                raise LostOwnership(run_id)
+            return False
+
+        return await self._tx(op)
+
+    async def abandon_run(self, run_id: str, owner: str, retry_at: float) -> None:
+        """Give a run up (after an unexpected error) so recovery retries it at ``retry_at``."""
+
+        async def op(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE runs SET owner=NULL, lease_until=$1 WHERE id=$2 AND owner=$3",
+                retry_at,
+                run_id,
+                owner,
+            )
+
+        await self._tx(op)
+
+    async def finish_run(
+        self, run_id: str, owner: str, fin: FinishWrite, leftover: LeftoverBuilder | None = None
+    ) -> None:
+        """Record the terminal status; leftover pending interrupts become cancelled."""
+
+        async def op(conn: Conn) -> None:
+            row = await conn.fetchrow(
+                "UPDATE runs SET status=$1, output_json=$2, error_json=$3, owner=NULL, "
+                "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running' "
+                f"RETURNING {RUN_COLS}",
+                fin.status.value,
+                fin.output_json,
+                fin.error_json,
+                fin.now,
+                run_id,
+                owner,
+            )
+            if row is None:
+                raise LostOwnership(run_id)
+            for step in fin.steps:
+                await ops.write_step(conn, run_id, step, fin.now)
+            await ops.append(conn, run_id, fin.now, fin.events, fin.outbox)
+            await ops.cancel_pending(conn, run_from_row(row), fin.now, leftover)
+
+        await self._tx(op)
+
+    async def cancel_run(
+        self,
+        run_id: str,
+        now: float,
+        events: list[EventWrite],
+        outbox: list[OutboxWrite],
+        leftover: LeftoverBuilder | None = None,
+    ) -> Run:
+        """Cancel an active run and resolve its pending interrupts as cancelled."""
+
+        async def op(conn: Conn) -> Run:
+            row = await ops.run_row(conn, run_id, lock=True)
+            if row is None:
+                raise RunNotFound(run_id)
+            if RunStatus(row[3]).terminal:
+                raise RunNotActive(run_id, row[3])
+            row = await conn.fetchrow(
+                "UPDATE runs SET status='cancelled', owner=NULL, lease_until=NULL, "
+                f"updated_at=$1, wake_seq=wake_seq+1 WHERE id=$2 RETURNING {RUN_COLS}",
+                now,
+                run_id,
+            )
+            assert row is not None  # locked above
+            run = run_from_row(row)
+            await ops.append(conn, run_id, now, events, outbox)
+            await ops.cancel_pending(conn, run, now, leftover)
+            return run
+
+        return await self._tx(op)
+
+    async def resolve(
+        self,
+        run_id: str,
+        interrupt_id: str,
+        decide: Decide,
+        *,
+        claim_owner: str,
+        lease_until: float,
+        now: float,
+    ) -> ResolveResult:
+        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked."""
+
+        async def op(conn: Conn) -> ResolveResult:
+            # The run's row lock serialises every resolve of this run (across processes);
+            # the interrupt is read after it, so `decide` sees the latest answers.
+            row = await ops.run_row(conn, run_id, lock=True)
+            if row is None:
+                raise RunNotFound(run_id)
+            found = await ops.interrupts(
+                conn, "i.run_id = $1 AND i.id = $2", (run_id, interrupt_id)
+            )
+            if not found:
+                raise InterruptNotFound(run_id, interrupt_id)
+            run = run_from_row(row)
+            res = decide(found[0], run)
+            if res.response_actor is not None:
+                await conn.execute(
+                    "INSERT INTO responses (run_id, interrupt_id, actor, data_json, approved, at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    run_id,
+                    interrupt_id,
+                    res.response_actor,
+                    res.response_json,
+                    res.response_approved,
+                    now,
+                )
+            await ops.append(conn, run_id, now, res.events, res.outbox)
+            claimed = None
+            if res.status is not InterruptStatus.PENDING:
+                await ops.settle_interrupt(conn, run_id, interrupt_id, res, now)
+                take = run.status is RunStatus.SUSPENDED
+                row = await conn.fetchrow(
+                    "UPDATE runs SET wake_seq=wake_seq+1, updated_at=$1, "
+                    "status=CASE WHEN $2 THEN 'running' ELSE status END, "
+                    "owner=CASE WHEN $2 THEN $3 ELSE owner END, "
+                    "lease_until=CASE WHEN $2 THEN $4 ELSE lease_until END "
+                    f"WHERE id=$5 RETURNING {RUN_COLS}",
+                    now,
+                    take,
+                    claim_owner,
+                    lease_until,
+                    run_id,
+                )
+                if take:
+                    claimed = await ops.load_state(conn, run_id, row)
+            return ResolveResult(interrupt=resolved_interrupt(found[0], res, now), claimed=claimed)
+
+        return await self._tx(op)
+
+    # -- workers, leases, recovery (SQL and the claim design in pg_claims) -------------
+    async def heartbeat(self, worker: WorkerRow, lease_until: float) -> list[WorkerRow]:
+        """Upsert the worker row, extend its runs' leases, and list all workers."""
+        return await self._tx(lambda conn: claims.heartbeat(conn, worker, lease_until))
+
+    async def remove_workers(self, ids: Sequence[str]) -> None:
+        """Forget workers known to be dead and release their timer and outbox claims."""
+        if ids:
+            await self._tx(lambda conn: claims.remove_workers(conn, ids))
+
+    async def claim_runs(
+        self, owner: str, now: float, lease_until: float, dead: Sequence[str], limit: int
+    ) -> list[str]:
+        """Take over running runs whose lease ran out or whose owner is dead."""
+        return await self._tx(
+            lambda conn: claims.claim_runs(conn, owner, now, lease_until, dead, limit)
+        )
+
+    # -- timers -----------------------------------------------------------------------
+    async def claim_timers(
+        self, owner: str, now: float, claim_until: float, dead: Sequence[str], limit: int
+    ) -> list[TimerRow]:
+        """Claim due timers, earliest first."""
+        return await self._tx(
+            lambda conn: claims.claim_timers(conn, owner, now, claim_until, dead, limit)
+        )
+
+    async def fire_reminder(
+        self, timer: TimerRow, events: list[EventWrite], outbox: list[OutboxWrite], now: float
+    ) -> None:
+        """Delete the reminder timer and record the reminder, if the interrupt still waits."""
+        await self._tx(lambda conn: claims.fire_reminder(conn, timer, events, outbox, now))
+
+    async def delete_timer(self, timer_id: int) -> None:
+        """Drop a timer."""
+        await self._tx(lambda conn: conn.execute("DELETE FROM timers WHERE id=$1", timer_id))
+
+    async def next_timer_at(self) -> float | None:
+        """When the earliest stored timer is due."""
+
+        async def op(conn: Conn) -> float | None:
+            found = await conn.fetchval("SELECT MIN(due_at) FROM timers")
+            return None if found is None else float(found)
+
+        return await self._read(op)
+
+    # -- outbox -----------------------------------------------------------------------
+    async def claim_outbox(
+        self, owner: str, now: float, claim_until: float, dead: Sequence[str], limit: int
+    ) -> list[tuple[OutboxMessage, list[str]]]:
+        """Claim deliverable messages; a run's later message waits for its earlier ones."""
+        return await self._tx(
+            lambda conn: claims.claim_outbox(conn, owner, now, claim_until, dead, limit)
+        )
+
+    async def settle_outbox(self, results: Sequence[OutboxResult], now: float) -> None:
+        """Mark delivered messages done; schedule failed ones for a retry."""
+        if results:
+            await self._tx(lambda conn: claims.settle_outbox(conn, results, now))
+
+    async def outbox_backlog(self) -> int:
+        """How many messages are not delivered yet."""
+
+        async def op(conn: Conn) -> int:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL"))
+
+        return await self._read(op)
+
+    async def set_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
+        """Store ``refs[key] = value`` on the interrupt (e.g. Slack channel and ts)."""
+
+        async def op(conn: Conn) -> None:
+            found = await conn.fetchval(
+                "UPDATE interrupts SET refs = refs || jsonb_build_object($1::text, $2::jsonb) "
+                "WHERE run_id=$3 AND id=$4 RETURNING 1",
+                key,
+                dumps(value),
+                run_id,
+                interrupt_id,
+            )
+            if found is None:
+                raise InterruptNotFound(run_id, interrupt_id)
+
+        await self._tx(op)
+
+    # -- queries ----------------------------------------------------------------------
+    async def get_run(self, run_id: str) -> Run | None:
+        """One run."""
+
+        async def op(conn: Conn) -> Run | None:
+            row = await ops.run_row(conn, run_id)
+            return run_from_row(row) if row is not None else None
+
+        return await self._read(op)
+
+    async def get_detail(self, run_id: str) -> RunDetail | None:
+        """One run with steps (with outputs), interrupts and its whole history."""
+
+        async def op(conn: Conn) -> RunDetail | None:
+            state = await ops.load_state(conn, run_id)
+            if state is None:
+                return None
+            steps = [
+                rec.model_copy(
+                    update={"output": loads(o) if (o := state.step_outputs[p]) else None}
+                )
+                for p, rec in sorted(state.steps.items(), key=lambda kv: kv[1].started_at)
+            ]
+            return RunDetail(
+                run=state.run,
+                steps=steps,
+                interrupts=list(state.interrupts.values()),
+                events=await ops.events(conn, run_id, 0, -1),
+            )
+
+        return await self._read(op, snapshot=True)
+
+    async def list_runs(
+        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+    ) -> list[Run]:
+        """Runs, newest first, optionally filtered."""
+        where, args = ["TRUE"], []
+        if status:
+            args.append(status)
+            where.append(f"status=${len(args)}")
+        if workflow:
+            args.append(workflow)
+            where.append(f"workflow=${len(args)}")
+        n = len(args)
+
+        async def op(conn: Conn) -> list[Run]:
+            rows = await conn.fetch(
+                f"SELECT {RUN_COLS} FROM runs WHERE {' AND '.join(where)} "
+                f"ORDER BY created_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                ops.limit_arg(limit),
+                offset,
+            )
+            return [run_from_row(r) for r in rows]
+
+        return await self._read(op)
+
+    async def count_runs(self) -> dict[str, int]:
+        """Number of runs per status."""
+
+        async def op(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(op)
+
+    async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt | None:
+        """One interrupt with its responses."""
+
+        async def op(conn: Conn) -> Interrupt | None:
+            found = await ops.interrupts(
+                conn, "i.run_id = $1 AND i.id = $2", (run_id, interrupt_id)
+            )
+            return found[0] if found else None
+
+        return await self._read(op)
+
+    async def list_interrupts(
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        run_id: str | None,
+        limit: int,
+    ) -> list[Interrupt]:
+        """Interrupts, oldest first, optionally filtered."""
+        where, args = ["TRUE"], []
+        for column, value in (("i.status", status), ("r.workflow", workflow), ("i.run_id", run_id)):
+            if value:
+                args.append(value)
+                where.append(f"{column}=${len(args)}")
+        return await self._read(
+            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit), snapshot=True
+        )
+
+    async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
+        """History entries of a run with ids above ``after_id``."""
+        return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))

@@ -1,0 +1,198 @@
+"""Row <-> record mapping shared by the SQL backends (same columns, same order)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.context import InterruptSpec
+from engine.models import (
+    ErrorInfo,
+    Event,
+    EventType,
+    ExpiryAction,
+    Interrupt,
+    InterruptKind,
+    InterruptStatus,
+    OutboxMessage,
+    Response,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+
+
+class Row(Protocol):
+    """A result row indexed by column position (a tuple, ``sqlite3.Row``, asyncpg ``Record``)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+if TYPE_CHECKING:
+    from engine.store.base import Resolution
+
+dumps = json.dumps
+loads = json.loads
+
+RUN_COLS = (
+    "id, workflow, version, status, input_json, output_json, error_json, requester, "
+    "created_at, updated_at, wake_seq"
+)
+"""Columns ``run_from_row`` expects, in order (``wake_seq`` is read by callers)."""
+
+STEP_COLS = "path, name, status, output_json, error_json, attempts, started_at, finished_at"
+"""Columns ``step_from_row`` expects, in order."""
+
+OUTBOX_COLS = "id, topic, run_id, interrupt_id, data, created_at, attempts, done_handlers"
+"""Columns ``outbox_from_row`` expects, in order."""
+
+
+def ts(x: float | None) -> datetime | None:
+    """Unix seconds (or None) as an aware UTC datetime."""
+    return None if x is None else datetime.fromtimestamp(x, UTC)
+
+
+def dt(x: float) -> datetime:
+    """Unix seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(x, UTC)
+
+
+def run_from_row(r: Row) -> Run:
+    """A ``Run`` from a row of ``RUN_COLS``."""
+    return Run.model_construct(
+        id=r[0],
+        workflow=r[1],
+        version=r[2],
+        status=RunStatus(r[3]),
+        input=loads(r[4]),
+        output=loads(r[5]) if r[5] is not None else None,
+        error=ErrorInfo.model_validate_json(r[6]) if r[6] is not None else None,
+        requester=r[7],
+        created_at=dt(r[8]),
+        updated_at=dt(r[9]),
+    )
+
+
+def step_from_row(r: Row) -> StepRecord:
+    """A ``StepRecord`` (without its output, which callers decode lazily) from ``STEP_COLS``."""
+    return StepRecord.model_construct(
+        path=r[0],
+        name=r[1],
+        status=StepStatus(r[2]),
+        output=None,
+        error=ErrorInfo.model_validate_json(r[4]) if r[4] else None,
+        attempts=r[5],
+        started_at=dt(r[6]),
+        finished_at=dt(r[7]),
+    )
+
+
+def response_from_row(actor: str, data: str, approved: Any, at: float) -> Response:
+    """A ``Response`` from its columns (``approved`` is 0/1/None or a bool)."""
+    return Response.model_construct(
+        actor=actor,
+        data=loads(data),
+        approved=None if approved is None else bool(approved),
+        at=dt(at),
+    )
+
+
+def interrupt_from_row(r: Row, responses: list[Response]) -> Interrupt:
+    """An ``Interrupt`` from a row of the backends' interrupt-join columns.
+
+    Columns: run_id, id, path, step, kind, status, spec_json, expires_at, created_at,
+    resolved_at, resolved_by, data_json, refs (JSON text), workflow, version, requester.
+    """
+    spec = loads(r[6])
+    on_expiry = spec.get("on_expiry")
+    return Interrupt.model_construct(
+        run_id=r[0],
+        id=r[1],
+        path=r[2],
+        step=r[3],
+        kind=InterruptKind(r[4]),
+        status=InterruptStatus(r[5]),
+        payload=spec.get("payload"),
+        event=spec.get("event"),
+        responders=spec.get("responders", []),
+        quorum=spec.get("quorum", 1),
+        allow_requester=spec.get("allow_requester", False),
+        channel=spec.get("channel"),
+        title=spec.get("title"),
+        meta=spec.get("meta", {}),
+        expires_at=ts(r[7]),
+        on_expiry=ExpiryAction(on_expiry) if on_expiry else None,
+        expiry_value=spec.get("expiry_value"),
+        reminders=[dt(x) for x in spec.get("reminders", [])],
+        created_at=dt(r[8]),
+        resolved_at=ts(r[9]),
+        resolved_by=r[10],
+        data=loads(r[11]) if r[11] is not None else None,
+        responses=responses,
+        refs=loads(r[12]),
+        workflow=r[13],
+        version=r[14],
+        requester=r[15],
+    )
+
+
+def event_from_row(run_id: str, r: Row) -> Event:
+    """An ``Event`` from (id, at, type, data)."""
+    return Event.model_construct(
+        id=r[0], run_id=run_id, at=dt(r[1]), type=EventType(r[2]), data=loads(r[3])
+    )
+
+
+def outbox_from_row(r: Row) -> tuple[OutboxMessage, list[str]]:
+    """An ``OutboxMessage`` and its done handlers from a row of ``OUTBOX_COLS``."""
+    msg = OutboxMessage.model_construct(
+        id=r[0],
+        topic=r[1],
+        run_id=r[2],
+        interrupt_id=r[3],
+        data=loads(r[4]),
+        created_at=dt(r[5]),
+        attempt=r[6] + 1,
+    )
+    return msg, list(loads(r[7]))
+
+
+def spec_json(s: InterruptSpec) -> str:
+    """The stored form of an interrupt's specification."""
+    return dumps(
+        {
+            "payload": s.payload,
+            "event": s.event,
+            "responders": s.responders,
+            "quorum": s.quorum,
+            "allow_requester": s.allow_requester,
+            "on_expiry": s.on_expiry.value if s.on_expiry else None,
+            "expiry_value": s.expiry_value,
+            "reminders": s.reminders,
+            "channel": s.channel,
+            "title": s.title,
+            "meta": s.meta,
+        }
+    )
+
+
+def resolved_interrupt(before: Interrupt, res: Resolution, now: float) -> Interrupt:
+    """The interrupt as ``res`` leaves it (what ``resolve`` returns)."""
+    responses = list(before.responses)
+    if res.response_actor is not None:
+        responses.append(
+            response_from_row(
+                res.response_actor, res.response_json or "null", res.response_approved, now
+            )
+        )
+    update: dict[str, Any] = {"responses": responses}
+    if res.status is not InterruptStatus.PENDING:
+        update.update(
+            status=res.status,
+            resolved_at=dt(now),
+            resolved_by=res.resolved_by,
+            data=loads(res.data_json) if res.data_json is not None else None,
+        )
+    return before.model_copy(update=update)

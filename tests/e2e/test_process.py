@@ -1,0 +1,191 @@
+"""The real service: ``python -m bot`` as a subprocess, killed and restarted on the same file.
+
+The FakeSlack runs in the test process; the service reaches it through ``SLACK_API_URL``,
+and the test reaches the service over HTTP on 127.0.0.1, signing requests like Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot import action_ids
+from tests.bot.harness import CHANNEL, SECRET, USERS, eventually
+from tests.fakes.signing import (
+    block_actions_payload,
+    interactive_body,
+    signed_request,
+    slash_command_body,
+)
+from tests.fakes.slack_api import FakeSlack, StoredMessage
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+_DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+class Service:
+    """One ``python -m bot`` process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.url = ""
+        self.log: list[str] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, env: dict[str, str]) -> Service:
+        """Start the service and wait until it says where it listens."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        service = cls(proc)
+        try:
+            service.url = await asyncio.wait_for(service._wait_listening(), 30)
+        except (TimeoutError, EOFError) as exc:
+            proc.kill()
+            await proc.wait()
+            log = "\n".join(service.log)
+            raise AssertionError(f"the service did not start:\n{log}") from exc
+        service._drain = asyncio.create_task(service._read_rest())
+        return service
+
+    async def _wait_listening(self) -> str:
+        assert self.proc.stderr is not None
+        while True:
+            line = (await self.proc.stderr.readline()).decode(errors="replace")
+            if not line:
+                raise EOFError("stderr closed")
+            self.log.append(line.rstrip())
+            found = LISTENING.search(line)
+            if found:
+                return found.group(1)
+
+    async def _read_rest(self) -> None:
+        # Keep reading so the child never blocks on a full pipe.
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.log.append(line.decode(errors="replace").rstrip())
+
+    async def send(self, body: str, **sign: Any) -> tuple[int, str]:
+        """POST a Slack-signed body to /slack/events."""
+        request = signed_request(body, secret=SECRET, **sign)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.url}/slack/events", data=request.body, headers=request.headers
+            ) as response,  # fmt: skip
+        ):
+            return response.status, await response.text()
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self.proc.kill()
+        await self.proc.wait()
+        await self._finish()
+
+    async def terminate(self) -> int:
+        """SIGTERM and wait for the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), 20)
+        await self._finish()
+        return code
+
+    async def _finish(self) -> None:
+        if self._drain is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._drain, 5)
+
+
+ServiceFactory = Callable[[], "asyncio.Future[Service] | Any"]
+
+
+@pytest.fixture
+async def services(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Any]:
+    """``await services()`` starts a service on this test's database; all stopped after."""
+    for user in USERS:
+        fake_slack.add_user(user, name=user.lower())
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
+    }
+    env.update(
+        SLACK_BOT_TOKEN=fake_slack.token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
+        SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
+        SIGNOFF_HOST="127.0.0.1",
+        SIGNOFF_PORT="0",
+        SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
+        SIGNOFF_POLL_INTERVAL="0.1",
+        SIGNOFF_LEASE_SECONDS="2",
+        SIGNOFF_SHUTDOWN_GRACE="2",
+        PYTHONUNBUFFERED="1",
+    )
+    started: list[Service] = []
+
+    async def start() -> Service:
+        service = await Service.start(env)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        if service.proc.returncode is None:
+            await service.kill()
+
+
+def request_messages(fake: FakeSlack) -> list[StoredMessage]:
+    """The request messages in the channel (not thread replies)."""
+    return [m for m in fake.messages(CHANNEL) if m.thread_ts is None]
+
+
+async def test_a_restart_between_post_and_click_still_completes_the_run(
+    services: Any, fake_slack: FakeSlack
+) -> None:
+    first: Service = await services()
+    status, text = await first.send(
+        slash_command_body(
+            text="start change service=billing version=3.1",
+            user_id="U0DAVE",
+            response_url=fake_slack.response_url(),
+        )  # fmt: skip
+    )
+    assert status == 200 and "Started *Change*" in text, text
+    run_id = text.split("run `")[1].split("`")[0]
+    (message,) = await eventually(lambda: request_messages(fake_slack), what="the request post")
+    await first.kill()
+
+    second: Service = await services()
+    click = block_actions_payload(
+        message=message.to_api(), action_id=action_ids.APPROVE, channel_id=CHANNEL,
+        user_id="U0ALICE",
+    )  # fmt: skip
+    assert (await second.send(interactive_body(click)))[0] == 200
+
+    def thread() -> list[str]:
+        return [m.text or "" for m in fake_slack.messages(CHANNEL) if m.thread_ts == message.ts]
+
+    (reply,) = await eventually(thread, timeout=15, what="the outcome in the thread")
+    assert f"Run `{run_id}` completed" in reply and "<@U0ALICE>" in reply
+    updated = fake_slack.message(CHANNEL, message.ts)
+    assert "Approved" in str(updated.blocks) and "actions" not in str(updated.blocks)
+    assert len(request_messages(fake_slack)) == 1  # posted once across both processes
+
+    assert (await second.send(interactive_body(click), wrong_secret="nope"))[0] == 401
+    assert await second.terminate() == 0
+    assert any("stopped" in line for line in second.log), second.log

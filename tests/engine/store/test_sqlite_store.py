@@ -1,0 +1,192 @@
+"""The SQLite store itself: migrations, refusing newer schemas, WAL, durability, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from engine import SQLiteStore, StoreError, open_store
+from engine.store import sqlite as sqlite_module
+from engine.store.base import EventWrite, LostOwnership, NewRun, StepWrite
+
+pytestmark = pytest.mark.sqlite_only  # it inspects the database file itself
+
+TABLES = {"runs", "steps", "interrupts", "responses", "events", "timers", "outbox", "workers"}
+
+
+def latest_migration() -> int:
+    """The highest migration number shipped with the engine."""
+    folder = resources.files("engine.store") / "migrations"
+    return max(int(f.name.split("_", 1)[0]) for f in folder.iterdir() if f.name.endswith(".sql"))
+
+
+def peek(db_path: str, sql: str) -> list[tuple[object, ...]]:
+    """Run a query on the file with a separate plain sqlite3 connection."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def new_run(run_id: str, owner: str = "w1") -> NewRun:
+    """A run to create directly in the store."""
+    return NewRun(
+        id=run_id,
+        workflow="wf",
+        version="1",
+        input_json="{}",
+        requester=None,
+        idempotency_key=None,
+        owner=owner,
+        lease_until=2e9,
+        now=1.7e9,
+        events=[EventWrite("started", {"n": 1})],
+        outbox=[],
+    )
+
+
+@pytest.fixture(name="db_path")
+def sqlite_file(tmp_path: Path) -> str:
+    """A fresh SQLite file (these tests are about SQLite, whatever backends others run on)."""
+    return str(tmp_path / "signoff.db")
+
+
+@pytest.fixture
+async def store(db_path: str) -> AsyncIterator[SQLiteStore]:
+    """An opened store on the test's database file."""
+    s = open_store(db_path)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_opening_a_new_file_applies_the_migrations(store: SQLiteStore, db_path: str) -> None:
+    tables = {
+        name for (name,) in peek(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert TABLES <= tables
+    assert peek(db_path, "PRAGMA user_version") == [(latest_migration(),)]
+
+
+async def test_reopening_is_idempotent_and_keeps_the_data(db_path: str) -> None:
+    first = open_store(db_path)
+    await first.open()
+    assert await first.create_run(new_run("r1")) == ("r1", True)
+    await first.close()
+
+    for _ in range(2):
+        again = open_store(db_path)
+        await again.open()
+        run = await again.get_run("r1")
+        await again.close()
+        assert run is not None and run.workflow == "wf"
+    assert peek(db_path, "PRAGMA user_version") == [(latest_migration(),)]
+    assert peek(db_path, "SELECT COUNT(*) FROM events") == [(1,)]
+
+
+async def test_a_schema_newer_than_this_code_is_refused(db_path: str) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    before = set(threading.enumerate())
+    newer = open_store(db_path)
+
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        await newer.open()
+
+    assert peek(db_path, "PRAGMA user_version") == [(99,)]
+    assert peek(db_path, "SELECT name FROM sqlite_master WHERE type='table'") == []
+    for thread in set(threading.enumerate()) - before:  # its connections were closed again
+        thread.join(timeout=2)
+        assert not thread.is_alive(), thread
+    with pytest.raises(StoreError, match="not open"):
+        await newer.get_run("r1")
+
+
+async def test_a_store_that_is_not_open_says_so(db_path: str) -> None:
+    with pytest.raises(StoreError, match="not open"):
+        await open_store(db_path).create_run(new_run("r1"))
+
+
+async def test_the_database_is_in_wal_mode(store: SQLiteStore, db_path: str) -> None:
+    await store.create_run(new_run("r1"))
+
+    assert peek(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert Path(db_path + "-wal").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "level"),
+    [
+        ("{path}", 1),
+        ("sqlite:///{path}", 1),
+        ("sqlite:///{path}?synchronous=normal", 1),
+        ("sqlite:///{path}?synchronous=full", 2),
+        ("sqlite:///{path}?synchronous=FULL", 2),
+    ],
+)
+async def test_synchronous_is_normal_unless_the_url_asks_for_full(
+    db_path: str, url: str, level: int
+) -> None:
+    # db_path is absolute, so the URL reads sqlite:////abs/path as documented.
+    s = open_store(url.format(path=db_path))
+    await s.open()
+    try:
+        # synchronous is per connection: check the store's own (reading) connection.
+        got = await s._read(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+        written = await s._write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+    finally:
+        await s.close()
+    assert got == written == level
+    assert s.path == db_path
+
+
+def test_an_unknown_synchronous_level_is_refused(db_path: str) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        open_store(f"sqlite:///{db_path}?synchronous=off")
+
+
+async def test_group_commit_rolls_back_only_the_failing_operation(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    real_run_batch = sqlite_module._run_batch
+
+    def counting(conn: sqlite3.Connection, ops: list[object]) -> object:
+        batches.append(len(ops))
+        return real_run_batch(conn, ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_module, "_run_batch", counting)
+
+    def half_done(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO events (run_id, at, type, data) VALUES ('r1', 0, 'half', '{}')")
+        raise RuntimeError("fails after writing")
+
+    intruder = StepWrite("0:x", "x", "completed", "1", None, 1, 0.0, 0.0)
+    results = await asyncio.gather(
+        store.create_run(new_run("r1")),
+        store._write(half_done),
+        store.commit_steps("r1", "someone-else", [intruder], 1.7e9),
+        store.create_run(new_run("r2")),
+        return_exceptions=True,
+    )
+
+    assert batches == [4]  # one transaction for the four operations
+    first, failed, fenced, last = results
+    assert first == ("r1", True) and last == ("r2", True)
+    assert isinstance(failed, RuntimeError)
+    assert isinstance(fenced, LostOwnership)
+    assert await store.get_run("r1") is not None and await store.get_run("r2") is not None
+    detail = await store.get_detail("r1")
+    assert detail is not None
+    assert [e.type for e in detail.events] == ["started"]  # the half write is gone
+    assert detail.steps == []

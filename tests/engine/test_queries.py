@@ -1,0 +1,203 @@
+"""Starting runs and reading them back: list_runs, get_run, list_interrupts, events."""
+
+import pytest
+
+from engine import (
+    Engine,
+    EventType,
+    InterruptNotFound,
+    InterruptStatus,
+    InvalidInput,
+    RunNotFound,
+    RunStatus,
+    StepContext,
+    StepStatus,
+    Workflow,
+    WorkflowNotRegistered,
+    step,
+)
+from tests.engine.conftest import EngineFactory
+from tests.engine.wf_common import Approval, Done, Req, Shown, pending, settle
+
+
+@step
+async def quick(r: Req) -> Done:
+    return Done(name=r.name)
+
+
+@step
+async def prepare(r: Req) -> Req:
+    return Req(name=r.name.upper(), amount=r.amount * 2)
+
+
+@step
+async def ask(r: Req, ctx: StepContext[Shown, Approval]) -> Done:
+    responders = ["ann", "@ops"] if r.amount > 100 else []
+    answer = await ctx.suspend(Shown(question=r.name), responders=responders)
+    return Done(name=r.name, approved=answer.approved)
+
+
+def workflows() -> list[Workflow]:
+    return [
+        Workflow("quick", input=Req, output=Done).then(quick),
+        Workflow("ask", input=Req, output=Done).then(prepare).then(ask),
+    ]
+
+
+async def test_start_validates_the_input_and_creates_nothing_when_bad(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    with pytest.raises(InvalidInput) as info:
+        await engine.start("quick", {"amount": "many"})
+    assert info.value.workflow == "quick"
+    assert set(info.value.errors) == {"name", "amount"}
+    assert "invalid input for workflow 'quick'" in str(info.value)
+    assert await engine.list_runs() == []
+
+
+async def test_start_of_an_unknown_workflow_raises(engine: Engine) -> None:
+    with pytest.raises(WorkflowNotRegistered, match="'nope' is not registered"):
+        await engine.start("nope", {})
+
+
+async def test_start_with_a_used_idempotency_key_returns_the_same_run(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    first = await engine.start("quick", {"name": "a"}, idempotency_key="k1")
+    again = await engine.start("quick", {"name": "other"}, idempotency_key="k1")
+    assert again == first
+    await settle(engine, first)
+    (run,) = await engine.list_runs()
+    assert run.input == {"name": "a", "amount": 0}
+
+
+async def test_list_runs_filters_by_status_and_workflow_newest_first(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    ids = []
+    for name, wf in [("a", "quick"), ("b", "ask"), ("c", "quick"), ("d", "ask"), ("e", "quick")]:
+        ids.append(await engine.start(wf, {"name": name}))
+        await settle(engine, ids[-1])
+    a, b, c, d, e = ids
+
+    assert [r.id for r in await engine.list_runs()] == [e, d, c, b, a]
+    assert [r.id for r in await engine.list_runs(workflow="quick")] == [e, c, a]
+    assert [r.id for r in await engine.list_runs(status=RunStatus.SUSPENDED)] == [d, b]
+    assert [r.id for r in await engine.list_runs(status="completed", workflow="ask")] == []
+    assert [r.id for r in await engine.list_runs(limit=2)] == [e, d]
+    assert [r.id for r in await engine.list_runs(limit=2, offset=2)] == [c, b]
+    assert [r.id for r in await engine.list_runs(workflow="quick", limit=1, offset=1)] == [c]
+    assert await engine.list_runs(offset=5) == []
+
+
+async def test_get_run_has_steps_with_outputs_pending_interrupts_and_ordered_history(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    run_id = await engine.start("ask", {"name": "x", "amount": 3}, requester="carol")
+    await settle(engine, run_id)
+    detail = await engine.get_run(run_id)
+    assert detail.run.status is RunStatus.SUSPENDED
+    assert detail.run.requester == "carol"
+    assert detail.run.input == {"name": "x", "amount": 3}
+    assert [(s.name, s.status, s.output) for s in detail.steps] == [
+        ("prepare", StepStatus.COMPLETED, {"name": "X", "amount": 6}),
+        ("ask", StepStatus.SUSPENDED, {"waiting_on": "1:ask#0"}),
+    ]
+    (waiting,) = detail.pending
+    assert (waiting.id, waiting.payload) == ("1:ask#0", {"question": "X"})
+    assert [e.type for e in detail.events] == [
+        EventType.STARTED,
+        EventType.STEP_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.STEP_STARTED,
+        EventType.SUSPENDED,
+    ]
+    assert detail.events[0].data == {"workflow": "ask", "version": "1", "requester": "carol"}
+
+    await engine.resume(run_id, waiting.id, {"approved": True}, actor="ann")
+    await settle(engine, run_id)
+    detail = await engine.get_run(run_id)
+    assert detail.run.status is RunStatus.COMPLETED
+    assert detail.run.output == {"name": "X", "approved": True, "by": None}
+    assert detail.pending == []
+    assert [e.type for e in detail.events][5:] == [
+        EventType.RESPONSE_RECORDED,
+        EventType.RESOLVED,
+        EventType.STEP_STARTED,
+        EventType.STEP_COMPLETED,
+        EventType.COMPLETED,
+    ]
+    ids = [e.id for e in detail.events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [e.at for e in detail.events] == sorted(e.at for e in detail.events)
+    assert [s.status for s in detail.steps] == [StepStatus.COMPLETED, StepStatus.COMPLETED]
+
+    later = await engine.events(run_id, after_id=ids[4])
+    assert [e.id for e in later] == ids[5:]
+    assert [e.id for e in await engine.events(run_id, limit=2)] == ids[:2]
+
+
+async def test_get_run_of_an_unknown_run_raises(engine: Engine) -> None:
+    with pytest.raises(RunNotFound):
+        await engine.get_run("nope")
+    with pytest.raises(RunNotFound):
+        await engine.get_interrupt("nope", "x")
+
+
+async def test_get_interrupt_of_an_unknown_id_raises(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(*workflows())
+    run_id = await engine.start("ask", {"name": "x"})
+    await settle(engine, run_id)
+    with pytest.raises(InterruptNotFound):
+        await engine.get_interrupt(run_id, "nope")
+
+
+async def test_list_interrupts_filters_by_workflow_and_status(
+    engine_factory: EngineFactory,
+) -> None:
+    other = Workflow("ask2", input=Req, output=Done).then(ask)
+    engine = await engine_factory(*workflows(), other)
+    first = await engine.start("ask", {"name": "a"})
+    await settle(engine, first)
+    second = await engine.start("ask2", {"name": "b"})
+    await settle(engine, second)
+    assert [i.run_id for i in await engine.list_interrupts()] == [first, second]
+    assert [i.run_id for i in await engine.list_interrupts(workflow="ask2")] == [second]
+    assert [i.run_id for i in await engine.list_interrupts(limit=1)] == [first]
+
+    (done,) = await pending(engine, first)
+    await engine.resume(first, done.id, {"approved": False}, actor="x")
+    await settle(engine, first)
+    assert [i.run_id for i in await engine.list_interrupts()] == [second]
+    rejected = await engine.list_interrupts(status=InterruptStatus.REJECTED)
+    assert [(i.run_id, i.resolved_by) for i in rejected] == [(first, "x")]
+    assert len(await engine.list_interrupts(status=None)) == 2
+
+
+async def test_list_interrupts_for_an_actor_shows_only_what_they_may_answer(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    open_to_all = await engine.start("ask", {"name": "open"}, requester="carol")
+    await settle(engine, open_to_all)
+    restricted = await engine.start("ask", {"name": "big", "amount": 500}, requester="dan")
+    await settle(engine, restricted)
+
+    def runs(found: list) -> list[str]:  # type: ignore[type-arg]
+        return [i.run_id for i in found]
+
+    assert runs(await engine.list_interrupts(actor="ann")) == [open_to_all, restricted]
+    assert runs(await engine.list_interrupts(actor="eve")) == [open_to_all]
+    assert runs(await engine.list_interrupts(actor="eve", groups=["@ops"])) == [
+        open_to_all,
+        restricted,
+    ]
+    # The requester does not see their own request.
+    assert runs(await engine.list_interrupts(actor="carol")) == []
+    assert runs(await engine.list_interrupts(actor="dan", groups=["@ops"])) == [open_to_all]
+    assert runs(await engine.list_interrupts(actor="ann", limit=1)) == [open_to_all]
+    assert runs(await engine.list_interrupts(actor="ann", workflow="quick")) == []

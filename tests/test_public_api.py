@@ -1,0 +1,116 @@
+"""The engine's public surface: what ``from engine import ...`` offers changes only on purpose."""
+
+import inspect
+
+import engine
+from engine import errors
+
+EXPECTED = [
+    "SETTLED",
+    "AlreadyResolved",
+    "Authorizer",
+    "DefinitionError",
+    "DuplicateResponse",
+    "Engine",
+    "ErrorInfo",
+    "Event",
+    "EventType",
+    "ExpiryAction",
+    "Interrupt",
+    "InterruptExpired",
+    "InterruptKind",
+    "InterruptNotFound",
+    "InterruptStatus",
+    "InvalidInput",
+    "NotAuthorized",
+    "OnExpiry",
+    "OutboxMessage",
+    "Response",
+    "ResumeOutcome",
+    "ResumeRejected",
+    "ResumeValidationError",
+    "Retry",
+    "Run",
+    "RunDetail",
+    "RunNotActive",
+    "RunNotFound",
+    "RunStatus",
+    "SQLiteStore",
+    "SignoffError",
+    "StepContext",
+    "StepDef",
+    "StepRecord",
+    "StepStatus",
+    "Store",
+    "StoreError",
+    "Workflow",
+    "WorkflowNotRegistered",
+    "WrongInterruptKind",
+    "open_store",
+    "step",
+]
+
+
+def test_engine_exports_exactly_the_pinned_names() -> None:
+    assert engine.__all__ == EXPECTED
+
+
+def test_every_exported_name_exists_and_star_import_gives_exactly_them() -> None:
+    for name in EXPECTED:
+        assert getattr(engine, name) is not None, name
+    namespace: dict[str, object] = {}
+    exec("from engine import *", namespace)
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(EXPECTED)
+
+
+def test_exported_classes_and_functions_are_documented() -> None:
+    undocumented = [
+        name
+        for name in EXPECTED
+        if (inspect.isclass(obj := getattr(engine, name)) or inspect.isfunction(obj))
+        and not inspect.getdoc(obj)
+    ]
+    assert undocumented == []
+
+
+def test_every_engine_error_is_a_signoff_error() -> None:
+    exported_errors = [
+        getattr(engine, n)
+        for n in EXPECTED
+        if inspect.isclass(getattr(engine, n)) and issubclass(getattr(engine, n), Exception)
+    ]
+    assert {e for e in exported_errors if not issubclass(e, engine.SignoffError)} == {
+        engine.InterruptExpired  # a step's failure, raised inside the step, not by the API
+    }
+    refused = {
+        engine.ResumeValidationError,
+        engine.AlreadyResolved,
+        engine.DuplicateResponse,
+        engine.NotAuthorized,
+        engine.WrongInterruptKind,
+    }
+    assert {e for e in exported_errors if issubclass(e, engine.ResumeRejected)} - {
+        engine.ResumeRejected
+    } == refused
+    defined = {
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.SignoffError) and obj.__module__ == errors.__name__
+    }
+    assert defined <= set(exported_errors)
+    for cls in defined:  # the hierarchy drawn in the module docstring names every error
+        assert cls.__name__ in (errors.__doc__ or ""), cls.__name__
+
+
+def test_run_statuses_are_lower_case_strings() -> None:
+    assert [s.value for s in engine.RunStatus] == [
+        "running",
+        "suspended",
+        "completed",
+        "failed",
+        "rejected",
+        "cancelled",
+    ]
+    assert {s for s in engine.RunStatus if s.terminal} == engine.SETTLED - {
+        engine.RunStatus.SUSPENDED
+    }
