@@ -98,3 +98,18 @@ def test_text_logs_are_redacted_too() -> None:
     logging.getLogger("signoff.test").warning("using s3cret-value")
     line = stream.getvalue()
     assert "s3cret-value" not in line and "WARNING signoff.test using [redacted]" in line
+
+
+def test_a_copied_env_example_loads_as_is(tmp_path: Path) -> None:
+    """Blank values in .env.example mean "not set", not "set to an empty string"."""
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = load_settings()
+    assert not settings.slack_enabled
+    assert settings.webhook_secret_for("deploy_approval") is None
+    assert settings.api_token is None
+    assert settings.workflows == [
+        "examples.deploy_approval",
+        "examples.expense_approval",
+        "examples.access_request",
+    ]
