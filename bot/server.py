@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -22,7 +23,7 @@ from bot.api import install_api
 from bot.loader import check_slack_renderable, load_workflows
 from bot.metrics import install_metrics
 from bot.settings import Settings
-from bot.slack_app import SlackBot, attach_slack
+from bot.slack_app import SlackBot, attach_slack, make_client
 from bot.webhooks import install_webhooks
 from engine import Engine, open_store
 
@@ -134,7 +135,13 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     ``shutdown_grace`` seconds; what is still running then is resumed by the next process.
     """
     engine = open_engine(settings)
-    web_app = create_web_app(engine, settings)
+    # One HTTP session for every Slack Web API call of this process: connections are
+    # reused instead of opened (and TLS-negotiated) per call.
+    session = aiohttp.ClientSession() if settings.slack_enabled else None
+    slack = None
+    if session is not None:
+        slack = attach_slack(engine, settings, client=make_client(settings, session=session))
+    web_app = create_web_app(engine, settings, slack=slack)
     runner = web.AppRunner(web_app, handle_signals=False)
     socket_mode: AsyncSocketModeHandler | None = None
     await engine.start_background()
@@ -160,4 +167,6 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
         await engine.close(grace=settings.shutdown_grace)
+        if session is not None:
+            await session.close()
         log.info("stopped")

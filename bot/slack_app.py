@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -53,8 +54,13 @@ class SlackBot:
     notifier: Notifier
 
 
-def make_client(settings: Settings) -> AsyncWebClient:
+def make_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
     """A Web API client for the bot token at ``settings.slack_api_url``.
+
+    Pass a long-lived ``session`` (the service does) so calls reuse connections: without
+    one, slack-sdk opens a new connection, and against Slack a new TLS handshake, per call.
 
     Each retry handler makes up to ``settings.slack_retries`` extra attempts: 429s after
     ``Retry-After``, 500/503s and dropped connections with backoff. What still fails is
@@ -73,6 +79,7 @@ def make_client(settings: Settings) -> AsyncWebClient:
         base_url=settings.slack_api_url,
         timeout=max(1, round(settings.slack_timeout)),
         retry_handlers=handlers,
+        session=session,
     )
 
 

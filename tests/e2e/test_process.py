@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ async def test_a_restart_between_post_and_click_still_completes_the_run(
         message=message.to_api(), action_id=action_ids.APPROVE, channel_id=CHANNEL,
         user_id="U0ALICE",
     )  # fmt: skip
+    click_sent_at = time.monotonic()
     assert (await second.send(interactive_body(click)))[0] == 200
 
     def thread() -> list[str]:
@@ -185,6 +187,10 @@ async def test_a_restart_between_post_and_click_still_completes_the_run(
     updated = fake_slack.message(CHANNEL, message.ts)
     assert "Approved" in str(updated.blocks) and "actions" not in str(updated.blocks)
     assert len(request_messages(fake_slack)) == 1  # posted once across both processes
+    # The service reuses one HTTP session: its Slack calls share connections.
+    after_restart = [c for c in fake_slack.records if c.received_at >= click_sent_at]
+    assert len(after_restart) >= 2
+    assert len({c.client for c in after_restart}) < len(after_restart)
 
     assert (await second.send(interactive_body(click), wrong_secret="nope"))[0] == 401
     assert await second.terminate() == 0

@@ -47,6 +47,11 @@ MESSAGE_TEXT_MAX = 40_000
 RESPONSE_URL_USES = 5
 
 
+def _client_address(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One request the fake received, with what it answered."""
@@ -60,6 +65,7 @@ class Call:
     status: int
     response: dict[str, Any]
     received_at: float  # time.monotonic()
+    client: str = ""  # "host:port" of the client's TCP connection (one per connection)
 
     @property
     def ok(self) -> bool:
@@ -308,6 +314,7 @@ class FakeSlack:
                 status,
                 payload,
                 received_at,
+                _client_address(request),
             )
         )
         return web.json_response(payload, status=status, headers=headers)
