@@ -1,4 +1,4 @@
-"""Engine benchmark: start, park, resume and finish N approval runs on a SQLite file.
+"""Engine benchmark: start, park, resume and finish N approval runs on one database.
 
 Workload (the same one peers were measured with on this machine): input
 ``{request_id: str, amount: int}``; step A returns ``amount * 2``; the run suspends for
@@ -9,7 +9,9 @@ Phases: (1) start N runs concurrently until all are suspended -> ``start_per_s``
 concurrently until all completed, then verify every output -> ``resume_per_s``;
 (4) p50/p99 resume-to-complete latency over 200 sequential resumes.
 
-Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH]``.
+Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH|URL]``:
+a SQLite file (default: a fresh temporary one) or an empty PostgreSQL database, e.g.
+``--db 'postgresql://user@host/db?search_path=bench'`` (a fresh schema is enough).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
     proc = psutil.Process()
     engine = Engine(open_store(db), workflows=[workflow], poll_interval=0.5)
     async with engine:
+        if await engine.store.count_runs():  # the phases count runs by status
+            raise SystemExit(f"{db} is not empty: give the benchmark a fresh database")
         # Warm up code paths and caches so phase 2 measures per-run growth only.
         warm = await engine.start("bench", {"request_id": "warm", "amount": 1})
         await engine.wait(warm)
@@ -196,6 +200,7 @@ async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
         "outputs_correct": correct == runs,
         "resume_latency_p50_ms": round(statistics.median(latencies), 3),
         "resume_latency_p99_ms": round(pct(latencies, 0.99), 3),
+        "backend": "postgresql" if db.startswith(("postgresql:", "postgres:")) else "sqlite",
         "synchronous": "normal",
         "python": sys.version.split()[0],
     }
@@ -206,7 +211,11 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description="Signoff engine benchmark")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--latency-runs", type=int, default=200)
-    parser.add_argument("--db", default=None, help="SQLite file (default: a fresh temp file)")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file or empty postgresql:// database (default: a fresh SQLite temp file)",
+    )
     args = parser.parse_args()
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="signoff-bench-"), "bench.db")
     result = asyncio.run(main(args.runs, db, args.latency_runs))

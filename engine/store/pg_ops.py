@@ -11,24 +11,23 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from engine.errors import StoreError
-from engine.models import Event, Interrupt, Response, Run
+from engine.models import Event, Interrupt, InterruptStatus, Response, Run
 from engine.store.base import (
     EventWrite,
     LeftoverBuilder,
     OutboxWrite,
     Resolution,
     RunState,
-    StepWrite,
 )
+from engine.store.pg_write import Params, guarded, write_ctes
 from engine.store.rows import (
     RUN_COLS,
     STEP_COLS,
-    dumps,
     event_from_row,
     interrupt_from_row,
+    loads,
     response_from_row,
     run_from_row,
-    spec_json,
     step_from_row,
 )
 
@@ -57,33 +56,36 @@ async def run_row(conn: Conn, run_id: str, *, lock: bool = False) -> Record | No
     return await conn.fetchrow(f"SELECT {RUN_COLS} FROM runs WHERE id=$1{suffix}", run_id)
 
 
-async def responses(conn: Conn, run_ids: Sequence[str]) -> dict[tuple[str, str], list[Response]]:
-    """Responses of the given runs, by (run id, interrupt id), oldest first."""
-    out: dict[tuple[str, str], list[Response]] = {}
-    for r in await conn.fetch(
-        "SELECT run_id, interrupt_id, actor, data_json, approved, at FROM responses "
-        "WHERE run_id = ANY($1::text[]) ORDER BY at, actor",
-        list(run_ids),
-    ):
-        out.setdefault((r[0], r[1]), []).append(response_from_row(r[2], r[3], r[4], r[5]))
-    return out
-
-
 async def interrupts(
     conn: Conn, where: str, args: Sequence[Any], limit: int = -1
 ) -> list[Interrupt]:
-    """Interrupts matching ``where`` (placeholders ``$1..$n`` for ``args``), oldest first."""
+    """Interrupts matching ``where`` (placeholders ``$1..$n`` for ``args``), oldest first.
+
+    Each row carries its responses as a JSON array, so this is one round trip and one
+    consistent snapshot without a transaction.
+    """
     rows = await conn.fetch(
-        f"SELECT {INT_COLS} FROM interrupts i JOIN runs r ON r.id = i.run_id "
+        f"SELECT {INT_COLS}, {_RESPONSES} FROM interrupts i JOIN runs r ON r.id = i.run_id "
         f"WHERE {where} ORDER BY i.created_at, i.id LIMIT ${len(args) + 1}",
         *args,
         limit_arg(limit),
     )
-    if not rows:
+    return [interrupt_from_row(row, _responses(row[16])) for row in rows]
+
+
+_RESPONSES = (
+    "(SELECT json_agg(json_build_array(x.actor, x.data_json, x.approved, x.at) "
+    "ORDER BY x.at, x.actor) FROM responses x "
+    "WHERE x.run_id = i.run_id AND x.interrupt_id = i.id)::text"
+)
+"""A JSON array of an interrupt's responses (``i``), oldest first, or NULL if none.
+PostgreSQL prints float8 with the shortest exact digits, so ``at`` round-trips."""
+
+
+def _responses(found: str | None) -> list[Response]:
+    if found is None:
         return []
-    # One query for every run's responses instead of one per run.
-    by_key = await responses(conn, sorted({row[0] for row in rows}))
-    return [interrupt_from_row(row, by_key.get((row[0], row[1]), [])) for row in rows]
+    return [response_from_row(*r) for r in loads(found)]
 
 
 async def load_state(conn: Conn, run_id: str, row: Record | None = None) -> RunState | None:
@@ -124,74 +126,12 @@ async def append(
     new_events: Sequence[EventWrite],
     outbox: Sequence[OutboxWrite],
 ) -> None:
-    """Append history entries and outbox messages, one statement each (``unnest``)."""
-    if new_events:
-        await conn.execute(
-            "INSERT INTO events (run_id, at, type, data) "
-            "SELECT $1, * FROM unnest($2::float8[], $3::text[], $4::text[])",
-            run_id,
-            [e.at or now for e in new_events],
-            [e.type for e in new_events],
-            [dumps(e.data) for e in new_events],
-        )
-    if outbox:
-        await conn.execute(
-            "INSERT INTO outbox (run_id, interrupt_id, topic, data, created_at, next_at) "
-            "SELECT $1, t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[]) AS t",
-            run_id,
-            now,
-            [o.interrupt_id for o in outbox],
-            [o.topic for o in outbox],
-            [dumps(o.data) for o in outbox],
-        )
-
-
-async def write_step(conn: Conn, run_id: str, step: StepWrite, now: float) -> None:
-    """Upsert a step result with its new interrupts, their timers, events and outbox."""
-    await conn.execute(
-        "INSERT INTO steps (run_id, path, name, status, output_json, error_json, attempts, "
-        "started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-        "ON CONFLICT (run_id, path) DO UPDATE SET name=excluded.name, status=excluded.status, "
-        "output_json=excluded.output_json, error_json=excluded.error_json, "
-        "attempts=excluded.attempts, started_at=excluded.started_at, "
-        "finished_at=excluded.finished_at",
-        run_id,
-        step.path,
-        step.name,
-        step.status,
-        step.output_json,
-        step.error_json,
-        step.attempts,
-        step.started_at,
-        step.finished_at,
-    )
-    timers: list[tuple[str, str, float]] = []
-    for spec in step.interrupts:
-        await conn.execute(
-            "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
-            "expires_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)",
-            run_id,
-            spec.id,
-            step.path,
-            step.name,
-            spec.kind.value,
-            spec_json(spec),
-            spec.expires_at,
-            now,
-        )
-        timers.extend((spec.id, "reminder", t) for t in spec.reminders)
-        if spec.expires_at is not None:
-            timers.append((spec.id, "expiry", spec.expires_at))
-    if timers:
-        await conn.execute(
-            "INSERT INTO timers (run_id, interrupt_id, kind, due_at) "
-            "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::float8[])",
-            run_id,
-            [t[0] for t in timers],
-            [t[1] for t in timers],
-            [t[2] for t in timers],
-        )
-    await append(conn, run_id, now, step.events, step.outbox)
+    """Append history entries and outbox messages to a run, in one statement."""
+    if not new_events and not outbox:
+        return
+    p = Params(run_id)
+    ctes = write_ctes(p, now, events=new_events, outbox=outbox)
+    await conn.execute(guarded("SELECT $1::text AS id", ctes, "SELECT 1"), *p.values)
 
 
 async def cancel_pending(conn: Conn, run: Run, now: float, build: LeftoverBuilder | None) -> None:
@@ -222,22 +162,55 @@ async def check_owner(conn: Conn, run_id: str, owner: str, now: float) -> bool:
     return found is not None
 
 
-async def settle_interrupt(
-    conn: Conn, run_id: str, interrupt_id: str, res: Resolution, now: float
-) -> None:
-    """Close a pending interrupt (the caller holds the run's lock) and drop its timers."""
-    changed = await conn.fetchval(
-        "UPDATE interrupts SET status=$1, resolved_at=$2, resolved_by=$3, data_json=$4 "
-        "WHERE run_id=$5 AND id=$6 AND status='pending' RETURNING 1",
-        res.status.value,
-        now,
-        res.resolved_by,
-        res.data_json,
-        run_id,
-        interrupt_id,
+async def apply_resolution(
+    conn: Conn,
+    run_id: str,
+    interrupt_id: str,
+    res: Resolution,
+    now: float,
+    claim: tuple[str, float] | None,
+) -> Record | None:
+    """Write what ``decide`` returned, in one statement (the caller holds the run's lock).
+
+    Records the response, history and outbox; if final, closes the interrupt, drops its
+    timers and bumps the run's ``wake_seq``, and with ``claim`` (owner, lease end) also
+    takes the parked run over. Returns the run's row (``RUN_COLS``) when final.
+    """
+    p = Params(run_id, interrupt_id, now)
+    ctes = write_ctes(p, now, events=res.events, outbox=res.outbox)
+    if res.response_actor is not None:
+        ctes.append(
+            "w_response AS (INSERT INTO responses (run_id, interrupt_id, actor, data_json, "
+            f"approved, at) VALUES ($1, $2, {p.add(res.response_actor)}, "
+            f"{p.add(res.response_json)}, {p.add(res.response_approved, 'bool')}, $3))"
+        )
+    if res.status is InterruptStatus.PENDING:
+        await conn.execute(guarded("SELECT $1::text AS id", ctes, "SELECT 1"), *p.values)
+        return None
+    take = (
+        ", status='running', owner={}, lease_until={}".format(
+            p.add(claim[0], "text"), p.add(claim[1], "float8")
+        )
+        if claim
+        else ""
     )
-    if changed is None:  # decide() saw it pending inside this very transaction
+    ctes += [
+        "w_interrupt AS (UPDATE interrupts SET "
+        f"status={p.add(res.status.value)}, resolved_at=$3, "
+        f"resolved_by={p.add(res.resolved_by, 'text')}, data_json={p.add(res.data_json, 'text')} "
+        "WHERE run_id=$1 AND id=$2 AND status='pending' RETURNING 1)",
+        "w_timers_gone AS (DELETE FROM timers WHERE run_id=$1 AND interrupt_id=$2)",
+        f"w_run AS (UPDATE runs SET wake_seq=wake_seq+1, updated_at=$3{take} "
+        f"WHERE id=$1 RETURNING {RUN_COLS})",
+    ]
+    row = await conn.fetchrow(
+        guarded(
+            "SELECT $1::text AS id",
+            ctes,
+            "SELECT w_run.*, (SELECT COUNT(*) FROM w_interrupt) FROM w_run",
+        ),
+        *p.values,
+    )
+    if row is None or row[-1] != 1:  # decide() saw it pending inside this very transaction
         raise StoreError(f"interrupt {run_id}/{interrupt_id} changed underneath")
-    await conn.execute(
-        "DELETE FROM timers WHERE run_id=$1 AND interrupt_id=$2", run_id, interrupt_id
-    )
+    return row

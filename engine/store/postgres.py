@@ -4,7 +4,9 @@ Why it is built this way:
 
 * Several processes (on several hosts) share one database, so exactly-once comes from
   the database's locks, never from this process's memory. Every operation is one
-  READ COMMITTED transaction on a pooled connection.
+  transaction (READ COMMITTED) on a pooled connection: a single statement where the
+  whole write fits in one (data-modifying CTEs, see ``pg_write``), since round trips
+  are what a PostgreSQL store spends its time on, else an explicit transaction.
 * A run's row is the lock that serialises everything done to that run: drivers fence
   on it with conditional ``UPDATE ... WHERE owner=$me AND status='running'``, and
   ``resolve``/``cancel_run``/``fire_reminder`` take it with ``SELECT ... FOR UPDATE``
@@ -67,6 +69,7 @@ from engine.store.base import (
 )
 from engine.store.pg_migrate import migrate
 from engine.store.pg_ops import Conn
+from engine.store.pg_write import Params, guarded, write_ctes
 from engine.store.rows import RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 
 T = TypeVar("T")
@@ -104,13 +107,20 @@ class PostgresStore:
             raise StoreError("the store is not open (call `await store.open()`)")
         return self._pool
 
-    async def _tx(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction, retrying it after a deadlock."""
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], *, atomic: bool = True) -> T:
+        """Run ``fn`` in one transaction, retrying it after a deadlock.
+
+        ``atomic=False`` skips BEGIN/COMMIT (two round trips) for an ``fn`` whose writes
+        are a single statement, which PostgreSQL runs atomically anyway.
+        """
         pool = self._require_pool()
         for attempt in range(_RETRIES):
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    return await fn(conn)
+                async with pool.acquire() as conn:
+                    if not atomic:
+                        return await fn(conn)
+                    async with conn.transaction():
+                        return await fn(conn)
             except _RETRYABLE:
                 if attempt == _RETRIES - 1:
                     raise
@@ -137,7 +147,7 @@ class PostgresStore:
             return
         try:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self.min_size, max_size=self.max_size
+                self.dsn, min_size=self.min_size, max_size=self.max_size, reset=_keep_session
             )
         except _CONNECTION_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -156,34 +166,37 @@ class PostgresStore:
     # -- runs -------------------------------------------------------------------------
     async def create_run(self, run: NewRun) -> tuple[str, bool]:
         """Insert a run; an already used idempotency key returns the existing run."""
+        p = Params(
+            run.id,
+            run.workflow,
+            run.version,
+            run.input_json,
+            run.requester,
+            run.idempotency_key,
+            run.owner,
+            run.lease_until,
+            run.now,
+        )
+        # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
+        # back, so two racing starts with one key create one run.
+        sql = guarded(
+            "INSERT INTO runs (id, workflow, version, status, input_json, requester, "
+            "idempotency_key, owner, lease_until, created_at, updated_at) "
+            "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $9) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            write_ctes(p, run.now, events=run.events, outbox=run.outbox),
+            "SELECT id FROM run",
+        )
 
         async def op(conn: Conn) -> tuple[str, bool]:
-            # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
-            # back, so two racing starts with one key create one run.
-            inserted = await conn.fetchval(
-                "INSERT INTO runs (id, workflow, version, status, input_json, requester, "
-                "idempotency_key, owner, lease_until, created_at, updated_at) "
-                "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $9) "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                run.id,
-                run.workflow,
-                run.version,
-                run.input_json,
-                run.requester,
-                run.idempotency_key,
-                run.owner,
-                run.lease_until,
-                run.now,
+            if await conn.fetchval(sql, *p.values) is not None:
+                return run.id, True
+            found = await conn.fetchval(
+                "SELECT id FROM runs WHERE idempotency_key=$1", run.idempotency_key
             )
-            if inserted is None:
-                found = await conn.fetchval(
-                    "SELECT id FROM runs WHERE idempotency_key=$1", run.idempotency_key
-                )
-                return str(found), False
-            await ops.append(conn, run.id, run.now, run.events, run.outbox)
-            return run.id, True
+            return str(found), False
 
-        return await self._tx(op)
+        return await self._tx(op, atomic=False)
 
     async def load_state(self, run_id: str) -> RunState | None:
         """Read a run with its steps and interrupts (one snapshot)."""
@@ -193,14 +206,20 @@ class PostgresStore:
         self, run_id: str, owner: str, steps: Sequence[StepWrite], now: float
     ) -> None:
         """Record step results with their interrupts, timers, events and outbox rows."""
+        p = Params(now, run_id, owner)
+        # One statement: the fencing UPDATE (which also row-locks the run) guards the rest.
+        sql = guarded(
+            "UPDATE runs SET updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' "
+            "RETURNING id",
+            write_ctes(p, now, steps=steps),
+            "SELECT 1 FROM run",
+        )
 
         async def op(conn: Conn) -> None:
-            if not await ops.check_owner(conn, run_id, owner, now):
+            if await conn.fetchval(sql, *p.values) is None:
                 raise LostOwnership(run_id)
-            for step in steps:
-                await ops.write_step(conn, run_id, step, now)
 
-        await self._tx(op)
+        await self._tx(op, atomic=False)
 
     async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
         """Park the run; False when an interrupt was resolved since ``wake_seq`` was read."""
@@ -223,7 +242,7 @@ class PostgresStore:
                 raise LostOwnership(run_id)
             return False
 
-        return await self._tx(op)
+        return await self._tx(op, atomic=False)  # each statement stands alone
 
     async def abandon_run(self, run_id: str, owner: str, retry_at: float) -> None:
         """Give a run up (after an unexpected error) so recovery retries it at ``retry_at``."""
@@ -236,30 +255,25 @@ class PostgresStore:
                 owner,
             )
 
-        await self._tx(op)
+        await self._tx(op, atomic=False)
 
     async def finish_run(
         self, run_id: str, owner: str, fin: FinishWrite, leftover: LeftoverBuilder | None = None
     ) -> None:
         """Record the terminal status; leftover pending interrupts become cancelled."""
+        p = Params(fin.status.value, fin.output_json, fin.error_json, fin.now, run_id, owner)
+        sql = guarded(
+            "UPDATE runs SET status=$1, output_json=$2, error_json=$3, owner=NULL, "
+            "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running' "
+            f"RETURNING {RUN_COLS}",
+            write_ctes(p, fin.now, steps=fin.steps, events=fin.events, outbox=fin.outbox),
+            f"SELECT {RUN_COLS} FROM run",
+        )
 
         async def op(conn: Conn) -> None:
-            row = await conn.fetchrow(
-                "UPDATE runs SET status=$1, output_json=$2, error_json=$3, owner=NULL, "
-                "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running' "
-                f"RETURNING {RUN_COLS}",
-                fin.status.value,
-                fin.output_json,
-                fin.error_json,
-                fin.now,
-                run_id,
-                owner,
-            )
+            row = await conn.fetchrow(sql, *p.values)
             if row is None:
                 raise LostOwnership(run_id)
-            for step in fin.steps:
-                await ops.write_step(conn, run_id, step, fin.now)
-            await ops.append(conn, run_id, fin.now, fin.events, fin.outbox)
             await ops.cancel_pending(conn, run_from_row(row), fin.now, leftover)
 
         await self._tx(op)
@@ -319,36 +333,11 @@ class PostgresStore:
                 raise InterruptNotFound(run_id, interrupt_id)
             run = run_from_row(row)
             res = decide(found[0], run)
-            if res.response_actor is not None:
-                await conn.execute(
-                    "INSERT INTO responses (run_id, interrupt_id, actor, data_json, approved, at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
-                    run_id,
-                    interrupt_id,
-                    res.response_actor,
-                    res.response_json,
-                    res.response_approved,
-                    now,
-                )
-            await ops.append(conn, run_id, now, res.events, res.outbox)
-            claimed = None
-            if res.status is not InterruptStatus.PENDING:
-                await ops.settle_interrupt(conn, run_id, interrupt_id, res, now)
-                take = run.status is RunStatus.SUSPENDED
-                row = await conn.fetchrow(
-                    "UPDATE runs SET wake_seq=wake_seq+1, updated_at=$1, "
-                    "status=CASE WHEN $2 THEN 'running' ELSE status END, "
-                    "owner=CASE WHEN $2 THEN $3 ELSE owner END, "
-                    "lease_until=CASE WHEN $2 THEN $4 ELSE lease_until END "
-                    f"WHERE id=$5 RETURNING {RUN_COLS}",
-                    now,
-                    take,
-                    claim_owner,
-                    lease_until,
-                    run_id,
-                )
-                if take:
-                    claimed = await ops.load_state(conn, run_id, row)
+            # Only a parked run is taken over; one being driven sees wake_seq move instead.
+            take = res.status is not InterruptStatus.PENDING and run.status is RunStatus.SUSPENDED
+            claim = (claim_owner, lease_until) if take else None
+            after = await ops.apply_resolution(conn, run_id, interrupt_id, res, now, claim)
+            claimed = await ops.load_state(conn, run_id, after) if take else None
             return ResolveResult(interrupt=resolved_interrupt(found[0], res, now), claimed=claimed)
 
         return await self._tx(op)
@@ -368,7 +357,7 @@ class PostgresStore:
     ) -> list[str]:
         """Take over running runs whose lease ran out or whose owner is dead."""
         return await self._tx(
-            lambda conn: claims.claim_runs(conn, owner, now, lease_until, dead, limit)
+            lambda conn: claims.claim_runs(conn, owner, now, lease_until, dead, limit), atomic=False
         )
 
     # -- timers -----------------------------------------------------------------------
@@ -377,7 +366,8 @@ class PostgresStore:
     ) -> list[TimerRow]:
         """Claim due timers, earliest first."""
         return await self._tx(
-            lambda conn: claims.claim_timers(conn, owner, now, claim_until, dead, limit)
+            lambda conn: claims.claim_timers(conn, owner, now, claim_until, dead, limit),
+            atomic=False,
         )
 
     async def fire_reminder(
@@ -388,7 +378,9 @@ class PostgresStore:
 
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""
-        await self._tx(lambda conn: conn.execute("DELETE FROM timers WHERE id=$1", timer_id))
+        await self._tx(
+            lambda conn: conn.execute("DELETE FROM timers WHERE id=$1", timer_id), atomic=False
+        )
 
     async def next_timer_at(self) -> float | None:
         """When the earliest stored timer is due."""
@@ -436,7 +428,7 @@ class PostgresStore:
             if found is None:
                 raise InterruptNotFound(run_id, interrupt_id)
 
-        await self._tx(op)
+        await self._tx(op, atomic=False)
 
     # -- queries ----------------------------------------------------------------------
     async def get_run(self, run_id: str) -> Run | None:
@@ -529,10 +521,16 @@ class PostgresStore:
             if value:
                 args.append(value)
                 where.append(f"{column}=${len(args)}")
-        return await self._read(
-            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit), snapshot=True
-        )
+        return await self._read(lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit))
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
+
+
+async def _keep_session(conn: object) -> None:
+    """Skip asyncpg's per-release reset query (a round trip per operation).
+
+    The store leaves no session state behind: no SET, LISTEN, cursors or session-level
+    advisory locks, and asyncpg still rolls back an unfinished transaction itself.
+    """

@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: a SQLite file per test and an engine factory."""
+"""Fixtures for the engine tests: a fresh database per test on each backend, engines."""
 
 from __future__ import annotations
 

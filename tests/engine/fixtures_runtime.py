@@ -9,6 +9,7 @@ and ask for ``probe``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,7 +17,19 @@ from typing import Any
 
 import pytest
 
-from engine import Engine, Event, EventType, Run, RunDetail, RunStatus, open_store
+from engine import (
+    Engine,
+    Event,
+    EventType,
+    OutboxMessage,
+    Run,
+    RunDetail,
+    RunStatus,
+    open_store,
+)
+
+Collect = Callable[..., list[OutboxMessage]]
+"""The type of the ``collect`` fixture (tests/engine/conftest.py)."""
 
 FINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED})
 
@@ -61,13 +74,17 @@ def probe_fixture() -> Iterator[Probe]:
     PROBE.reset()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll ``check`` (plain or async) until it is true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not await check():
+    while not await _truth(check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.02)
+
+
+async def _truth(value: bool | Awaitable[bool]) -> bool:
+    return await value if inspect.isawaitable(value) else value
 
 
 async def finished(engine: Engine, run_id: str, timeout: float = 10.0) -> Run:

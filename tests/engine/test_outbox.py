@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from pydantic import BaseModel
@@ -26,9 +25,7 @@ from engine import (
 )
 from engine.outbox import Dispatcher
 from tests.engine.conftest import EngineFactory
-from tests.engine.fixtures_runtime import eventually, finished, parked
-
-Handler = Callable[[OutboxMessage], Awaitable[None]]
+from tests.engine.fixtures_runtime import Collect, eventually, finished, parked
 
 
 class Order(BaseModel):
@@ -119,7 +116,7 @@ async def test_handlers_get_the_lifecycle_messages_after_commit(
     engine.subscribe(handler, name="watcher")
     run_id = await engine.start(ordering, {"item": "pen"})
     await parked(engine, run_id)
-    await eventually(lambda: _now(len(seen) == 1))  # seen before the answer exists
+    await eventually(lambda: len(seen) == 1)  # seen before the answer exists
     await engine.resume(run_id, ASK, {"approved": True}, actor="alice")
     await finished(engine, run_id)
     await drained(engine)
@@ -132,7 +129,7 @@ async def test_handlers_get_the_lifecycle_messages_after_commit(
 
 
 async def test_messages_carry_what_adapters_need(
-    engine_factory: EngineFactory, collect: Callable[..., list[OutboxMessage]]
+    engine_factory: EngineFactory, collect: Collect
 ) -> None:
     engine = await engine_factory(ordering)
     got = collect(engine)
@@ -230,7 +227,7 @@ async def test_a_runs_messages_keep_their_order_while_one_is_retried(
     engine.subscribe(handler, name="chat")
     held = await engine.start(ordering, {"item": "held"})
     await parked(engine, held)
-    await eventually(lambda: _now(len(calls) >= 1))
+    await eventually(lambda: len(calls) >= 1)
     await engine.resume(held, ASK, {"approved": True}, actor="alice")
     other = await approved_run(engine, "other")
     await drained(engine)
@@ -324,7 +321,3 @@ async def test_the_dispatcher_stops_when_cancelled_as_a_message_is_enqueued() ->
 
     done, _ = await asyncio.wait([task], timeout=2)
     assert done == {task} and task.cancelled()
-
-
-async def _now(value: bool) -> bool:
-    return value

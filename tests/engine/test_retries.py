@@ -21,6 +21,7 @@ from engine import (
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
     PROBE,
+    Collect,
     Probe,
     eventually,
     finished,
@@ -177,7 +178,7 @@ async def test_exceptions_not_listed_fail_at_once(
 
 
 async def test_a_failure_is_recorded_with_type_message_and_traceback(
-    engine_factory: EngineFactory, collect
+    engine_factory: EngineFactory, collect: Collect
 ) -> None:
     engine = await engine_factory(declining)
     finished_messages = collect(engine, topics=["run.finished"])

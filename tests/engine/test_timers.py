@@ -29,6 +29,7 @@ from engine.timers import TimerLoop
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
     PROBE,
+    Collect,
     Probe,
     eventually,
     finished,
@@ -269,7 +270,7 @@ async def test_an_answer_before_expiry_cancels_the_expiry(
 
 
 async def test_reminders_fire_while_pending_and_stop_once_resolved(
-    engine_factory: EngineFactory, collect
+    engine_factory: EngineFactory, collect: Collect
 ) -> None:
     engine = await engine_factory(nagging)
     reminders = collect(engine, topics=["interrupt.reminder"])

@@ -171,7 +171,7 @@ async def test_a_run_in_flight_is_recovered_only_by_an_engine_with_its_version(
     run_id = await old.start("expense", {"amount": 99})
     await parked(old, run_id)
     await old.resume(run_id, ASK, {"approved": True}, actor="alice")
-    await eventually(lambda: _true(probe.calls["held"] == 1))
+    await eventually(lambda: probe.calls["held"] == 1)
     await old.close(grace=0.1)  # the run stays "running", left to recovery
     before = await stored_run(db_path)
     assert before.run.status is RunStatus.RUNNING
@@ -193,7 +193,3 @@ async def test_a_run_in_flight_is_recovered_only_by_an_engine_with_its_version(
     assert run.status is RunStatus.COMPLETED
     assert run.output == {"amount": 99, "version": "1", "detail": ""}
     assert probe.calls["approve_v2"] == probe.calls["book"] == 0
-
-
-async def _true(value: bool) -> bool:
-    return value
