@@ -116,6 +116,10 @@ class Execution:
         # code runs (and with the run's final write), so "completed steps never run again"
         # holds while a linear run needs one commit per step instead of two.
         self.unflushed: list[StepWrite] = []
+        # True once `unflushed` holds the result of user code. A step completed from an
+        # interrupt's answer (resume_to="output") is derived from a resolution that is
+        # already durable, so it can wait for the next commit without breaking that rule.
+        self.must_flush = False
 
     async def run_workflow(self) -> Any:
         """Execute the whole graph; return the workflow's validated output."""
@@ -203,6 +207,7 @@ class Execution:
     async def commit(self, write: StepWrite | None = None) -> None:
         """Commit ``write`` together with any buffered step results."""
         writes, self.unflushed = self.unflushed, []
+        self.must_flush = False
         if write is not None:
             writes.append(write)
         if not writes:
@@ -265,7 +270,7 @@ class Execution:
         except (InterruptExpired, ValidationError) as exc:
             await self.failed(sd, path, started, 1, exc, [])
             raise Failed(error_info(exc)) from exc
-        await self.completed(sd, path, started, 1, out, [])
+        await self.completed(sd, path, started, 1, out, [], derived=True)
         return out
 
     async def execute(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
@@ -274,7 +279,8 @@ class Execution:
         attempt = 0
         while True:
             attempt += 1
-            await self.commit()  # earlier results are durable before this step's code runs
+            if self.must_flush:  # earlier results are durable before this step's code runs
+                await self.commit()
             ctx = self.context(sd, path, attempt)
             try:
                 call = sd.fn(value, ctx) if sd.wants_ctx else sd.fn(value)
@@ -345,8 +351,11 @@ class Execution:
         attempts: int,
         out: Any,
         notes: list[EventWrite],
+        *,
+        derived: bool = False,
     ) -> None:
         raw = dump_json(out, sd.output_type)
+        self.must_flush = self.must_flush or not derived
         finished = self.s.clock()  # stamped now: the record may be committed later, batched
         events = [
             self._started(sd, path, started),

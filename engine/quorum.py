@@ -23,7 +23,8 @@ from engine.models import EventType, Interrupt, InterruptStatus, Run
 from engine.store.base import Decide, EventWrite, OutboxWrite, Resolution
 
 
-def _ensure_pending(interrupt: Interrupt) -> None:
+def ensure_pending(interrupt: Interrupt) -> None:
+    """Raise AlreadyResolved (who, when, how) unless the interrupt is still pending."""
     if interrupt.status is not InterruptStatus.PENDING:
         raise AlreadyResolved(
             interrupt.run_id,
@@ -48,7 +49,7 @@ def answer(actor: str, data: dict[str, Any], *, approval: bool) -> Decide:
     """A person's validated answer (``data`` is JSON-ready)."""
 
     def decide(interrupt: Interrupt, run: Run) -> Resolution:
-        _ensure_pending(interrupt)
+        ensure_pending(interrupt)
         approvals = interrupt.approvals
         if any(r.actor == actor for r in interrupt.responses):
             raise DuplicateResponse(
@@ -99,7 +100,7 @@ def event(actor: str | None, data: dict[str, Any]) -> Decide:
     """A named event delivered by another system."""
 
     def decide(interrupt: Interrupt, run: Run) -> Resolution:
-        _ensure_pending(interrupt)
+        ensure_pending(interrupt)
         ev, msg = _resolved(interrupt, InterruptStatus.RESOLVED, actor, data)
         return Resolution(
             status=InterruptStatus.RESOLVED,
@@ -116,7 +117,7 @@ def expiry() -> Decide:
     """The deadline passed (or a durable sleep finished)."""
 
     def decide(interrupt: Interrupt, run: Run) -> Resolution:
-        _ensure_pending(interrupt)
+        ensure_pending(interrupt)
         resume = interrupt.on_expiry is not None and interrupt.on_expiry.value == "resume"
         expiry_value = interrupt.expiry_value if resume else None
         if interrupt.kind.value == "sleep":

@@ -62,6 +62,7 @@ from engine.store.base import (
     LostOwnership,
     NewRun,
     OutboxWrite,
+    Resolution,
     RunState,
     Store,
     TimerRow,
@@ -444,8 +445,8 @@ class Engine:
         self.registry.get(interrupt.workflow, interrupt.version)
         return interrupt
 
-    async def check_authorized(self, interrupt: Interrupt, actor: str) -> None:
-        """Raise NotAuthorized unless ``actor`` may respond to ``interrupt``."""
+    def _authorize_known(self, interrupt: Interrupt, actor: str, hook_allowed: bool) -> None:
+        """Decide what needs no I/O; raise _AskAuthorizer when only the hook can tell."""
         if interrupt.requester == actor and not interrupt.allow_requester:
             raise NotAuthorized(
                 interrupt.run_id,
@@ -453,16 +454,27 @@ class Engine:
                 actor,
                 "the requester may not respond to their own request",
             )
-        if not interrupt.responders or actor in interrupt.responders:
+        if not interrupt.responders or actor in interrupt.responders or hook_allowed:
             return
-        if self.authorizer is not None and await self.authorizer(interrupt, actor):
-            return
-        raise NotAuthorized(
-            interrupt.run_id,
-            interrupt.id,
-            actor,
-            f"only {', '.join(interrupt.responders)} may respond",
-        )
+        if self.authorizer is not None:
+            raise _AskAuthorizer(interrupt)
+        raise self._not_listed(interrupt, actor)
+
+    @staticmethod
+    def _not_listed(interrupt: Interrupt, actor: str) -> NotAuthorized:
+        who = ", ".join(interrupt.responders)
+        return NotAuthorized(interrupt.run_id, interrupt.id, actor, f"only {who} may respond")
+
+    async def _ask_authorizer(self, interrupt: Interrupt, actor: str) -> None:
+        if self.authorizer is None or not await self.authorizer(interrupt, actor):
+            raise self._not_listed(interrupt, actor)
+
+    async def check_authorized(self, interrupt: Interrupt, actor: str) -> None:
+        """Raise NotAuthorized unless ``actor`` may respond to ``interrupt``."""
+        try:
+            self._authorize_known(interrupt, actor, hook_allowed=False)
+        except _AskAuthorizer:
+            await self._ask_authorizer(interrupt, actor)
 
     def validate_answer(self, interrupt: Interrupt, data: Any) -> BaseModel:
         """Validate ``data`` against the interrupt's resume model (ResumeValidationError)."""
@@ -483,19 +495,40 @@ class Engine:
         WorkflowNotRegistered, ResumeValidationError (``.errors`` per field),
         NotAuthorized, DuplicateResponse, WrongInterruptKind.
         """
-        interrupt = await self._pending_interrupt(run_id, interrupt_id)
-        if interrupt.kind is not InterruptKind.INPUT:
-            hint = (
-                "use send_event()" if interrupt.kind is InterruptKind.EVENT else "it fires itself"
-            )
-            raise WrongInterruptKind(run_id, interrupt_id, interrupt.kind.value, hint)
-        # Who may answer is checked first: someone who may not answer learns nothing
-        # about the form from its validation errors.
-        await self.check_authorized(interrupt, actor)
-        answer = self.validate_answer(interrupt, data)
-        approval = "approved" in type(answer).model_fields
-        decide = quorum.answer(actor, answer.model_dump(mode="json"), approval=approval)
-        return await self._resolve(run_id, interrupt_id, decide)
+        if isinstance(data, BaseModel):
+            data = data.model_dump()
+        # Every check runs inside the store's transaction, on the interrupt as it is at
+        # that moment, so a resume costs one round trip. Only an authorizer hook (I/O, e.g.
+        # a Slack user-group lookup) is asked outside it, and then the checks run again.
+        hook_allowed = False
+        while True:
+            decide = self._answer_decider(actor, data, hook_allowed)
+            try:
+                return await self._resolve(run_id, interrupt_id, decide)
+            except _AskAuthorizer as ask:
+                if hook_allowed:  # pragma: no cover - the hook's yes is final
+                    raise RuntimeError("authorizer asked twice") from None
+                await self._ask_authorizer(ask.interrupt, actor)
+                hook_allowed = True
+
+    def _answer_decider(self, actor: str, data: Any, hook_allowed: bool) -> Decide:
+        def decide(interrupt: Interrupt, run: Run) -> Resolution:
+            quorum.ensure_pending(interrupt)
+            if interrupt.kind is not InterruptKind.INPUT:
+                is_event = interrupt.kind is InterruptKind.EVENT
+                hint = "use send_event()" if is_event else "it fires itself"
+                raise WrongInterruptKind(run.id, interrupt.id, interrupt.kind.value, hint)
+            # The pinned version must be registered before anything is written.
+            self.registry.get(interrupt.workflow, interrupt.version)
+            # Who may answer is checked first: someone who may not answer learns nothing
+            # about the form from its validation errors.
+            self._authorize_known(interrupt, actor, hook_allowed)
+            answer = self.validate_answer(interrupt, data)
+            approval = "approved" in type(answer).model_fields
+            answered = quorum.answer(actor, answer.model_dump(mode="json"), approval=approval)
+            return answered(interrupt, run)
+
+        return decide
 
     async def send_event(
         self, run_id: str, name: str, data: Any, *, actor: str | None = None
@@ -717,6 +750,14 @@ class Engine:
         if dead:
             # Releases their timer and outbox claims too, so those are redone at once.
             await self.store.remove_workers(dead)
+
+
+class _AskAuthorizer(Exception):
+    """Raised inside a resume transaction when only the authorizer hook can decide."""
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        super().__init__(interrupt.id)
+        self.interrupt = interrupt
 
 
 def _cancelled_leftovers(
