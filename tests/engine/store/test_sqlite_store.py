@@ -190,3 +190,24 @@ async def test_group_commit_rolls_back_only_the_failing_operation(
     assert detail is not None
     assert [e.type for e in detail.events] == ["started"]  # the half write is gone
     assert detail.steps == []
+
+
+async def test_wal_is_checkpointed_in_the_background_not_in_commits(db_path: str) -> None:
+    """Commits leave WAL copying to a separate connection, which catches up on its own."""
+    store = SQLiteStore(db_path)
+    store.checkpoint_interval = 0.05
+    await store.open()
+    try:
+        pages_before = peek(db_path, "PRAGMA page_count")[0][0]
+        await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(300)))
+        # The automatic checkpoint threshold is far away, so only the background loop
+        # can have moved these pages into the database file.
+        assert peek(db_path, "PRAGMA wal_autocheckpoint")[0][0] == 1000  # a fresh conn's
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if Path(db_path).stat().st_size > pages_before * 4096:
+                break
+        assert Path(db_path).stat().st_size > pages_before * 4096
+        assert peek(db_path, "SELECT COUNT(*) FROM runs") == [(300,)]
+    finally:
+        await store.close()
