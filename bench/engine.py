@@ -106,7 +106,41 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
+async def hold(engine: Engine, count: int, wave: int = 1000) -> float:
+    """RSS growth (bytes) from parking ``count`` more runs, started ``wave`` at a time.
+
+    Runs accumulate like this in a real service; starting them all at once would measure
+    the allocator's high-water mark of that burst instead of what parked runs hold.
+    """
+    proc = psutil.Process()
+    gc.collect()
+    before = proc.memory_info().rss
+    base = (await engine.store.count_runs()).get(RunStatus.SUSPENDED.value, 0)
+    for lo in range(0, count, wave):
+        n = min(wave, count - lo)
+        await asyncio.gather(
+            *(engine.start("bench", {"request_id": f"h{lo + i}", "amount": i}) for i in range(n))
+        )
+        await wait_count(engine, RunStatus.SUSPENDED, base + lo + n)
+    gc.collect()
+    return float(proc.memory_info().rss - before)
+
+
+async def hold_only(db: str, hold_runs: int) -> dict[str, object]:
+    """Only park ``hold_runs`` runs (a wave at a time) in a fresh engine; report RSS growth."""
+    async with Engine(open_store(db), workflows=[workflow], poll_interval=0.5) as engine:
+        warm = await engine.start("bench", {"request_id": "warm", "amount": 1})
+        await engine.wait(warm)
+        held = await hold(engine, hold_runs)
+    return {
+        "hold_runs": hold_runs,
+        "hold_rss_growth_mb": round(held / 2**20, 1),
+        "hold_rss_bytes_per_suspended_run": round(held / hold_runs, 1),
+        "python": sys.version.split()[0],
+    }
+
+
+async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dict[str, object]:
     proc = psutil.Process()
     engine = Engine(open_store(db), workflows=[workflow], poll_interval=0.5)
     async with engine:
@@ -190,6 +224,16 @@ async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
             await engine.wait(rid, until={RunStatus.COMPLETED}, timeout=30)
             latencies.append((time.perf_counter() - t) * 1000)
 
+        # Phase 5 (optional): what many parked runs hold, parked a wave at a time.
+        held = await hold(engine, hold_runs) if hold_runs else None
+
+    extra: dict[str, object] = {}
+    if held is not None:
+        extra = {
+            "hold_runs": hold_runs,
+            "hold_rss_growth_mb": round(held / 2**20, 1),
+            "hold_rss_bytes_per_suspended_run": round(held / hold_runs, 1),
+        }
     return {
         "runs": runs,
         "start_per_s": round(runs / start_s, 1),
@@ -203,6 +247,7 @@ async def main(runs: int, db: str, latency_runs: int) -> dict[str, object]:
         "backend": "postgresql" if db.startswith(("postgresql:", "postgres:")) else "sqlite",
         "synchronous": "normal",
         "python": sys.version.split()[0],
+        **extra,
     }
 
 
@@ -212,13 +257,27 @@ def cli() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--latency-runs", type=int, default=200)
     parser.add_argument(
+        "--hold-runs",
+        type=int,
+        default=0,
+        help="afterwards, park this many more runs (1,000 at a time) and report RSS growth",
+    )
+    parser.add_argument(
+        "--hold-only",
+        action="store_true",
+        help="skip the phases; in a fresh process park --hold-runs (default 100,000) runs",
+    )
+    parser.add_argument(
         "--db",
         default=None,
         help="SQLite file or empty postgresql:// database (default: a fresh SQLite temp file)",
     )
     args = parser.parse_args()
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="signoff-bench-"), "bench.db")
-    result = asyncio.run(main(args.runs, db, args.latency_runs))
+    if args.hold_only:
+        result = asyncio.run(hold_only(db, args.hold_runs or 100_000))
+    else:
+        result = asyncio.run(main(args.runs, db, args.latency_runs, args.hold_runs))
     print(json.dumps(result))
 
 

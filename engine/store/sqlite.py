@@ -335,12 +335,13 @@ class SQLiteStore:
         self.checkpoint_interval = 0.5
 
     # -- plumbing ---------------------------------------------------------------------
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, cache_kib: int = 8192) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        await conn.execute("PRAGMA cache_size=-8192")
+        # A bounded page cache per connection: it is most of the store's fixed memory.
+        await conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         # Checkpoints run on a connection of their own (`_checkpoint_loop`): done inside a
         # commit they stall every caller waiting on that group commit for milliseconds.
         # The high automatic threshold is only a safety net if that loop falls behind.
@@ -439,7 +440,7 @@ class SQLiteStore:
         except BaseException:
             await self.close()  # a refused open must not leave connection threads behind
             raise
-        self._checkpointer = await self._connect()
+        self._checkpointer = await self._connect(cache_kib=256)  # copies pages, caches none
         self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint_loop())
 
     async def _checkpoint_loop(self) -> None:
@@ -760,7 +761,10 @@ class SQLiteStore:
         """Delete the reminder timer and record the reminder, if the interrupt still waits."""
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM timers WHERE id=?", (timer.id,))
+            # Only the caller that deletes the timer records it: a second claimer (after
+            # a lapsed claim, or a worker wrongly taken for dead) finds it gone.
+            if conn.execute("DELETE FROM timers WHERE id=?", (timer.id,)).rowcount == 0:
+                return
             pending = conn.execute(
                 "SELECT 1 FROM interrupts WHERE run_id=? AND id=? AND status='pending'",
                 (timer.run_id, timer.interrupt_id),
