@@ -48,6 +48,7 @@ class Dispatcher:
         poll_interval: float,
         claim_seconds: float = 60.0,
         batch: int = 200,
+        max_inflight: int = 256,
         base_backoff: float = 1.0,
         max_backoff: float = 300.0,
     ) -> None:
@@ -58,6 +59,7 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self.claim_seconds = claim_seconds
         self.batch = batch
+        self.max_inflight = max_inflight
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
         self.subscriptions: list[Subscription] = []
@@ -68,41 +70,64 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver forever (cancel to stop)."""
-        while True:
-            self._wake.clear()
-            try:
-                delivered = await self.deliver_once()
-            except Exception:
-                log.exception("outbox delivery pass failed; retrying")
-                delivered = 0
-            if delivered:
-                continue
-            try:  # asyncio.timeout, not wait_for: see TimerLoop.run (a lost cancel)
-                async with asyncio.timeout(self.poll_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        """Deliver forever (cancel to stop).
 
-    async def deliver_once(self) -> int:
-        """Claim one batch and deliver it; return how many messages were claimed."""
-        if not self.subscriptions:
-            # A process with no subscribers (the CLI, a script) would only mark messages
-            # delivered, so the server's notifier would never see them: leave them.
-            return 0
+        New messages are claimed while earlier deliveries are still in flight (up to
+        ``max_inflight`` at once), so a slow call for one run does not hold back the
+        messages of other runs. A run's later messages stay unclaimable while an earlier
+        one is in flight, which keeps each run's order.
+        """
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                self._wake.clear()
+                claimed = 0
+                room = self.max_inflight - len(inflight)
+                # A process with no subscribers (the CLI, a script) would only mark
+                # messages delivered, so the server's notifier would never see them.
+                if room > 0 and self.subscriptions:
+                    try:
+                        claimed = await self._claim_and_start(min(self.batch, room), inflight)
+                    except Exception:
+                        log.exception("outbox claim failed; retrying")
+                if claimed:
+                    continue
+                woken = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait(
+                        {woken, *inflight},
+                        timeout=self.poll_interval,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
+        finally:
+            # Unfinished deliveries keep their claims, which lapse; they are redone later.
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _claim_and_start(self, limit: int, inflight: set[asyncio.Task[None]]) -> int:
         now = self.clock()
         claimed = await self.store.claim_outbox(
-            self.owner, now, now + self.claim_seconds, self.dead(), self.batch
+            self.owner, now, now + self.claim_seconds, self.dead(), limit
         )
-        if not claimed:
-            return 0
         by_run: dict[str, list[tuple[OutboxMessage, list[str]]]] = {}
         for msg, done in claimed:
             by_run.setdefault(msg.run_id, []).append((msg, done))
-        per_run = await asyncio.gather(*(self._deliver_run(items) for items in by_run.values()))
-        results = [r for rs in per_run for r in rs]
-        await self.store.settle_outbox(results, self.clock())
+        for items in by_run.values():
+            task = asyncio.get_running_loop().create_task(self._deliver_and_settle(items))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
         return len(claimed)
+
+    async def _deliver_and_settle(self, items: list[tuple[OutboxMessage, list[str]]]) -> None:
+        try:
+            results = await self._deliver_run(items)
+            await self.store.settle_outbox(results, self.clock())
+        except Exception:
+            log.exception("settling outbox messages failed; their claims will lapse")
+        self._wake.set()  # room for more work
 
     async def _deliver_run(
         self, items: list[tuple[OutboxMessage, list[str]]]

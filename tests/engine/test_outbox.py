@@ -239,6 +239,34 @@ async def test_a_runs_messages_keep_their_order_while_one_is_retried(
     assert delivered == [(other, t) for t in topics] + [(held, t) for t in topics]
 
 
+async def test_a_slow_delivery_does_not_hold_back_other_runs(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(ordering)
+    release = asyncio.Event()
+    delivered: list[tuple[str, str]] = []
+
+    async def handler(message: OutboxMessage) -> None:
+        # The first run's announcement hangs (a slow chat API) until released.
+        if message.run_id == slow and not release.is_set():
+            await release.wait()
+        delivered.append((message.run_id, message.topic))
+
+    engine.subscribe(handler, name="chat")
+    slow = await engine.start(ordering, {"item": "slow"})
+    await parked(engine, slow)
+    other = await approved_run(engine, "other")
+    topics = ["interrupt.created", "interrupt.resolved", "run.finished"]
+    # All of the other run's messages arrive while the slow one is still in flight.
+    await eventually(lambda: [t for r, t in delivered if r == other] == topics)
+    assert not [t for r, t in delivered if r == slow]
+    release.set()
+    await engine.resume(slow, ASK, {"approved": True}, actor="alice")
+    await finished(engine, slow)
+    await drained(engine)
+    assert [t for r, t in delivered if r == slow] == topics
+
+
 async def test_set_interrupt_ref_stores_a_handlers_reference(
     engine_factory: EngineFactory,
 ) -> None:
