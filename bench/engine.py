@@ -12,6 +12,9 @@ concurrently until all completed, then verify every output -> ``resume_per_s``;
 Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH|URL]``:
 a SQLite file (default: a fresh temporary one) or an empty PostgreSQL database, e.g.
 ``--db 'postgresql://user@host/db?search_path=bench'`` (a fresh schema is enough).
+
+``--workers 1,2,4``: phases 1 and 3 with that many worker processes on one database
+(SQLite file or PostgreSQL), one JSON line per count; see bench/engine_fleet.py.
 """
 
 from __future__ import annotations
@@ -252,7 +255,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
 
 
 def cli() -> None:
-    """Parse arguments, run, print one JSON line."""
+    """Parse arguments, run, print one JSON line (one per worker count with --workers)."""
     parser = argparse.ArgumentParser(description="Signoff engine benchmark")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--latency-runs", type=int, default=200)
@@ -272,7 +275,25 @@ def cli() -> None:
         default=None,
         help="SQLite file or empty postgresql:// database (default: a fresh SQLite temp file)",
     )
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="comma-separated process counts, e.g. 1,2,4: several instances on one database",
+    )
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.workers or args.worker_index is not None:
+        # bench/ goes last on the path: `engine` is already the package, not this file.
+        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+        import engine_fleet
+
+        if args.worker_index is not None:  # one of the processes --workers starts
+            asyncio.run(engine_fleet.worker(args.db, args.worker_index, workflow))
+        else:
+            counts = [int(n) for n in args.workers.split(",")]
+            script = os.path.abspath(__file__)
+            asyncio.run(engine_fleet.fleet_main(script, args.db, workflow, counts, args.runs))
+        return
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="signoff-bench-"), "bench.db")
     if args.hold_only:
         result = asyncio.run(hold_only(db, args.hold_runs or 100_000))

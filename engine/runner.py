@@ -96,6 +96,24 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     return out
 
 
+def host_identity() -> str:
+    """Where this process's pid means something: the host name, plus on Linux the boot id
+    and the pid namespace.
+
+    Workers with the same identity check each other's pids, to spot a dead one at once.
+    The host name alone is not enough: containers sharing their host's name (host
+    networking) each have a pid namespace of their own, and cloned machines may share a
+    name, so a pid missing here may be alive there. Others wait for the lease instead.
+    """
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        with open("/proc/sys/kernel/random/boot_id") as boot_id:
+            parts.append(boot_id.read().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return "/".join(parts)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -728,9 +746,9 @@ class Engine:
     async def _recover_once(self) -> None:
         """Heartbeat, spot dead workers, take over their runs and those with lapsed leases."""
         now = self.clock()
-        me = WorkerRow(self.worker_id, socket.gethostname(), os.getpid(), now)
+        host = host_identity()
+        me = WorkerRow(self.worker_id, host, os.getpid(), now)
         workers = await self.store.heartbeat(me, now + self.lease)
-        host = socket.gethostname()
         dead = [
             w.id
             for w in workers

@@ -70,7 +70,6 @@ class TimerLoop:
             self.owner, now, now + self.claim_seconds, self.dead(), self.batch
         )
         for timer in due:
-            log.warning("DEBUG firing %s %s %s due %.3f now %.3f", timer.id, timer.kind, timer.run_id, timer.due_at, self.clock())
             try:
                 await self.fire(timer)
             except Exception:

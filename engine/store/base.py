@@ -241,7 +241,8 @@ class Store(Protocol):
     async def fire_reminder(
         self, timer: TimerRow, events: list[EventWrite], outbox: list[OutboxWrite], now: float
     ) -> None:
-        """Delete a reminder timer and record that it fired."""
+        """Delete a reminder timer and record that it fired (only if this call deleted it
+        and the interrupt still waits: a reminder fired twice is recorded once)."""
 
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer whose interrupt was resolved already."""

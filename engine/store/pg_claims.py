@@ -103,7 +103,10 @@ async def fire_reminder(
 ) -> None:
     """Delete the reminder timer and record the reminder, if the interrupt still waits."""
     await ops.run_row(conn, timer.run_id, lock=True)  # keeps the run's ids in commit order
-    await conn.execute("DELETE FROM timers WHERE id=$1", timer.id)
+    # Only the caller that deletes the timer records it: a second claimer (after a lapsed
+    # claim, or a worker wrongly taken for dead) waits on the run's lock, then finds it gone.
+    if await conn.fetchval("DELETE FROM timers WHERE id=$1 RETURNING 1", timer.id) is None:
+        return
     pending = await conn.fetchval(
         "SELECT 1 FROM interrupts WHERE run_id=$1 AND id=$2 AND status='pending'",
         timer.run_id,

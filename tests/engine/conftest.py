@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import pytest
 
 from engine import Engine, OutboxMessage, Workflow, open_store
-from tests.pg import PostgresServer, postgres_server  # noqa: F401  (a session fixture)
+from tests.pg import PostgresServer  # the postgres_server fixture: tests/conftest.py
 
 BACKENDS = ("sqlite", "postgres")
 """Every test that uses the database runs once per backend, unless marked ``sqlite_only``

@@ -8,12 +8,16 @@ idempotency key. Killed processes are covered by tests/e2e/test_crash_recovery.p
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 
 import pytest
 from pydantic import BaseModel
 
 from engine import EventType, RunStatus, StepContext, StepStatus, Workflow, step
+from engine.runner import host_identity
+from engine.store.base import WorkerRow
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
     PROBE,
@@ -155,3 +159,22 @@ async def test_a_run_whose_lease_lapsed_is_taken_over_and_the_old_driver_is_fenc
     assert ship_record.output["trail"] == ["pack", "ship#2"]
     assert detail.events == events_after_takeover
     assert probe.calls["deliver"] == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="Linux pid namespaces")
+async def test_only_workers_in_this_pid_namespace_are_judged_by_their_pid(
+    engine_factory: EngineFactory,
+) -> None:
+    # A container sharing this host's name (host networking) has pids of its own: a pid
+    # missing here says nothing about a worker there, whose lease must lapse instead.
+    engine = await engine_factory(lease=30.0, poll_interval=60.0)  # no background pass
+    now = time.time()
+    gone = 2**22 + 1  # above Linux's largest pid_max: no such process here
+    here, elsewhere = host_identity(), socket.gethostname()
+    assert here != elsewhere  # the identity adds the boot id and the pid namespace
+    await engine.store.heartbeat(WorkerRow("same-name", elsewhere, gone, now), now + 30)
+    await engine.store.heartbeat(WorkerRow("same-place", here, gone, now), now + 30)
+
+    await engine._recover_once()
+
+    assert engine._dead == ["same-place"]

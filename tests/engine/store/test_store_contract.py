@@ -539,6 +539,25 @@ async def test_fire_reminder_records_it_only_while_the_interrupt_waits(store: St
     assert await store.next_timer_at() is None
 
 
+async def test_a_reminder_fired_by_two_claimers_is_recorded_once(store: Store) -> None:
+    # w1's claim lapses while it is slow (or it is wrongly declared dead) and w2 claims
+    # the same timer: both fire it, one reminder is recorded.
+    await parked(store, "r1", ask("i1", reminders=(T0 + 1,)))
+    (slow,) = await store.claim_timers("w1", T0 + 2, T0 + 3, [], 10)
+    (late,) = await store.claim_timers("w2", T0 + 4, T0 + 100, [], 10)
+    assert slow.id == late.id
+    remind = [EventWrite("reminded", {"n": 1})], [OutboxWrite("interrupt.reminder", "i1", {})]
+
+    await asyncio.gather(
+        store.fire_reminder(slow, *remind, T0 + 4), store.fire_reminder(late, *remind, T0 + 4)
+    )
+
+    types = [e.type for e in await store.list_events("r1", after_id=0, limit=100)]
+    assert types.count("reminded") == 1
+    claimed = await store.claim_outbox("w3", T0 + 5, T0 + 100, [], 100)
+    assert [m.topic for m, _ in claimed].count("interrupt.reminder") == 1
+
+
 async def test_delete_timer_and_an_expiry_resolution(store: Store) -> None:
     await parked(store, "r1", ask("i1", expires_at=T0 + 5), ask("i2", expires_at=T0 + 6))
     t1, t2 = await store.claim_timers("w1", T0 + 10, T0 + 100, [], 10)
