@@ -248,7 +248,8 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         "resume_latency_p50_ms": round(statistics.median(latencies), 3),
         "resume_latency_p99_ms": round(pct(latencies, 0.99), 3),
         "backend": "postgresql" if db.startswith(("postgresql:", "postgres:")) else "sqlite",
-        "synchronous": "normal",
+        # The SQLite durability level actually in force (None for PostgreSQL).
+        "synchronous": str(getattr(engine.store, "synchronous", "")).lower() or None,
         "python": sys.version.split()[0],
         **extra,
     }
