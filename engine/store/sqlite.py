@@ -30,9 +30,7 @@ import aiosqlite
 
 from engine.errors import InterruptNotFound, RunNotActive, RunNotFound, StoreError
 from engine.models import (
-    ErrorInfo,
     Event,
-    EventType,
     Interrupt,
     InterruptStatus,
     OutboxMessage,
@@ -41,7 +39,6 @@ from engine.models import (
     RunDetail,
     RunStatus,
     StepRecord,
-    StepStatus,
 )
 from engine.store.base import (
     Decide,
@@ -61,13 +58,19 @@ from engine.store.base import (
 
 # Row mapping is shared with the PostgreSQL store (same columns, same order).
 from engine.store.rows import (
+    OUTBOX_COLS,
     RUN_COLS,
+    STEP_COLS,
     dt,
     dumps,
+    event_from_row,
     interrupt_from_row,
     loads,
+    outbox_from_row,
+    response_from_row,
     run_from_row,
     spec_json,
+    step_from_row,
 )
 
 log = logging.getLogger("signoff.store")
@@ -103,14 +106,7 @@ def _responses(conn: sqlite3.Connection, run_id: str) -> dict[str, list[Response
         "WHERE run_id=? ORDER BY at",
         (run_id,),
     ):
-        out.setdefault(iid, []).append(
-            Response.model_construct(
-                actor=actor,
-                data=_loads(data),
-                approved=None if approved is None else bool(approved),
-                at=dt(at),
-            )
-        )
+        out.setdefault(iid, []).append(response_from_row(actor, data, approved, at))
     return out
 
 
@@ -203,22 +199,9 @@ def _load_state(
         return None
     steps: dict[str, StepRecord] = {}
     outputs: dict[str, str | None] = {}
-    for path, name, status, out, err, attempts, started, finished in conn.execute(
-        "SELECT path, name, status, output_json, error_json, attempts, started_at, finished_at "
-        "FROM steps WHERE run_id=?",
-        (run_id,),
-    ):
-        steps[path] = StepRecord.model_construct(
-            path=path,
-            name=name,
-            status=StepStatus(status),
-            output=None,
-            error=ErrorInfo.model_validate_json(err) if err else None,
-            attempts=attempts,
-            started_at=dt(started),
-            finished_at=dt(finished),
-        )
-        outputs[path] = out
+    for step_row in conn.execute(f"SELECT {STEP_COLS} FROM steps WHERE run_id=?", (run_id,)):
+        steps[step_row[0]] = step_from_row(step_row)
+        outputs[step_row[0]] = step_row[3]  # output JSON, decoded only where it is read
     if known is None:
         interrupts = {i.id: i for i in _interrupts(conn, "i.run_id = ?", (run_id,))}
     else:
@@ -659,11 +642,8 @@ class SQLiteStore:
             responses = list(before.responses)
             if res.response_actor is not None:
                 responses.append(
-                    Response.model_construct(
-                        actor=res.response_actor,
-                        data=_loads(res.response_json or "null"),
-                        approved=res.response_approved,
-                        at=dt(now),
+                    response_from_row(
+                        res.response_actor, res.response_json or "null", res.response_approved, now
                     )
                 )
             update: dict[str, Any] = {"responses": responses}
@@ -803,23 +783,10 @@ class SQLiteStore:
                 f"AND {free_o} AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = o.run_id "
                 f"AND p.id < o.id AND p.done_at IS NULL AND NOT (p.next_at <= :now AND {free_p}))"
                 " ORDER BY o.id LIMIT :n) "
-                "RETURNING id, topic, run_id, interrupt_id, data, created_at, attempts, "
-                "done_handlers",
+                f"RETURNING {OUTBOX_COLS}",
                 params,
             ).fetchall()
-            out = []
-            for r in sorted(rows):
-                msg = OutboxMessage.model_construct(
-                    id=r[0],
-                    topic=r[1],
-                    run_id=r[2],
-                    interrupt_id=r[3],
-                    data=_loads(r[4]),
-                    created_at=dt(r[5]),
-                    attempt=r[6] + 1,
-                )
-                out.append((msg, list(_loads(r[7]))))
-            return out
+            return [outbox_from_row(r) for r in sorted(rows)]
 
         return await self._write(op)
 
@@ -972,8 +939,8 @@ class SQLiteStore:
 
 def _events(conn: sqlite3.Connection, run_id: str, after_id: int, limit: int) -> list[Event]:
     return [
-        Event.model_construct(id=i, run_id=run_id, at=dt(at), type=EventType(t), data=_loads(d))
-        for i, at, t, d in conn.execute(
+        event_from_row(run_id, r)
+        for r in conn.execute(
             "SELECT id, at, type, data FROM events WHERE run_id=? AND id>? ORDER BY id LIMIT ?",
             (run_id, after_id, limit),
         )
