@@ -96,7 +96,8 @@ class Services:
     store: Store
     owner: str
     clock: Callable[[], float]
-    on_commit: Callable[[], None]
+    on_commit: Callable[[], None]  # outbox rows were committed: deliver them now
+    on_timers: Callable[[], None]  # timers were committed: recompute the next wake-up
 
 
 class Execution:
@@ -215,6 +216,8 @@ class Execution:
         await self.s.store.commit_steps(self.run.id, self.s.owner, writes, self.s.clock())
         if any(w.outbox for w in writes):
             self.s.on_commit()
+        if any(s.expires_at is not None or s.reminders for w in writes for s in w.interrupts):
+            self.s.on_timers()
 
     def output_of(self, name: str) -> Any:
         for path, rec in self.state.steps.items():

@@ -165,7 +165,9 @@ class Engine:
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._opened = False
-        self._services = Services(store, self.worker_id, clock, self._on_commit)
+        self._services = Services(
+            store, self.worker_id, clock, self._on_commit, lambda: self.timers.kick()
+        )
         self.dispatcher = Dispatcher(
             store, self.worker_id, clock, lambda: self._dead, poll_interval=poll_interval
         )
@@ -425,8 +427,9 @@ class Engine:
         self._on_commit()
 
     def _on_commit(self) -> None:
+        # Only new timers need the timer loop to look again (it polls anyway); waking it
+        # on every commit would add a claim query to every resume.
         self.dispatcher.kick()
-        self.timers.kick()
 
     def _notify(self, run_id: str) -> None:
         for ev in self._waiters.get(run_id, ()):
