@@ -69,10 +69,18 @@ class TimerLoop:
         due = await self.store.claim_timers(
             self.owner, now, now + self.claim_seconds, self.dead(), self.batch
         )
+        # Timers of different interrupts fire side by side, so one slow resolution does not
+        # make the others late; an interrupt's own timers fire in due order.
+        by_interrupt: dict[tuple[str, str], list[TimerRow]] = {}
         for timer in due:
+            by_interrupt.setdefault((timer.run_id, timer.interrupt_id), []).append(timer)
+        await asyncio.gather(*(self._fire_in_order(ts) for ts in by_interrupt.values()))
+        return len(due)
+
+    async def _fire_in_order(self, timers: list[TimerRow]) -> None:
+        for timer in timers:
             try:
                 await self.fire(timer)
             except Exception:
                 # The claim expires and another pass (here or elsewhere) tries again.
                 log.exception("firing timer %s of run %s failed", timer.id, timer.run_id)
-        return len(due)

@@ -25,6 +25,7 @@ from engine import (
     WrongInterruptKind,
     step,
 )
+from engine.store.base import TimerRow
 from engine.timers import TimerLoop
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
@@ -388,3 +389,33 @@ async def test_the_timer_loop_stops_when_cancelled_as_a_timer_is_added() -> None
 
 async def _never_fired(timer: object) -> None:
     raise AssertionError("no timer is due")
+
+
+async def test_timers_of_different_interrupts_fire_side_by_side_in_due_order() -> None:
+    """One slow firing does not make other interrupts' timers late; an interrupt's own
+    timers still fire one after another, in due order."""
+    rows = [
+        TimerRow(1, "run", "a", "reminder", 10.0),
+        TimerRow(2, "run", "b", "expiry", 11.0),
+        TimerRow(3, "run", "a", "expiry", 12.0),
+    ]
+
+    class OneBatch:
+        """Just enough store for one claim."""
+
+        async def claim_timers(self, *args: object) -> list[TimerRow]:
+            return rows
+
+    fired: list[int] = []
+    b_fired = asyncio.Event()
+
+    async def fire(timer: TimerRow) -> None:
+        if timer.id == 1:  # slow: waits until the other interrupt's timer has fired
+            await asyncio.wait_for(b_fired.wait(), 5)
+        fired.append(timer.id)
+        if timer.interrupt_id == "b":
+            b_fired.set()
+
+    loop = TimerLoop(OneBatch(), "me", lambda: 100.0, list, fire, poll_interval=1)  # type: ignore[arg-type]
+    assert await loop.fire_due() == 3
+    assert fired == [2, 1, 3]
