@@ -61,12 +61,12 @@ from engine.store.rows import (
     OUTBOX_COLS,
     RUN_COLS,
     STEP_COLS,
-    dt,
     dumps,
     event_from_row,
     interrupt_from_row,
     loads,
     outbox_from_row,
+    resolved_interrupt,
     response_from_row,
     run_from_row,
     spec_json,
@@ -638,23 +638,7 @@ class SQLiteStore:
                     (claim_owner, lease_until, run_id),
                 )
                 claim = cur.rowcount == 1
-            before = found[0]
-            responses = list(before.responses)
-            if res.response_actor is not None:
-                responses.append(
-                    response_from_row(
-                        res.response_actor, res.response_json or "null", res.response_approved, now
-                    )
-                )
-            update: dict[str, Any] = {"responses": responses}
-            if res.status is not InterruptStatus.PENDING:
-                update.update(
-                    status=res.status,
-                    resolved_at=dt(now),
-                    resolved_by=res.resolved_by,
-                    data=_loads(res.data_json) if res.data_json is not None else None,
-                )
-            after = before.model_copy(update=update)
+            after = resolved_interrupt(found[0], res, now)
             if claim:
                 claimed = _load_state(conn, run_id, known=after)
             return ResolveResult(interrupt=after, claimed=claimed)
