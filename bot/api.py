@@ -179,7 +179,7 @@ class ApiHandlers:
         """A run's history entries after ``after``."""
         run_id = request.match_info["run_id"]
         q = parse_query(request, EventsQuery)
-        if await self.engine.store.get_run(run_id) is None:
+        if await self.engine.find_run(run_id) is None:
             raise RunNotFound(run_id)
         return json_response(EventList(events=await self.engine.events(run_id, after_id=q.after)))
 

@@ -96,11 +96,11 @@ async def reading(settings: Settings) -> AsyncIterator[Engine]:
     No recovery, timers or outbox delivery: looking at runs must not take them over.
     """
     engine = _engine(settings)
-    await engine.store.open()
+    await engine.open_readonly()
     try:
         yield engine
     finally:
-        await engine.store.close()
+        await engine.close()
 
 
 @contextlib.asynccontextmanager
@@ -182,7 +182,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         while not status.terminal:
             await asyncio.sleep(FOLLOW_POLL)
             # Status first: a finished run's last events are committed with its status.
-            run = await engine.store.get_run(args.id)
+            run = await engine.find_run(args.id)
             for event in await engine.events(args.id, after_id=after):
                 print(event_line(event), flush=True)
                 after = event.id

@@ -48,7 +48,7 @@ async def stream_events(
 
     Raises RunNotFound before anything is sent if the run does not exist.
     """
-    if await engine.store.get_run(run_id) is None:
+    if await engine.find_run(run_id) is None:
         raise RunNotFound(run_id)
     response = web.StreamResponse(
         headers={
@@ -64,7 +64,7 @@ async def stream_events(
         while True:
             # Read the status before the events: a finished run committed its last
             # events with its status, so nothing can be missed after this read.
-            run = await engine.store.get_run(run_id)
+            run = await engine.find_run(run_id)
             for event in await engine.events(run_id, after_id=after):
                 await response.write(_frame(event.id, event.type.value, event.model_dump_json()))
                 after = event.id

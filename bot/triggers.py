@@ -8,11 +8,10 @@ different input is refused instead of silently answering with an unrelated run.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot.http import Problem
-from engine import Engine, InvalidInput, Run, RunNotFound
+from engine import Engine, IdempotencyKeyReused, Run, RunNotFound
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "check_idempotency_key", "scoped_key", "start_run"]
 
@@ -37,12 +36,6 @@ def scoped_key(workflow: str, key: str) -> str:
     return f"{workflow}:{key}"
 
 
-def _normalized(engine: Engine, workflow: str, data: Any) -> Any:
-    # The same JSON the engine stores for a run's input, to compare a retry with.
-    adapter = engine.registry.get(workflow).input_adapter
-    return json.loads(adapter.dump_json(adapter.validate_python(data)))
-
-
 async def start_run(
     engine: Engine,
     workflow: str,
@@ -59,21 +52,17 @@ async def start_run(
         Problem: 422 ``idempotency_key_reused`` if the key started a run with other input.
     """
     key = scoped_key(workflow, idempotency_key) if idempotency_key is not None else None
-    run_id = await engine.start(workflow, data, requester=requester, idempotency_key=key)
-    run = await engine.store.get_run(run_id)
+    try:
+        run_id = await engine.start(workflow, data, requester=requester, idempotency_key=key)
+    except IdempotencyKeyReused as exc:
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key {idempotency_key!r} already started run {exc.run_id} with "
+            "a different input; use a new key for a new request",
+            run_id=exc.run_id,
+        ) from None
+    run = await engine.find_run(run_id)
     if run is None:  # pragma: no cover - it was committed before start() returned
         raise RunNotFound(run_id)
-    if key is not None:
-        try:
-            same = _normalized(engine, workflow, data) == run.input
-        except (InvalidInput, ValueError):  # start() validated it already
-            same = False
-        if not same:
-            raise Problem(
-                422,
-                "idempotency_key_reused",
-                f"Idempotency-Key {idempotency_key!r} already started run {run.id} with "
-                "a different input; use a new key for a new request",
-                run_id=run.id,
-            )
     return run

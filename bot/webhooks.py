@@ -167,7 +167,7 @@ class WebhookHandlers:
         name = request.match_info["name"]
         body = await self._authenticated_body(request, workflow)
         data = parse_json(body)
-        run = await self.engine.store.get_run(run_id)
+        run = await self.engine.find_run(run_id)
         if run is None or run.workflow != workflow:
             # A run of another workflow is "not found" here: a sender holding one
             # workflow's secret must not reach other workflows' runs.

@@ -8,6 +8,7 @@ The hierarchy::
     ├── RunNotFound                  no run with that id
     ├── InterruptNotFound            the run has no interrupt with that id
     ├── InvalidInput                 start input failed the workflow's input model
+    ├── IdempotencyKeyReused         an idempotency key already started a run with other input
     ├── RunNotActive                 the run already finished (cancel on a finished run)
     ├── ResumeRejected               a resume was refused; nothing was changed
     │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
@@ -82,6 +83,22 @@ class InvalidInput(SignoffError):
         self.errors = dict(errors)
         detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
         super().__init__(f"invalid input for workflow {workflow!r}: {detail}")
+
+
+class IdempotencyKeyReused(SignoffError):
+    """An idempotency key already started a run of another workflow or with other input.
+
+    Retrying a start with the same key and the same input returns the same run; a key
+    reused for a different request is refused rather than answered with an unrelated run.
+    """
+
+    def __init__(self, key: str, run_id: str) -> None:
+        self.key = key
+        self.run_id = run_id
+        super().__init__(
+            f"idempotency key {key!r} already started run {run_id} with a different input; "
+            "use a new key for a new request"
+        )
 
 
 class RunNotActive(SignoffError):

@@ -31,6 +31,7 @@ from engine import quorum
 from engine.definition import StepDef, Workflow
 from engine.errors import (
     AlreadyResolved,
+    IdempotencyKeyReused,
     InterruptNotFound,
     InvalidInput,
     NotAuthorized,
@@ -165,6 +166,7 @@ class Engine:
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._opened = False
+        self._store_open = False
         self._services = Services(
             store, self.worker_id, clock, self._on_commit, lambda: self.timers.kick()
         )
@@ -210,11 +212,22 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def open_readonly(self) -> None:
+        """Open the store for queries and cancel only, as a client: no recovery, timers,
+        outbox delivery or heartbeats, so looking at runs never takes them over.
+
+        ``close()`` closes it. ``start_background()`` afterwards turns it into a worker.
+        """
+        if self._store_open:
+            return
+        await self.store.open()
+        self._store_open = True
+
     async def start_background(self) -> None:
         """Open the store, recover orphaned runs, start timers, outbox and heartbeats."""
         if self._opened:
             return
-        await self.store.open()
+        await self.open_readonly()
         self._opened = True
         await self._recover_once()
         loop = asyncio.get_running_loop()
@@ -231,6 +244,9 @@ class Engine:
         their last committed step (here on restart, or in another process).
         """
         if not self._opened:
+            if self._store_open:
+                self._store_open = False
+                await self.store.close()
             return
         for task in self._loops:
             task.cancel()
@@ -256,6 +272,7 @@ class Engine:
             await self.store.remove_workers([self.worker_id])
         await self.store.close()
         self._opened = False
+        self._store_open = False
 
     # -- starting and driving runs ------------------------------------------------------
     async def start(
@@ -271,7 +288,9 @@ class Engine:
 
         The input is validated against the workflow's input model first
         (``InvalidInput`` with per-field messages; nothing is created). With an
-        ``idempotency_key`` already used, the existing run's id is returned.
+        ``idempotency_key`` already used for the same workflow and input, the existing
+        run's id is returned; used for another workflow or input, ``IdempotencyKeyReused``
+        is raised (nothing is created).
         """
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         if isinstance(workflow, Workflow) and version is None:
@@ -305,6 +324,15 @@ class Engine:
             outbox=[],
         )
         created_id, created = await self.store.create_run(new)
+        if not created and idempotency_key is not None:
+            existing = await self.store.get_run(created_id)
+            same = (
+                existing is not None
+                and existing.workflow == wf.name
+                and existing.input == json.loads(input_json)
+            )
+            if not same:
+                raise IdempotencyKeyReused(idempotency_key, created_id)
         if created:
             state = RunState(
                 run=Run.model_construct(
@@ -666,6 +694,24 @@ class Engine:
             waiters.remove(ev)
             if not waiters:
                 self._waiters.pop(run_id, None)
+
+    async def find_run(self, run_id: str) -> Run | None:
+        """The run with this id (without steps or history), or None if there is none."""
+        return await self.store.get_run(run_id)
+
+    async def count_runs(self) -> dict[str, int]:
+        """How many runs there are in each status (for metrics)."""
+        return await self.store.count_runs()
+
+    async def outbox_backlog(self) -> int:
+        """How many notifications are waiting to be delivered (for metrics)."""
+        return await self.store.outbox_backlog()
+
+    async def ping(self) -> None:
+        """Touch the database with a cheap query; raises if it does not answer."""
+        # A primary-key lookup of an id that never exists: touches the database and the
+        # schema without reading any data.
+        await self.store.get_run("healthz")
 
     async def get_run(self, run_id: str) -> RunDetail:
         """A run with its steps, interrupts and history (RunNotFound)."""

@@ -16,6 +16,7 @@ EXPECTED = [
     "Event",
     "EventType",
     "ExpiryAction",
+    "IdempotencyKeyReused",
     "Interrupt",
     "InterruptExpired",
     "InterruptKind",

@@ -5,6 +5,7 @@ import pytest
 from engine import (
     Engine,
     EventType,
+    IdempotencyKeyReused,
     InterruptNotFound,
     InterruptStatus,
     InvalidInput,
@@ -14,6 +15,7 @@ from engine import (
     StepStatus,
     Workflow,
     WorkflowNotRegistered,
+    open_store,
     step,
 )
 from tests.engine.conftest import EngineFactory
@@ -61,16 +63,44 @@ async def test_start_of_an_unknown_workflow_raises(engine: Engine) -> None:
         await engine.start("nope", {})
 
 
-async def test_start_with_a_used_idempotency_key_returns_the_same_run(
+async def test_start_with_a_used_idempotency_key_and_the_same_input_returns_the_same_run(
     engine_factory: EngineFactory,
 ) -> None:
     engine = await engine_factory(*workflows())
     first = await engine.start("quick", {"name": "a"}, idempotency_key="k1")
-    again = await engine.start("quick", {"name": "other"}, idempotency_key="k1")
+    again = await engine.start("quick", {"name": "a", "amount": 0}, idempotency_key="k1")
     assert again == first
     await settle(engine, first)
     (run,) = await engine.list_runs()
     assert run.input == {"name": "a", "amount": 0}
+
+
+async def test_an_idempotency_key_reused_for_other_input_or_workflow_is_refused(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    first = await engine.start("quick", {"name": "a"}, idempotency_key="k1")
+    with pytest.raises(IdempotencyKeyReused) as info:
+        await engine.start("quick", {"name": "other"}, idempotency_key="k1")
+    assert (info.value.key, info.value.run_id) == ("k1", first)
+    assert "already started run" in str(info.value)
+    with pytest.raises(IdempotencyKeyReused):
+        await engine.start("ask", {"name": "a"}, idempotency_key="k1")
+    assert [r.id for r in await engine.list_runs()] == [first]
+
+
+async def test_find_run_counts_and_ping_answer_without_loading_details(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    assert await engine.find_run("nope") is None
+    run_id = await engine.start("ask", {"name": "x"})
+    await settle(engine, run_id)
+    found = await engine.find_run(run_id)
+    assert found is not None and found.status is RunStatus.SUSPENDED
+    assert (await engine.count_runs()).get("suspended") == 1
+    assert await engine.outbox_backlog() >= 0
+    await engine.ping()
 
 
 async def test_list_runs_filters_by_status_and_workflow_newest_first(
@@ -201,3 +231,22 @@ async def test_list_interrupts_for_an_actor_shows_only_what_they_may_answer(
     assert runs(await engine.list_interrupts(actor="dan", groups=["@ops"])) == [open_to_all]
     assert runs(await engine.list_interrupts(actor="ann", limit=1)) == [open_to_all]
     assert runs(await engine.list_interrupts(actor="ann", workflow="quick")) == []
+
+
+async def test_a_read_only_engine_queries_and_cancels_but_never_takes_runs_over(
+    engine_factory: EngineFactory, db_path: str
+) -> None:
+    worker = await engine_factory(*workflows())
+    run_id = await worker.start("ask", {"name": "x"})
+    await settle(worker, run_id)
+    reader = Engine(open_store(db_path), workflows=workflows())
+    await reader.open_readonly()
+    try:
+        assert (await reader.get_run(run_id)).run.status is RunStatus.SUSPENDED
+        assert len(await reader.list_interrupts(run_id=run_id)) == 1
+        cancelled = await reader.cancel(run_id, reason="not needed", actor="ops")
+        assert cancelled.status is RunStatus.CANCELLED
+        assert reader._loops == [] and reader._tasks == {}
+    finally:
+        await reader.close()
+    assert (await worker.get_run(run_id)).run.status is RunStatus.CANCELLED
