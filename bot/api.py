@@ -56,7 +56,7 @@ from bot.openapi import Header, Operation, add_operations, install_openapi
 from bot.settings import Settings
 from bot.sse import CLOSING, stream_events
 from bot.triggers import check_idempotency_key, start_run
-from engine import Engine, RunNotFound
+from engine import Engine, RunNotFound, field_errors
 
 __all__ = ["ApiHandlers", "install_api"]
 
@@ -68,20 +68,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _AUTH_ERRORS = (400, 401, 503)
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for err in exc.errors(include_url=False):
-        out.setdefault(".".join(str(p) for p in err["loc"]), err["msg"])
-    return out
-
-
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model`` (400 with per-field errors)."""
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
         raise Problem(
-            400, "invalid_query", "invalid query parameters", errors=_field_errors(exc)
+            400, "invalid_query", "invalid query parameters", errors=field_errors(exc)
         ) from None
 
 
@@ -92,7 +85,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Problem(
-            400, "invalid_body", "invalid request body", errors=_field_errors(exc)
+            400, "invalid_body", "invalid request body", errors=field_errors(exc)
         ) from None
 
 

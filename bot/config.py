@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot.settings import Settings
+from engine import field_errors
 
 __all__ = ["ConfigError", "describe_errors", "load_settings"]
 
@@ -27,9 +28,8 @@ def describe_errors(exc: ValidationError) -> list[str]:
     The offending values are never echoed: some of them are secrets.
     """
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
+    for where, message in field_errors(exc).items():
+        message = message.removeprefix("Value error, ")
         lines.append(f"{where}: {message}" if where else message)
     return lines
 

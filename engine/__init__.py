@@ -23,6 +23,7 @@ from engine.errors import (
     StoreError,
     WorkflowNotRegistered,
     WrongInterruptKind,
+    field_errors,
 )
 from engine.models import (
     ErrorInfo,
@@ -86,6 +87,7 @@ __all__ = [
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
+    "field_errors",
     "open_store",
     "step",
 ]

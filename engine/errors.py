@@ -27,6 +27,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from pydantic import ValidationError
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as ``{"field.path": "message"}``, the first message per field.
+
+    The one shape every Signoff error with per-field messages carries
+    (``InvalidInput.errors``, ``ResumeValidationError.errors``, the API's 400 bodies).
+    Input values are never included: some of them may be secrets.
+    """
+    out: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(p) for p in err["loc"])
+        out.setdefault(key, err["msg"])
+    return out
+
 
 class SignoffError(Exception):
     """Base class of every error the engine raises on purpose."""

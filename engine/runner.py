@@ -39,6 +39,7 @@ from engine.errors import (
     RunNotFound,
     WorkflowNotRegistered,
     WrongInterruptKind,
+    field_errors,
 )
 from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_json
 from engine.models import (
@@ -86,15 +87,6 @@ SETTLED = frozenset(
         RunStatus.CANCELLED,
     }
 )
-
-
-def field_errors(exc: ValidationError) -> dict[str, str]:
-    """Pydantic errors as ``{"field.path": "message"}``."""
-    out: dict[str, str] = {}
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        out.setdefault(key, err["msg"])
-    return out
 
 
 def host_identity() -> str:

@@ -47,6 +47,7 @@ EXPECTED = [
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
+    "field_errors",
     "open_store",
     "step",
 ]
