@@ -1,4 +1,8 @@
-"""The Engine: start, resume, cancel and query runs; drive them; run the background loops.
+"""The Engine, the client-facing API: start, resume, send events to, cancel and query runs.
+
+The work behind it lives beside it: ``driver`` drives the runs this worker owns,
+``recovery`` heartbeats and takes over runs of dead workers, ``access`` decides who may
+respond, ``timers`` and ``outbox`` run the other background loops.
 
 Concurrency model. A run is driven by at most one worker at a time: the worker that
 owns it (``runs.owner``) under a lease it renews by heartbeat. Every write a driver
@@ -16,34 +20,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine import quorum
+from engine import access, quorum
+from engine.access import Authorizer
 from engine.definition import StepDef, Workflow
+from engine.driver import Driver, cancelled_leftovers
 from engine.errors import (
     AlreadyResolved,
     IdempotencyKeyReused,
     InterruptNotFound,
     InvalidInput,
-    NotAuthorized,
     ResumeValidationError,
     RunNotFound,
     WorkflowNotRegistered,
     WrongInterruptKind,
     field_errors,
 )
-from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_json
+from engine.execution import Services, dump_json
 from engine.models import (
-    ErrorInfo,
     Event,
     EventType,
     Interrupt,
@@ -56,27 +59,19 @@ from engine.models import (
     RunStatus,
 )
 from engine.outbox import Dispatcher, Handler, Subscription
+from engine.recovery import Recovery
 from engine.registry import Registry, find_step
 from engine.store.base import (
     Decide,
     EventWrite,
-    FinishWrite,
-    LostOwnership,
     NewRun,
     OutboxWrite,
     Resolution,
     RunState,
     Store,
     TimerRow,
-    WorkerRow,
 )
 from engine.timers import TimerLoop
-
-log = logging.getLogger("signoff.engine")
-
-Authorizer = Callable[[Interrupt, str], Awaitable[bool]]
-"""Decides whether an actor not listed verbatim in ``responders`` may respond
-(e.g. the Slack bot checks user-group membership)."""
 
 SETTLED = frozenset(
     {
@@ -87,34 +82,6 @@ SETTLED = frozenset(
         RunStatus.CANCELLED,
     }
 )
-
-
-def host_identity() -> str:
-    """Where this process's pid means something: the host name, plus on Linux the boot id
-    and the pid namespace.
-
-    Workers with the same identity check each other's pids, to spot a dead one at once.
-    The host name alone is not enough: containers sharing their host's name (host
-    networking) each have a pid namespace of their own, and cloned machines may share a
-    name, so a pid missing here may be alive there. Others wait for the lease instead.
-    """
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        with open("/proc/sys/kernel/random/boot_id") as boot_id:
-            parts.append(boot_id.read().strip())
-    with contextlib.suppress(OSError):
-        parts.append(os.readlink("/proc/self/ns/pid"))
-    return "/".join(parts)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Engine:
@@ -153,23 +120,30 @@ class Engine:
         self.registry = Registry()
         for wf in workflows:
             self.registry.register(wf)
-        self._dead: list[str] = []
-        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._opened = False
         self._store_open = False
-        self._services = Services(
+        services = Services(
             store, self.worker_id, clock, self._on_commit, lambda: self.timers.kick()
         )
+        self.driver = Driver(services, self.registry, lease=lease, notify=self._notify)
+        self.recovery = Recovery(
+            store,
+            self.worker_id,
+            clock,
+            lease=lease,
+            poll_interval=poll_interval,
+            spawn=self.driver.spawn,
+        )
         self.dispatcher = Dispatcher(
-            store, self.worker_id, clock, lambda: self._dead, poll_interval=poll_interval
+            store, self.worker_id, clock, lambda: self.recovery.dead, poll_interval=poll_interval
         )
         self.timers = TimerLoop(
             store,
             self.worker_id,
             clock,
-            lambda: self._dead,
+            lambda: self.recovery.dead,
             self._fire_timer,
             poll_interval=poll_interval,
         )
@@ -221,10 +195,10 @@ class Engine:
             return
         await self.open_readonly()
         self._opened = True
-        await self._recover_once()
+        await self.recovery.recover_once()
         loop = asyncio.get_running_loop()
         self._loops = [
-            loop.create_task(self._heartbeat_loop(), name="signoff-heartbeat"),
+            loop.create_task(self.recovery.run(), name="signoff-heartbeat"),
             loop.create_task(self.timers.run(), name="signoff-timers"),
             loop.create_task(self.dispatcher.run(), name="signoff-outbox"),
         ]
@@ -246,20 +220,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._loops = []
-        pending = list(self._tasks.values())
-        # Cancelled drives remove themselves from _tasks, so remember which runs to hand over.
-        cut_off: list[str] = []
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=grace)
-            cut_off = [run_id for run_id, task in self._tasks.items() if task in still]
-            for task in still:
-                task.cancel()
-            for task in still:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        for run_id in cut_off:
-            with contextlib.suppress(Exception):
-                await self.store.abandon_run(run_id, self.worker_id, self.clock())
+        await self.driver.stop(grace)
         with contextlib.suppress(Exception):
             await self.store.remove_workers([self.worker_id])
         await self.store.close()
@@ -344,107 +305,8 @@ class Engine:
                 step_outputs={},
                 interrupts={},
             )
-            self._spawn(run_id, state)
+            self.driver.spawn(run_id, state)
         return created_id
-
-    def _spawn(self, run_id: str, state: RunState | None) -> None:
-        if run_id in self._tasks:
-            return
-        task = asyncio.get_running_loop().create_task(self._drive(run_id, state))
-        self._tasks[run_id] = task
-
-    async def _drive(self, run_id: str, state: RunState | None) -> None:
-        try:
-            while True:
-                if state is None:
-                    state = await self.store.load_state(run_id)
-                if state is None or state.run.status is not RunStatus.RUNNING:
-                    return
-                try:
-                    wf = self.registry.get(state.run.workflow, state.run.version)
-                except WorkflowNotRegistered as exc:
-                    log.error("cannot drive run %s: %s", run_id, exc)
-                    await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
-                    return
-                if await self._drive_once(wf, state):
-                    return
-                state = None  # something was resolved while we drove: read and go again
-        except LostOwnership:
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("driving run %s failed unexpectedly; recovery will retry it", run_id)
-            with contextlib.suppress(Exception):
-                await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
-        finally:
-            self._tasks.pop(run_id, None)
-            self._notify(run_id)
-
-    async def _drive_once(self, wf: Workflow, state: RunState) -> bool:
-        """Drive until the run parks or ends; False if it must be driven again."""
-        run_id = state.run.id
-        execution = Execution(self._services, wf, state)
-        try:
-            output = await execution.run_workflow()
-        except Parked:
-            await execution.commit()
-            parked = await self.store.release_run(
-                run_id, self.worker_id, state.wake_seq, self.clock()
-            )
-            self._notify(run_id)
-            return parked
-        except Bailed as b:
-            await self._finish(
-                execution,
-                RunStatus.REJECTED,
-                None,
-                ErrorInfo(type="Rejected", message=b.reason),
-            )
-        except Failed as f:
-            await self._finish(execution, RunStatus.FAILED, None, f.error)
-        except ValidationError as exc:  # data between nodes did not fit at run time
-            await self._finish(
-                execution,
-                RunStatus.FAILED,
-                None,
-                ErrorInfo(type="ValidationError", message=str(exc)),
-            )
-        else:
-            await self._finish(execution, RunStatus.COMPLETED, dump_json(output, wf.output), None)
-        return True
-
-    async def _finish(
-        self,
-        execution: Execution,
-        status: RunStatus,
-        output_json: str | None,
-        error: ErrorInfo | None,
-    ) -> None:
-        run_id = execution.run.id
-        event_type = {
-            RunStatus.COMPLETED: EventType.COMPLETED,
-            RunStatus.FAILED: EventType.FAILED,
-            RunStatus.REJECTED: EventType.BAILED,
-        }[status]
-        info: dict[str, Any] = {"status": status.value}
-        if error is not None:
-            info["error"] = {"type": error.type, "message": error.message}
-        if output_json is not None:
-            info["output"] = json.loads(output_json)
-        events = [EventWrite(event_type, info)] if status is not RunStatus.REJECTED else []
-        fin = FinishWrite(
-            status=status,
-            output_json=output_json,
-            error_json=error.model_dump_json() if error else None,
-            now=self.clock(),
-            events=events,
-            outbox=[OutboxWrite("run.finished", None, info)],
-            steps=execution.unflushed,
-        )
-        execution.unflushed = []
-        await self.store.finish_run(run_id, self.worker_id, fin, _cancelled_leftovers)
-        self._on_commit()
 
     def _on_commit(self) -> None:
         # Only new timers need the timer loop to look again (it polls anyway); waking it
@@ -486,36 +348,9 @@ class Engine:
         self.registry.get(interrupt.workflow, interrupt.version)
         return interrupt
 
-    def _authorize_known(self, interrupt: Interrupt, actor: str, hook_allowed: bool) -> None:
-        """Decide what needs no I/O; raise _AskAuthorizer when only the hook can tell."""
-        if interrupt.requester == actor and not interrupt.allow_requester:
-            raise NotAuthorized(
-                interrupt.run_id,
-                interrupt.id,
-                actor,
-                "the requester may not respond to their own request",
-            )
-        if not interrupt.responders or actor in interrupt.responders or hook_allowed:
-            return
-        if self.authorizer is not None:
-            raise _AskAuthorizer(interrupt)
-        raise self._not_listed(interrupt, actor)
-
-    @staticmethod
-    def _not_listed(interrupt: Interrupt, actor: str) -> NotAuthorized:
-        who = ", ".join(interrupt.responders)
-        return NotAuthorized(interrupt.run_id, interrupt.id, actor, f"only {who} may respond")
-
-    async def _ask_authorizer(self, interrupt: Interrupt, actor: str) -> None:
-        if self.authorizer is None or not await self.authorizer(interrupt, actor):
-            raise self._not_listed(interrupt, actor)
-
     async def check_authorized(self, interrupt: Interrupt, actor: str) -> None:
         """Raise NotAuthorized unless ``actor`` may respond to ``interrupt``."""
-        try:
-            self._authorize_known(interrupt, actor, hook_allowed=False)
-        except _AskAuthorizer:
-            await self._ask_authorizer(interrupt, actor)
+        await access.check_authorized(self.authorizer, interrupt, actor)
 
     def validate_answer(self, interrupt: Interrupt, data: Any) -> BaseModel:
         """Validate ``data`` against the interrupt's resume model (ResumeValidationError)."""
@@ -546,10 +381,10 @@ class Engine:
             decide = self._answer_decider(actor, data, hook_allowed)
             try:
                 return await self._resolve(run_id, interrupt_id, decide)
-            except _AskAuthorizer as ask:
+            except access.AskAuthorizer as ask:
                 if hook_allowed:  # pragma: no cover - the hook's yes is final
                     raise RuntimeError("authorizer asked twice") from None
-                await self._ask_authorizer(ask.interrupt, actor)
+                await access.ask_authorizer(self.authorizer, ask.interrupt, actor)
                 hook_allowed = True
 
     def _answer_decider(self, actor: str, data: Any, hook_allowed: bool) -> Decide:
@@ -563,7 +398,7 @@ class Engine:
             self.registry.get(interrupt.workflow, interrupt.version)
             # Who may answer is checked first: someone who may not answer learns nothing
             # about the form from its validation errors.
-            self._authorize_known(interrupt, actor, hook_allowed)
+            access.authorize_known(interrupt, actor, self.authorizer, hook_allowed=hook_allowed)
             answer = self.validate_answer(interrupt, data)
             approval = "approved" in type(answer).model_fields
             answered = quorum.answer(actor, answer.model_dump(mode="json"), approval=approval)
@@ -600,7 +435,7 @@ class Engine:
         )
         self._on_commit()
         if result.claimed is not None:
-            self._spawn(run_id, result.claimed)
+            self.driver.spawn(run_id, result.claimed)
         i = result.interrupt
         return ResumeOutcome(
             run_id=run_id,
@@ -638,11 +473,9 @@ class Engine:
             self.clock(),
             [EventWrite(EventType.CANCELLED, info)],
             [OutboxWrite("run.finished", None, info)],
-            _cancelled_leftovers,
+            cancelled_leftovers,
         )
-        task = self._tasks.get(run_id)
-        if task is not None:
-            task.cancel()
+        self.driver.cancel(run_id)
         self._on_commit()
         self._notify(run_id)
         return run
@@ -669,7 +502,7 @@ class Engine:
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFound(run_id)
-                if run.status in wanted and run_id not in self._tasks:
+                if run.status in wanted and run_id not in self.driver.tasks:
                     return run
                 if run.status in wanted and run.status.terminal:
                     return run
@@ -774,60 +607,6 @@ class Engine:
     async def set_interrupt_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
         """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
         await self.store.set_ref(run_id, interrupt_id, key, value)
-
-    # -- recovery -----------------------------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(self.lease / 3, self.poll_interval * 2))
-            try:
-                await self._recover_once()
-            except Exception:
-                log.exception("heartbeat/recovery pass failed; retrying")
-
-    async def _recover_once(self) -> None:
-        """Heartbeat, spot dead workers, take over their runs and those with lapsed leases."""
-        now = self.clock()
-        host = host_identity()
-        me = WorkerRow(self.worker_id, host, os.getpid(), now)
-        workers = await self.store.heartbeat(me, now + self.lease)
-        dead = [
-            w.id
-            for w in workers
-            if w.id != self.worker_id
-            and (
-                w.heartbeat_at < now - 2 * self.lease or (w.host == host and not _pid_alive(w.pid))
-            )
-        ]
-        self._dead = dead
-        while True:
-            claimed = await self.store.claim_runs(self.worker_id, now, now + self.lease, dead, 200)
-            for run_id in claimed:
-                log.info("recovering run %s", run_id)
-                self._spawn(run_id, None)
-            if len(claimed) < 200:
-                break
-        if dead:
-            # Releases their timer and outbox claims too, so those are redone at once.
-            await self.store.remove_workers(dead)
-
-
-class _AskAuthorizer(Exception):
-    """Raised inside a resume transaction when only the authorizer hook can decide."""
-
-    def __init__(self, interrupt: Interrupt) -> None:
-        super().__init__(interrupt.id)
-        self.interrupt = interrupt
-
-
-def _cancelled_leftovers(
-    run: Run, pending: list[Interrupt]
-) -> tuple[list[EventWrite], list[OutboxWrite]]:
-    events, outbox = [], []
-    for i in pending:
-        info = {"interrupt_id": i.id, "status": "cancelled", "by": None, "data": None}
-        events.append(EventWrite(EventType.RESOLVED, info))
-        outbox.append(OutboxWrite("interrupt.resolved", i.id, info))
-    return events, outbox
 
 
 __all__ = ["SETTLED", "Authorizer", "Engine", "OutboxMessage"]

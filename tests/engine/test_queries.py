@@ -246,7 +246,7 @@ async def test_a_read_only_engine_queries_and_cancels_but_never_takes_runs_over(
         assert len(await reader.list_interrupts(run_id=run_id)) == 1
         cancelled = await reader.cancel(run_id, reason="not needed", actor="ops")
         assert cancelled.status is RunStatus.CANCELLED
-        assert reader._loops == [] and reader._tasks == {}
+        assert reader._loops == [] and reader.driver.tasks == {}
     finally:
         await reader.close()
     assert (await worker.get_run(run_id)).run.status is RunStatus.CANCELLED

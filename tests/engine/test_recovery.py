@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from engine import EventType, RunStatus, StepContext, StepStatus, Workflow, step
-from engine.runner import host_identity
+from engine.recovery import host_identity
 from engine.store.base import WorkerRow
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
@@ -143,7 +143,7 @@ async def test_a_run_whose_lease_lapsed_is_taken_over_and_the_old_driver_is_fenc
     async def no_heartbeat() -> None:  # the worker hangs: its lease is no longer renewed
         return None
 
-    monkeypatch.setattr(stuck, "_recover_once", no_heartbeat)
+    monkeypatch.setattr(stuck.recovery, "recover_once", no_heartbeat)
     rescuer = await engine_factory(shipping, lease=0.4)
     run = await finished(rescuer, run_id, timeout=5)
     assert run.output == {"name": "p3", "trail": ["pack", "ship#2", "deliver"]}
@@ -175,6 +175,6 @@ async def test_only_workers_in_this_pid_namespace_are_judged_by_their_pid(
     await engine.store.heartbeat(WorkerRow("same-name", elsewhere, gone, now), now + 30)
     await engine.store.heartbeat(WorkerRow("same-place", here, gone, now), now + 30)
 
-    await engine._recover_once()
+    await engine.recovery.recover_once()
 
-    assert engine._dead == ["same-place"]
+    assert engine.recovery.dead == ["same-place"]

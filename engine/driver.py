@@ -1,0 +1,202 @@
+"""The run driver: one task per run this worker owns, driving it until it parks or ends.
+
+A driver reads the run's recorded state, walks the workflow graph with an
+``Execution`` and commits what happened. When the run parks, the parking write is
+conditional on the run's ``wake_seq``: if an interrupt was resolved while the run was
+being driven, the write does not happen and the driver reads the run again and goes
+on, so an answer is never lost between "the step suspended" and "the run is parked".
+Every write is fenced on ownership; a driver that lost its run (cancelled, or taken
+over after its lease ran out) stops at its next write (``LostOwnership``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.definition import Workflow
+from engine.errors import WorkflowNotRegistered
+from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_json
+from engine.models import ErrorInfo, EventType, Interrupt, Run, RunStatus
+from engine.registry import Registry
+from engine.store.base import EventWrite, FinishWrite, LostOwnership, OutboxWrite, RunState
+
+log = logging.getLogger("signoff.engine")
+
+
+class Driver:
+    """Spawns and tracks the tasks driving this worker's runs.
+
+    Args:
+        services: what an execution needs (store, owner, clock, commit hooks).
+        registry: the engine's workflows; a run is driven by its pinned version.
+        lease: seconds an abandoned run waits before recovery retries it.
+        notify: called with a run id whenever the run may have changed status.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        registry: Registry,
+        *,
+        lease: float,
+        notify: Callable[[str], None],
+    ) -> None:
+        self.services = services
+        self.store = services.store
+        self.worker_id = services.owner
+        self.clock = services.clock
+        self.registry = registry
+        self.lease = lease
+        self.notify = notify
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        """The runs being driven right now, by id; a task removes itself when it ends."""
+
+    def spawn(self, run_id: str, state: RunState | None) -> None:
+        """Drive ``run_id`` in the background, unless it is driven here already.
+
+        ``state`` is the run as just committed or claimed (saves a read); None reads it.
+        """
+        if run_id in self.tasks:
+            return
+        task = asyncio.get_running_loop().create_task(self._drive(run_id, state))
+        self.tasks[run_id] = task
+
+    def cancel(self, run_id: str) -> None:
+        """Stop driving ``run_id`` (it was cancelled: its writes would be refused anyway)."""
+        task = self.tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self, grace: float) -> None:
+        """Let running drives finish for ``grace`` seconds, then cancel and hand them over.
+
+        Runs cut off are abandoned with a lease that has already run out, so recovery
+        (here on restart, or in another process) resumes them at once from their last
+        committed step.
+        """
+        pending = list(self.tasks.values())
+        # Cancelled drives remove themselves from `tasks`, so remember which runs to hand over.
+        cut_off: list[str] = []
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            cut_off = [run_id for run_id, task in self.tasks.items() if task in still]
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for run_id in cut_off:
+            with contextlib.suppress(Exception):
+                await self.store.abandon_run(run_id, self.worker_id, self.clock())
+
+    async def _drive(self, run_id: str, state: RunState | None) -> None:
+        try:
+            while True:
+                if state is None:
+                    state = await self.store.load_state(run_id)
+                if state is None or state.run.status is not RunStatus.RUNNING:
+                    return
+                try:
+                    wf = self.registry.get(state.run.workflow, state.run.version)
+                except WorkflowNotRegistered as exc:
+                    log.error("cannot drive run %s: %s", run_id, exc)
+                    await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
+                    return
+                if await self._drive_once(wf, state):
+                    return
+                state = None  # something was resolved while we drove: read and go again
+        except LostOwnership:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("driving run %s failed unexpectedly; recovery will retry it", run_id)
+            with contextlib.suppress(Exception):
+                await self.store.abandon_run(run_id, self.worker_id, self.clock() + self.lease)
+        finally:
+            self.tasks.pop(run_id, None)
+            self.notify(run_id)
+
+    async def _drive_once(self, wf: Workflow, state: RunState) -> bool:
+        """Drive until the run parks or ends; False if it must be driven again."""
+        run_id = state.run.id
+        execution = Execution(self.services, wf, state)
+        try:
+            output = await execution.run_workflow()
+        except Parked:
+            await execution.commit()
+            parked = await self.store.release_run(
+                run_id, self.worker_id, state.wake_seq, self.clock()
+            )
+            self.notify(run_id)
+            return parked
+        except Bailed as b:
+            await self._finish(
+                execution,
+                RunStatus.REJECTED,
+                None,
+                ErrorInfo(type="Rejected", message=b.reason),
+            )
+        except Failed as f:
+            await self._finish(execution, RunStatus.FAILED, None, f.error)
+        except ValidationError as exc:  # data between nodes did not fit at run time
+            await self._finish(
+                execution,
+                RunStatus.FAILED,
+                None,
+                ErrorInfo(type="ValidationError", message=str(exc)),
+            )
+        else:
+            await self._finish(execution, RunStatus.COMPLETED, dump_json(output, wf.output), None)
+        return True
+
+    async def _finish(
+        self,
+        execution: Execution,
+        status: RunStatus,
+        output_json: str | None,
+        error: ErrorInfo | None,
+    ) -> None:
+        run_id = execution.run.id
+        event_type = {
+            RunStatus.COMPLETED: EventType.COMPLETED,
+            RunStatus.FAILED: EventType.FAILED,
+            RunStatus.REJECTED: EventType.BAILED,
+        }[status]
+        info: dict[str, Any] = {"status": status.value}
+        if error is not None:
+            info["error"] = {"type": error.type, "message": error.message}
+        if output_json is not None:
+            info["output"] = json.loads(output_json)
+        events = [EventWrite(event_type, info)] if status is not RunStatus.REJECTED else []
+        fin = FinishWrite(
+            status=status,
+            output_json=output_json,
+            error_json=error.model_dump_json() if error else None,
+            now=self.clock(),
+            events=events,
+            outbox=[OutboxWrite("run.finished", None, info)],
+            steps=execution.unflushed,
+        )
+        execution.unflushed = []
+        await self.store.finish_run(run_id, self.worker_id, fin, cancelled_leftovers)
+        self.services.on_commit()
+
+
+def cancelled_leftovers(
+    run: Run, pending: list[Interrupt]
+) -> tuple[list[EventWrite], list[OutboxWrite]]:
+    """History and notifications for interrupts cancelled because their run ended."""
+    events, outbox = [], []
+    for i in pending:
+        info = {"interrupt_id": i.id, "status": "cancelled", "by": None, "data": None}
+        events.append(EventWrite(EventType.RESOLVED, info))
+        outbox.append(OutboxWrite("interrupt.resolved", i.id, info))
+    return events, outbox
