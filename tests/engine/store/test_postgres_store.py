@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from engine import StoreError, open_store
-from engine.store.pg_migrate import migrations
 from engine.store.postgres import PostgresStore
+from engine.store.postgres.migrate import migrations
 from tests.pg import PostgresServer
 
 TABLES = {"runs", "steps", "interrupts", "responses", "events", "timers", "outbox", "workers"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import SQLiteStore, StoreError, open_store
-from engine.store import sqlite as sqlite_module
+from engine import StoreError, open_store
 from engine.store.base import EventWrite, LostOwnership, NewRun, StepWrite
+from engine.store.sqlite import SQLiteStore, batching
 
 pytestmark = pytest.mark.sqlite_only  # it inspects the database file itself
 
@@ -22,7 +22,7 @@ TABLES = {"runs", "steps", "interrupts", "responses", "events", "timers", "outbo
 
 def latest_migration() -> int:
     """The highest migration number shipped with the engine."""
-    folder = resources.files("engine.store") / "migrations"
+    folder = resources.files("engine.store.sqlite") / "migrations"
     return max(int(f.name.split("_", 1)[0]) for f in folder.iterdir() if f.name.endswith(".sql"))
 
 
@@ -159,13 +159,13 @@ async def test_group_commit_rolls_back_only_the_failing_operation(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches: list[int] = []
-    real_run_batch = sqlite_module._run_batch
+    real_run_batch = batching.run_batch
 
     def counting(conn: sqlite3.Connection, ops: list[object]) -> object:
         batches.append(len(ops))
         return real_run_batch(conn, ops)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sqlite_module, "_run_batch", counting)
+    monkeypatch.setattr(batching, "run_batch", counting)
 
     def half_done(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO events (run_id, at, type, data) VALUES ('r1', 0, 'half', '{}')")

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.models import OutboxMessage
-from engine.store import pg_ops as ops
 from engine.store.base import EventWrite, OutboxResult, OutboxWrite, TimerRow, WorkerRow
-from engine.store.pg_ops import Conn
+from engine.store.postgres import ops
+from engine.store.postgres.ops import Conn
 from engine.store.rows import OUTBOX_COLS, dumps, outbox_from_row
 
 OUTBOX_LOCK = 0x5349474E4F4647

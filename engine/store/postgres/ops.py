@@ -19,7 +19,7 @@ from engine.store.base import (
     Resolution,
     RunState,
 )
-from engine.store.pg_write import Params, guarded, write_ctes
+from engine.store.postgres.write import Params, guarded, write_ctes
 from engine.store.rows import (
     RUN_COLS,
     STEP_COLS,

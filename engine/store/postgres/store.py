@@ -5,7 +5,7 @@ Why it is built this way:
 * Several processes (on several hosts) share one database, so exactly-once comes from
   the database's locks, never from this process's memory. Every operation is one
   transaction (READ COMMITTED) on a pooled connection: a single statement where the
-  whole write fits in one (data-modifying CTEs, see ``pg_write``), since round trips
+  whole write fits in one (data-modifying CTEs, see ``write``), since round trips
   are what a PostgreSQL store spends its time on, else an explicit transaction.
 * A run's row is the lock that serialises everything done to that run: drivers fence
   on it with conditional ``UPDATE ... WHERE owner=$me AND status='running'``, and
@@ -18,12 +18,12 @@ Why it is built this way:
   outbox's per-run ordering can rely on ids.
 * Claims of runs and timers use ``FOR UPDATE SKIP LOCKED`` plus lease columns;
   outbox claims are serialised by an advisory lock instead, to keep each run's
-  messages in order across processes (``pg_claims`` explains both).
+  messages in order across processes (``claims`` explains both).
 * No group commit: PostgreSQL already shares one WAL flush among concurrent commits,
   and batching unrelated runs into one transaction would make each wait for every
   row lock in the batch. Deadlocks (possible between heartbeats and worker clean-up)
   and serialization failures are retried; ``decide`` is pure, so a retry is safe.
-* Migrations (``migrations_pg/NNNN_*.sql``) run in one transaction under an advisory
+* Migrations (``postgres/migrations/NNNN_*.sql``) run in one transaction under an advisory
   lock, recorded in ``schema_migrations``; concurrent opens wait for each other, and
   a schema newer than this code is refused.
 * JSON is stored as the text the engine produced (exact round trip); ``refs`` is
@@ -50,8 +50,6 @@ from engine.models import (
     RunDetail,
     RunStatus,
 )
-from engine.store import pg_claims as claims
-from engine.store import pg_ops as ops
 from engine.store.base import (
     Decide,
     EventWrite,
@@ -67,9 +65,10 @@ from engine.store.base import (
     TimerRow,
     WorkerRow,
 )
-from engine.store.pg_migrate import migrate
-from engine.store.pg_ops import Conn
-from engine.store.pg_write import Params, guarded, write_ctes
+from engine.store.postgres import claims, ops
+from engine.store.postgres.migrate import migrate
+from engine.store.postgres.ops import Conn
+from engine.store.postgres.write import Params, guarded, write_ctes
 from engine.store.rows import RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 
 T = TypeVar("T")
@@ -342,7 +341,7 @@ class PostgresStore:
 
         return await self._tx(op)
 
-    # -- workers, leases, recovery (SQL and the claim design in pg_claims) -------------
+    # -- workers, leases, recovery (SQL and the claim design in claims) -------------
     async def heartbeat(self, worker: WorkerRow, lease_until: float) -> list[WorkerRow]:
         """Upsert the worker row, extend its runs' leases, and list all workers."""
         return await self._tx(lambda conn: claims.heartbeat(conn, worker, lease_until))
