@@ -3,9 +3,10 @@
 A workflow is a typed graph, not free-form orchestration code: a sequence of nodes,
 each a step, a sub-workflow, a conditional branch, parallel branches or a foreach.
 Because the graph is data, the engine checks it when it is registered (unknown
-steps, cycles, a step's output not fitting the next step's input, duplicate names)
-and records progress by position, so a resumed run continues exactly where it was,
-with no replay of user code and no determinism rules for the orchestration.
+steps, cycles, a step's output not fitting the next step's input, duplicate names;
+see ``engine.checks``) and records progress by position, so a resumed run continues
+exactly where it was, with no replay of user code and no determinism rules for the
+orchestration.
 
 Steps are ordinary async functions ``async def name(input: In[, ctx]) -> Out``.
 Code inside a step runs at least once: a crash before its result is committed
@@ -14,18 +15,15 @@ runs it again, so external calls should use ``ctx.idempotency_key``.
 
 from __future__ import annotations
 
-import inspect
-import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, TypeAdapter, create_model
+from pydantic import BaseModel, TypeAdapter
 
-from engine.context import StepContext
 from engine.errors import DefinitionError
-from engine.typecheck import fits
+from engine.typecheck import fits, merge_model, read_signature
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -99,38 +97,6 @@ class StepDef(Generic[In, Out]):
         return f"<step {self.name}>"
 
 
-def _inspect_step(
-    fn: Callable[..., Any],
-) -> tuple[Any, Any, bool, type[BaseModel] | None, type[BaseModel] | None]:
-    """Read input/output types and the StepContext[S, R] models from annotations."""
-    where = f"step {fn.__qualname__}"
-    if not inspect.iscoroutinefunction(fn):
-        raise DefinitionError(where, "a step must be an `async def` function")
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except NameError as exc:
-        raise DefinitionError(where, f"cannot resolve a type annotation: {exc}") from exc
-    params = list(inspect.signature(fn).parameters.values())
-    if not params or len(params) > 2:
-        raise DefinitionError(where, "a step takes its input and optionally a StepContext")
-    first = params[0]
-    if first.name not in hints:
-        raise DefinitionError(where, f"annotate the input parameter {first.name!r}")
-    if "return" not in hints:
-        raise DefinitionError(where, "annotate the return type (the step's output)")
-    suspend_model = resume_model = None
-    wants_ctx = len(params) == 2
-    if wants_ctx:
-        ctx_hint = hints.get(params[1].name, StepContext)
-        origin = typing.get_origin(ctx_hint) or ctx_hint
-        if origin is not StepContext:
-            raise DefinitionError(where, "the second parameter must be annotated StepContext")
-        args = typing.get_args(ctx_hint)
-        if args:
-            suspend_model, resume_model = (a if a is not type(None) else None for a in args)
-    return hints[first.name], hints["return"], wants_ctx, suspend_model, resume_model
-
-
 @overload
 def step(fn: F, /) -> StepDef[Any, Any]: ...
 
@@ -183,10 +149,10 @@ def step(
     """
 
     def decorate(f: F) -> StepDef[Any, Any]:
-        in_t, out_t, wants_ctx, s_model, r_model = _inspect_step(f)
+        in_t, out_t, wants_ctx, s_model, r_model = read_signature(f)
         where = f"step {name or f.__name__}"
-        s_model = _merge_model(where, "suspend", suspend, s_model)
-        r_model = _merge_model(where, "resume", resume, r_model)
+        s_model = merge_model(where, "suspend", suspend, s_model)
+        r_model = merge_model(where, "resume", resume, r_model)
         if (s_model is None) != (r_model is None):
             raise DefinitionError(where, "declare both a suspend model and a resume model")
         if resume_to == "output":
@@ -215,19 +181,6 @@ def step(
         )
 
     return decorate(fn) if fn is not None else decorate
-
-
-def _merge_model(
-    where: str, what: str, given: type[BaseModel] | None, annotated: type[BaseModel] | None
-) -> type[BaseModel] | None:
-    if given is not None and annotated is not None and given is not annotated:
-        raise DefinitionError(
-            where, f"{what}= says {given.__name__} but the StepContext says {annotated.__name__}"
-        )
-    model = given or annotated
-    if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise DefinitionError(where, f"the {what} model must be a pydantic BaseModel subclass")
-    return model
 
 
 # --- composition nodes -------------------------------------------------------------------
@@ -339,167 +292,3 @@ def node_name(node: Any) -> str:
     if isinstance(node, str):
         return node.split("@")[0]
     return str(node.name)
-
-
-Resolve = Callable[[str], Workflow]
-
-
-@dataclass
-class _Checker:
-    """Validates a workflow graph and resolves named sub-workflows."""
-
-    resolve: Resolve
-    stack: list[str] = field(default_factory=list)
-
-    def check(self, wf: Workflow) -> None:
-        label = f"{wf.name}@{wf.version}"
-        if label in self.stack:
-            cycle = " -> ".join([*self.stack, label])
-            raise DefinitionError(f"workflow {wf.name!r}", f"sub-workflow cycle: {cycle}")
-        self.stack.append(label)
-        try:
-            where = f"workflow {wf.name!r}"
-            if not wf.nodes:
-                raise DefinitionError(where, "has no steps")
-            wf.nodes = [self.node(where, n) for n in wf.nodes]
-            self.unique_names(where, wf.nodes)
-            current: list[Any] = [wf.input]
-            for node in wf.nodes:
-                current = self.flow(where, node, current)
-            for t in current:
-                self.expect(where, t, wf.output, "the workflow's output")
-            wf._checked = True
-        finally:
-            self.stack.pop()
-
-    def node(self, where: str, node: Any) -> Any:
-        if isinstance(node, str):
-            return self.named(where, node)
-        if isinstance(node, StepDef | Workflow):
-            if isinstance(node, Workflow):
-                self.check(node)
-            return node
-        if isinstance(node, Branch):
-            return self.branch(where, node)
-        if isinstance(node, Parallel):
-            if not node.branches:
-                raise DefinitionError(where, f"parallel {node.name!r} has no branches")
-            node.branches = [self.node(where, n) for n in node.branches]
-            return node
-        if isinstance(node, Foreach):
-            if node.concurrency < 1:
-                raise DefinitionError(where, f"foreach {node.name!r}: concurrency must be >= 1")
-            node.body = self.node(where, node.body)
-            return node
-        if callable(node):
-            raise DefinitionError(
-                where, f"unknown step {getattr(node, '__name__', node)!r}: decorate it with @step"
-            )
-        raise DefinitionError(where, f"unknown step {node!r}")
-
-    def branch(self, where: str, node: Branch) -> Branch:
-        if not node.cases:
-            raise DefinitionError(where, f"branch {node.name!r} has no cases")
-        node.cases = [(c, self.node(where, n)) for c, n in node.cases]
-        if not all(callable(cond) for cond, _ in node.cases):
-            raise DefinitionError(where, f"branch {node.name!r}: a condition must be callable")
-        if node.otherwise is not None:
-            node.otherwise = self.node(where, node.otherwise)
-        return node
-
-    def named(self, where: str, ref: str) -> Workflow:
-        try:
-            return self.resolve(ref)
-        except LookupError:
-            # Not registered yet: if it is being checked right now, it includes itself.
-            name, _, version = ref.partition("@")
-            for label in self.stack:
-                if label.partition("@")[0] == name and version in ("", label.partition("@")[2]):
-                    cycle = " -> ".join([*self.stack, label])
-                    raise DefinitionError(where, f"sub-workflow cycle: {cycle}") from None
-            raise DefinitionError(where, f"unknown step or workflow {ref!r}") from None
-
-    def unique_names(self, where: str, nodes: Sequence[Any]) -> None:
-        seen: set[str] = set()
-
-        def visit(n: Any) -> None:
-            if isinstance(n, Workflow):  # a sub-workflow is its own namespace
-                names = [node_name(n)]
-            elif isinstance(n, StepDef):
-                names = [n.name]
-            else:
-                names = [node_name(n)]
-            for nm in names:
-                if nm in seen:
-                    raise DefinitionError(
-                        where,
-                        f"duplicate name {nm!r}: every step and node needs its own name "
-                        "(use @step(name=...) or name= to tell two uses apart)",
-                    )
-                seen.add(nm)
-            if isinstance(n, Branch):
-                for _, c in n.cases:
-                    visit(c)
-                if n.otherwise is not None:
-                    visit(n.otherwise)
-            elif isinstance(n, Parallel):
-                for b in n.branches:
-                    visit(b)
-            elif isinstance(n, Foreach):
-                visit(n.body)
-
-        for n in nodes:
-            visit(n)
-
-    def expect(self, where: str, src: Any, dst: Any, what: str) -> None:
-        problem = fits(src, dst)
-        if problem:
-            raise DefinitionError(where, f"output does not fit {what}: {problem}")
-
-    def flow(self, where: str, node: Any, inputs: list[Any]) -> list[Any]:
-        """Check ``inputs`` (possible types) fit ``node``; return its possible outputs."""
-        if isinstance(node, StepDef):
-            for t in inputs:
-                self.expect(where, t, node.input_type, f"the input of step {node.name!r}")
-            return [node.output_type]
-        if isinstance(node, Workflow):
-            for t in inputs:
-                self.expect(where, t, node.input, f"the input of sub-workflow {node.name!r}")
-            return [node.output]
-        if isinstance(node, Branch):
-            outs: list[Any] = []
-            targets = [n for _, n in node.cases] + (
-                [node.otherwise] if node.otherwise is not None else []
-            )
-            for n in targets:
-                outs.extend(self.flow(where, n, inputs))
-            if node.otherwise is None:
-                outs.extend(inputs)  # nothing matched: the value passes through unchanged
-            return outs
-        if isinstance(node, Parallel):
-            fields: dict[str, Any] = {}
-            for b in node.branches:
-                bo = self.flow(where, b, inputs)
-                fields[node_name(b)] = (bo[0] if len(bo) == 1 else typing.Union[tuple(bo)], ...)  # noqa: UP007
-            node.output_model = create_model(f"{node.name}_output", **fields)
-            return [node.output_model]
-        if isinstance(node, Foreach):
-            items: list[Any] = []
-            for t in inputs:
-                if typing.get_origin(t) is not list:
-                    raise DefinitionError(
-                        where, f"foreach {node.name!r} needs a list input, got {_tname(t)}"
-                    )
-                items.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
-            outs = self.flow(where, node.body, items)
-            return [list[o] for o in outs]  # type: ignore[valid-type]
-        raise DefinitionError(where, f"unknown node {node!r}")  # pragma: no cover
-
-
-def _tname(t: Any) -> str:
-    return getattr(t, "__name__", None) or repr(t)
-
-
-def check_workflow(wf: Workflow, resolve: Resolve) -> None:
-    """Validate a workflow graph (raises DefinitionError), resolving named sub-workflows."""
-    _Checker(resolve).check(wf)

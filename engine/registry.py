@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine import paths
-from engine.definition import StepDef, Workflow, check_workflow
+from engine.checks import check_workflow
+from engine.definition import StepDef, Workflow
 from engine.errors import DefinitionError, WorkflowNotRegistered
 
 

@@ -1,12 +1,23 @@
-"""Static compatibility of types between connected nodes, checked at registration."""
+"""Types a step declares and whether they connect, checked when steps are defined.
+
+``read_signature`` reads a step function's annotations (input, output, the
+``StepContext[Shown, Answer]`` models) when ``@step`` decorates it; ``fits`` says whether
+a value of one type can be given where another is expected, which ``engine.checks``
+applies to every edge of a workflow graph when it is registered.
+"""
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+
+from engine.context import StepContext
+from engine.errors import DefinitionError
 
 
 def _name(t: Any) -> str:
@@ -70,3 +81,59 @@ def _model_fits(src: type[BaseModel], dst: type[BaseModel]) -> str | None:
         if problem:
             return f"field {fname!r}: {problem}"
     return None
+
+
+def read_signature(
+    fn: Callable[..., Any],
+) -> tuple[Any, Any, bool, type[BaseModel] | None, type[BaseModel] | None]:
+    """Read a step function's input/output types and StepContext[S, R] models.
+
+    Checks that it is an ``async def`` taking its input and optionally a StepContext,
+    with the input and the return type annotated (DefinitionError otherwise).
+
+    Returns:
+        (input type, output type, whether it takes a context, suspend model, resume model)
+    """
+    where = f"step {fn.__qualname__}"
+    if not inspect.iscoroutinefunction(fn):
+        raise DefinitionError(where, "a step must be an `async def` function")
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except NameError as exc:
+        raise DefinitionError(where, f"cannot resolve a type annotation: {exc}") from exc
+    params = list(inspect.signature(fn).parameters.values())
+    if not params or len(params) > 2:
+        raise DefinitionError(where, "a step takes its input and optionally a StepContext")
+    first = params[0]
+    if first.name not in hints:
+        raise DefinitionError(where, f"annotate the input parameter {first.name!r}")
+    if "return" not in hints:
+        raise DefinitionError(where, "annotate the return type (the step's output)")
+    suspend_model = resume_model = None
+    wants_ctx = len(params) == 2
+    if wants_ctx:
+        ctx_hint = hints.get(params[1].name, StepContext)
+        origin = typing.get_origin(ctx_hint) or ctx_hint
+        if origin is not StepContext:
+            raise DefinitionError(where, "the second parameter must be annotated StepContext")
+        args = typing.get_args(ctx_hint)
+        if args:
+            suspend_model, resume_model = (a if a is not type(None) else None for a in args)
+    return hints[first.name], hints["return"], wants_ctx, suspend_model, resume_model
+
+
+def merge_model(
+    where: str, what: str, given: type[BaseModel] | None, annotated: type[BaseModel] | None
+) -> type[BaseModel] | None:
+    """The suspend/resume model given to ``@step(...)`` or in the StepContext annotation.
+
+    Both may name it, but then the same model; it must be a pydantic model.
+    """
+    if given is not None and annotated is not None and given is not annotated:
+        raise DefinitionError(
+            where, f"{what}= says {given.__name__} but the StepContext says {annotated.__name__}"
+        )
+    model = given or annotated
+    if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise DefinitionError(where, f"the {what} model must be a pydantic BaseModel subclass")
+    return model
