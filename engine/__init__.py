@@ -1,17 +1,22 @@
-"""Signoff's durable, typed workflow engine. Import from here; nothing else is public.
+"""Signoff's durable, typed workflow engine. Import from here (or from the public
+``engine.errors`` and ``engine.models`` modules); nothing else is public.
 
 Example::
 
     from engine import Engine, StepContext, Workflow, open_store, step
 """
 
-from engine.context import InterruptExpired, OnExpiry, StepContext
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from engine.context import OnExpiry, StepContext
 from engine.definition import Retry, StepDef, Workflow, step
 from engine.errors import (
     AlreadyResolved,
     DefinitionError,
     DuplicateResponse,
     IdempotencyKeyReused,
+    InterruptExpired,
     InterruptNotFound,
     InvalidInput,
     NotAuthorized,
@@ -26,6 +31,7 @@ from engine.errors import (
     field_errors,
 )
 from engine.models import (
+    SETTLED,
     ErrorInfo,
     Event,
     EventType,
@@ -42,8 +48,8 @@ from engine.models import (
     StepRecord,
     StepStatus,
 )
-from engine.runner import SETTLED, Authorizer, Engine
-from engine.store import SQLiteStore, Store, open_store
+from engine.runner import Authorizer, Engine
+from engine.store import Store, open_store
 
 __all__ = [
     "SETTLED",
@@ -76,7 +82,6 @@ __all__ = [
     "RunNotActive",
     "RunNotFound",
     "RunStatus",
-    "SQLiteStore",
     "SignoffError",
     "StepContext",
     "StepDef",
@@ -91,3 +96,19 @@ __all__ = [
     "open_store",
     "step",
 ]
+
+if not TYPE_CHECKING:  # hidden from type checkers, so typed code importing it is flagged
+
+    def __getattr__(name: str) -> Any:
+        """Deprecated names, still importable with a DeprecationWarning."""
+        if name == "SQLiteStore":
+            warnings.warn(
+                "importing SQLiteStore from engine is deprecated: build stores with "
+                "engine.open_store(url) (or import engine.store.sqlite.SQLiteStore)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            from engine.store.sqlite import SQLiteStore
+
+            return SQLiteStore
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")

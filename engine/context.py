@@ -10,6 +10,9 @@ from typing import Any, Generic, NoReturn, TypeVar, cast
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar as DefaultTypeVar
 
+# InterruptExpired lived here before joining the SignoffError tree: re-exported so that
+# `from engine.context import InterruptExpired` keeps working.
+from engine.errors import InterruptExpired as InterruptExpired
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
 S = DefaultTypeVar("S", default=None)
@@ -76,15 +79,6 @@ class BailSignal(BaseException):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class InterruptExpired(Exception):
-    """An interrupt with ``OnExpiry.fail()`` expired before anyone answered."""
-
-    def __init__(self, run_id: str, interrupt_id: str) -> None:
-        self.run_id = run_id
-        self.interrupt_id = interrupt_id
-        super().__init__(f"interrupt {run_id}/{interrupt_id} expired before anyone answered")
 
 
 def _deadline(now: float, expires: timedelta | datetime | float | None) -> float | None:

@@ -10,6 +10,7 @@ The hierarchy::
     ├── InvalidInput                 start input failed the workflow's input model
     ├── IdempotencyKeyReused         an idempotency key already started a run with other input
     ├── RunNotActive                 the run already finished (cancel on a finished run)
+    ├── InterruptExpired             an interrupt with OnExpiry.fail() expired: the step fails
     ├── ResumeRejected               a resume was refused; nothing was changed
     │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
     │   ├── AlreadyResolved          the interrupt was decided already (who, when, how)
@@ -19,7 +20,9 @@ The hierarchy::
     └── StoreError                   the database is unusable (schema too new, closed, ...)
 
 Every error builds its own message from the ids it carries, so ``str(err)`` is
-something a user can act on.
+something a user can act on. All but ``InterruptExpired`` are raised to callers of the
+engine's API; ``InterruptExpired`` is raised inside a step (by ``ctx.suspend``) and is
+what the failed step and run record. It is never retried, whatever the step's ``Retry``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,26 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import ValidationError
+
+__all__ = [
+    "AlreadyResolved",
+    "DefinitionError",
+    "DuplicateResponse",
+    "IdempotencyKeyReused",
+    "InterruptExpired",
+    "InterruptNotFound",
+    "InvalidInput",
+    "NotAuthorized",
+    "ResumeRejected",
+    "ResumeValidationError",
+    "RunNotActive",
+    "RunNotFound",
+    "SignoffError",
+    "StoreError",
+    "WorkflowNotRegistered",
+    "WrongInterruptKind",
+    "field_errors",
+]
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -124,6 +147,19 @@ class RunNotActive(SignoffError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id!r} is already {status}")
+
+
+class InterruptExpired(SignoffError):
+    """An interrupt with ``OnExpiry.fail()`` expired before anyone answered.
+
+    Raised inside the step that waited, which then fails without retries; the run fails
+    with it. Also importable from ``engine.context``, where it used to live.
+    """
+
+    def __init__(self, run_id: str, interrupt_id: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        super().__init__(f"interrupt {run_id}/{interrupt_id} expired before anyone answered")
 
 
 class ResumeRejected(SignoffError):

@@ -20,8 +20,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine import paths
-from engine.context import BailSignal, InterruptExpired, InterruptSpec, StepContext, SuspendSignal
+from engine.context import BailSignal, InterruptSpec, StepContext, SuspendSignal
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
+from engine.errors import InterruptExpired
 from engine.models import ErrorInfo, EventType, InterruptStatus, StepStatus
 from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite, Store
 

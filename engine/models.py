@@ -8,6 +8,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "SETTLED",
+    "ErrorInfo",
+    "Event",
+    "EventType",
+    "ExpiryAction",
+    "Interrupt",
+    "InterruptKind",
+    "InterruptStatus",
+    "OutboxMessage",
+    "Response",
+    "ResumeOutcome",
+    "Run",
+    "RunDetail",
+    "RunStatus",
+    "StepRecord",
+    "StepStatus",
+]
+
 
 class RunStatus(StrEnum):
     """Where a run is. ``completed``, ``failed``, ``rejected`` and ``cancelled`` are final."""
@@ -23,6 +42,18 @@ class RunStatus(StrEnum):
     def terminal(self) -> bool:
         """True for the statuses a run never leaves."""
         return self not in (RunStatus.RUNNING, RunStatus.SUSPENDED)
+
+    @property
+    def settled(self) -> bool:
+        """True unless the run is being driven: parked (suspended) or finished.
+
+        What ``Engine.wait`` waits for by default.
+        """
+        return self is not RunStatus.RUNNING
+
+
+SETTLED = frozenset(s for s in RunStatus if s.settled)
+"""The settled statuses (``RunStatus.settled``): ``Engine.wait``'s default ``until``."""
 
 
 class StepStatus(StrEnum):

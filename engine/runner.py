@@ -47,6 +47,7 @@ from engine.errors import (
 )
 from engine.execution import Services, dump_json
 from engine.models import (
+    SETTLED,
     Event,
     EventType,
     Interrupt,
@@ -72,16 +73,6 @@ from engine.store.base import (
     TimerRow,
 )
 from engine.timers import TimerLoop
-
-SETTLED = frozenset(
-    {
-        RunStatus.SUSPENDED,
-        RunStatus.COMPLETED,
-        RunStatus.FAILED,
-        RunStatus.REJECTED,
-        RunStatus.CANCELLED,
-    }
-)
 
 
 class Engine:

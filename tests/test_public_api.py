@@ -2,8 +2,10 @@
 
 import inspect
 
+import pytest
+
 import engine
-from engine import errors
+from engine import errors, models
 
 EXPECTED = [
     "SETTLED",
@@ -36,7 +38,6 @@ EXPECTED = [
     "RunNotActive",
     "RunNotFound",
     "RunStatus",
-    "SQLiteStore",
     "SignoffError",
     "StepContext",
     "StepDef",
@@ -55,6 +56,76 @@ EXPECTED = [
 
 def test_engine_exports_exactly_the_pinned_names() -> None:
     assert engine.__all__ == EXPECTED
+
+
+EXPECTED_ERRORS = [
+    "AlreadyResolved",
+    "DefinitionError",
+    "DuplicateResponse",
+    "IdempotencyKeyReused",
+    "InterruptExpired",
+    "InterruptNotFound",
+    "InvalidInput",
+    "NotAuthorized",
+    "ResumeRejected",
+    "ResumeValidationError",
+    "RunNotActive",
+    "RunNotFound",
+    "SignoffError",
+    "StoreError",
+    "WorkflowNotRegistered",
+    "WrongInterruptKind",
+    "field_errors",
+]
+
+EXPECTED_MODELS = [
+    "SETTLED",
+    "ErrorInfo",
+    "Event",
+    "EventType",
+    "ExpiryAction",
+    "Interrupt",
+    "InterruptKind",
+    "InterruptStatus",
+    "OutboxMessage",
+    "Response",
+    "ResumeOutcome",
+    "Run",
+    "RunDetail",
+    "RunStatus",
+    "StepRecord",
+    "StepStatus",
+]
+
+
+def test_engine_errors_exports_exactly_the_pinned_names() -> None:
+    assert errors.__all__ == EXPECTED_ERRORS
+    for name in EXPECTED_ERRORS:  # the same objects as at the package root
+        assert getattr(errors, name) is getattr(engine, name), name
+
+
+def test_engine_models_exports_exactly_the_pinned_names() -> None:
+    assert models.__all__ == EXPECTED_MODELS
+    for name in EXPECTED_MODELS:
+        assert getattr(models, name) is getattr(engine, name), name
+
+
+def test_sqlite_store_from_engine_still_imports_but_is_deprecated() -> None:
+    from engine.store.sqlite import SQLiteStore
+
+    with pytest.warns(DeprecationWarning, match="open_store"):
+        from engine import SQLiteStore as old
+
+    assert old is SQLiteStore
+    assert "SQLiteStore" not in engine.__all__
+
+
+def test_interrupt_expired_is_a_signoff_error_still_importable_from_context() -> None:
+    from engine.context import InterruptExpired
+
+    assert InterruptExpired is engine.InterruptExpired
+    assert issubclass(InterruptExpired, engine.SignoffError)
+    assert not issubclass(InterruptExpired, engine.ResumeRejected)
 
 
 def test_every_exported_name_exists_and_star_import_gives_exactly_them() -> None:
@@ -81,9 +152,7 @@ def test_every_engine_error_is_a_signoff_error() -> None:
         for n in EXPECTED
         if inspect.isclass(getattr(engine, n)) and issubclass(getattr(engine, n), Exception)
     ]
-    assert {e for e in exported_errors if not issubclass(e, engine.SignoffError)} == {
-        engine.InterruptExpired  # a step's failure, raised inside the step, not by the API
-    }
+    assert {e for e in exported_errors if not issubclass(e, engine.SignoffError)} == set()
     refused = {
         engine.ResumeValidationError,
         engine.AlreadyResolved,
@@ -116,3 +185,5 @@ def test_run_statuses_are_lower_case_strings() -> None:
     assert {s for s in engine.RunStatus if s.terminal} == engine.SETTLED - {
         engine.RunStatus.SUSPENDED
     }
+    assert {s for s in engine.RunStatus if s.settled} == engine.SETTLED
+    assert engine.SETTLED == frozenset(engine.RunStatus) - {engine.RunStatus.RUNNING}
