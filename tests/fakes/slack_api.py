@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -38,81 +37,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.blockkit import check_message, check_view
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
+from tests.fakes.wire import (
+    Call,
+    Failure,
+    ResponseUrlPost,
+    ValidationFailure,
+    client_address,
+    read_args,
+    read_token,
+)
 
 __all__ = ["Call", "FakeSlack", "Failure", "ResponseUrlPost", "StoredMessage", "ValidationFailure"]
 
-# Arguments that carry JSON; form bodies and query strings send them as JSON strings.
-_JSON_ARGS = ("blocks", "view", "attachments", "metadata")
 MESSAGE_TEXT_MAX = 40_000
 RESPONSE_URL_USES = 5
-
-
-def _client_address(request: web.Request) -> str:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return f"{peer[0]}:{peer[1]}" if peer else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request the fake received, with what it answered."""
-
-    method: str
-    args: dict[str, Any]  # query + body merged; JSON-valued arguments decoded
-    http_method: str
-    content_type: str
-    body: str
-    token: str | None
-    status: int
-    response: dict[str, Any]
-    received_at: float  # time.monotonic()
-    client: str = ""  # "host:port" of the client's TCP connection (one per connection)
-
-    @property
-    def ok(self) -> bool:
-        """Whether the call succeeded (HTTP 200 and ``ok: true``)."""
-        return self.status == 200 and self.response.get("ok") is True
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationFailure:
-    """A message or view the fake rejected, with Slack-style error messages."""
-
-    method: str
-    errors: list[str]
-    args: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseUrlPost:
-    """One POST to a ``response_url`` minted by ``FakeSlack.response_url``."""
-
-    key: str
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A canned failure for ``FakeSlack.fail_next``."""
-
-    status: int
-    error: str
-    retry_after: int | None = None
-
-    @classmethod
-    def rate_limited(cls, *, retry_after: int = 1) -> Failure:
-        """HTTP 429 with an integer ``Retry-After`` header, as Slack sends it."""
-        return cls(status=429, error="ratelimited", retry_after=retry_after)
-
-    @classmethod
-    def server_error(cls, *, status: int = 500) -> Failure:
-        """An HTTP 5xx from Slack's side."""
-        return cls(status=status, error="fatal_error")
-
-    @classmethod
-    def api_error(cls, error: str) -> Failure:
-        """HTTP 200 with ``{"ok": false, "error": error}``, e.g. ``invalid_auth``."""
-        return cls(status=200, error=error)
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -298,8 +236,8 @@ class FakeSlack:
         args: dict[str, Any] = {}
         token: str | None = None
         try:
-            args = _read_args(request, body)
-            token = _read_token(request, args)
+            args = read_args(request, body)
+            token = read_token(request, args)
             status, payload, headers = await self._dispatch(method, args, token)
         except ApiError as exc:
             status, payload = exc.status, {"ok": False, "error": exc.error, **exc.extra}
@@ -314,7 +252,7 @@ class FakeSlack:
                 status,
                 payload,
                 received_at,
-                _client_address(request),
+                client_address(request),
             )
         )
         return web.json_response(payload, status=status, headers=headers)
@@ -474,33 +412,3 @@ class FakeSlack:
         if members is None:
             raise ApiError("no_such_subteam")
         return {"ok": True, "users": list(members)}
-
-
-def _read_args(request: web.Request, body: str) -> dict[str, Any]:
-    args: dict[str, Any] = dict(request.query)
-    if request.content_type == "application/json":
-        try:
-            decoded = json.loads(body) if body else {}
-        except json.JSONDecodeError as exc:
-            raise ApiError("invalid_json") from exc
-        if not isinstance(decoded, dict):
-            raise ApiError("invalid_json")
-        args.update(decoded)
-    elif body:
-        args.update(parse_qsl(body, keep_blank_values=True))
-    for key in _JSON_ARGS:
-        if isinstance(args.get(key), str):
-            try:
-                args[key] = json.loads(args[key])
-            except json.JSONDecodeError as exc:
-                error = "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
-                raise ApiError(error) from exc
-    return args
-
-
-def _read_token(request: web.Request, args: dict[str, Any]) -> str | None:
-    header = request.headers.get("Authorization", "")
-    token = args.pop("token", None)
-    if header.startswith("Bearer "):
-        return header.removeprefix("Bearer ").strip()
-    return str(token) if token else None
