@@ -18,6 +18,14 @@ or a ``token`` argument.
 Like a real workspace, the fake only knows the users it was told about: register them with
 ``add_user`` before DMing them (``chat.postMessage`` to ``U…``), ``conversations.open``,
 ``chat.postEphemeral`` or ``users.info``. Channels are any ``C…``/``G…``/``D…`` id.
+
+Beyond posting and modals:
+
+* Message ``metadata`` (``{"event_type": str, "event_payload": {...}}``) is checked and kept
+  by chat.postMessage / chat.update, and ``conversations.history`` reads the channel back
+  (``tests.fakes.history``); ``settled_at(channel, ts)`` tells when a message last changed.
+* ``views.publish`` keeps each user's Home tab (``home_view(user_id)``), checked by
+  ``blockkit.check_home_view``.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.blockkit import check_message, check_view
+from tests.fakes.blockkit import check_home_view, check_message, check_view
+from tests.fakes.history import check_metadata, conversations_history
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
 from tests.fakes.wire import (
     Call,
@@ -106,7 +115,9 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
         }
@@ -209,6 +220,14 @@ class FakeSlack:
     def message(self, channel: str, ts: str) -> StoredMessage:
         """The stored message at ``(channel, ts)`` (``KeyError`` if none)."""
         return self.state.messages[channel][ts]
+
+    def settled_at(self, channel: str, ts: str) -> float:
+        """``time.monotonic()`` when the message at ``(channel, ts)`` last changed."""
+        return self.state.messages[channel][ts].settled_at
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab last published for ``user_id`` with views.publish (None if never)."""
+        return self.state.home_views.get(user_id)
 
     def views(self) -> dict[str, dict[str, Any]]:
         """Open views by id, as last opened/updated."""
@@ -336,6 +355,7 @@ class FakeSlack:
             if errors:
                 self.validation_failures.append(ValidationFailure(method, errors, args))
                 raise ApiError("invalid_blocks", response_metadata={"messages": errors})
+        check_metadata(args.get("metadata"))
 
     async def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self.state.resolve_channel(args.get("channel"))
@@ -397,6 +417,19 @@ class FakeSlack:
     async def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         view = self._checked_view("views.update", args)
         return {"ok": True, "view": self.state.update_view(view, args)}
+
+    async def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        errors = check_home_view(view)
+        if errors:
+            self.validation_failures.append(ValidationFailure("views.publish", errors, args))
+            raise ApiError("invalid_arguments", response_metadata={"messages": errors})
+        assert isinstance(view, dict)
+        user_id = str(args.get("user_id") or "")
+        return {"ok": True, "view": self.state.publish_home(user_id, view, args.get("hash"))}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        return conversations_history(self.state, args)
 
     async def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, **self.state.open_conversation(args)}
