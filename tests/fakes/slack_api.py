@@ -26,16 +26,19 @@ Beyond posting and modals:
   (``tests.fakes.history``); ``settled_at(channel, ts)`` tells when a message last changed.
 * ``views.publish`` keeps each user's Home tab (``home_view(user_id)``), checked by
   ``blockkit.check_home_view``.
+* Rate limits are not enforced unless asked: ``FakeSlack(limits=SlackLimits(...))`` or
+  ``fake.enforce_limits(...)`` answers 429 + ``Retry-After`` past Slack's tiers and
+  chat.postMessage's per-channel and workspace limits (``tests.fakes.ratelimits``);
+  ``rate_limit_hits`` counts the 429s by method.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -45,6 +48,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.blockkit import check_home_view, check_message, check_view
 from tests.fakes.history import check_metadata, conversations_history
+from tests.fakes.ratelimits import RateLimiter, SlackLimits
+from tests.fakes.response_urls import RESPONSE_URL_USES, ResponseUrls
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
 from tests.fakes.wire import (
     Call,
@@ -56,10 +61,18 @@ from tests.fakes.wire import (
     read_token,
 )
 
-__all__ = ["Call", "FakeSlack", "Failure", "ResponseUrlPost", "StoredMessage", "ValidationFailure"]
+__all__ = [
+    "Call",
+    "FakeSlack",
+    "Failure",
+    "RESPONSE_URL_USES",
+    "ResponseUrlPost",
+    "SlackLimits",
+    "StoredMessage",
+    "ValidationFailure",
+]
 
 MESSAGE_TEXT_MAX = 40_000
-RESPONSE_URL_USES = 5
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -69,14 +82,6 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 class _Injection:
     failure: Failure
     remaining: int
-
-
-@dataclass
-class _ResponseUrl:
-    channel: str | None
-    ts: str | None
-    uses: int = 0
-    posts: list[ResponseUrlPost] = field(default_factory=list)
 
 
 class FakeSlack:
@@ -92,6 +97,7 @@ class FakeSlack:
         bot_id: str = "B0SIGNOFF",
         app_id: str = "A0SIGNOFF",
         scopes: str = "chat:write,commands,im:write,users:read,usergroups:read",
+        limits: SlackLimits | None = None,
     ) -> None:
         self.token = token
         self.valid_tokens = {token}
@@ -103,9 +109,9 @@ class FakeSlack:
         self.validation_failures: list[ValidationFailure] = []
         self._injections: dict[str, list[_Injection]] = {}
         self._delays: dict[str, float] = {}
-        self._response_urls: dict[str, _ResponseUrl] = {}
-        self._keys = itertools.count(1)
+        self._response_urls = ResponseUrls(self.state, self.validation_failures)
         self._server: TestServer | None = None
+        self.limiter = RateLimiter(limits) if limits is not None else None
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -127,7 +133,7 @@ class FakeSlack:
     async def start(self) -> None:
         """Serve on 127.0.0.1 on a free port."""
         app = web.Application()
-        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_post("/response/{key}", self._response_urls.handle)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         # bolt's own tests use a base_url without /api/; accept that too.
         app.router.add_route("*", r"/{method:[A-Za-z]+\.[A-Za-z.]+}", self._handle_api)
@@ -183,6 +189,20 @@ class FakeSlack:
         """Make the next ``times`` calls of ``method`` fail with ``failure``."""
         self._injections.setdefault(method, []).append(_Injection(failure, times))
 
+    def enforce_limits(self, limits: SlackLimits | None = None) -> RateLimiter:
+        """Answer 429 past Slack's rate limits from now on (``SlackLimits()`` by default)."""
+        self.limiter = RateLimiter(limits or SlackLimits())
+        return self.limiter
+
+    def lift_limits(self) -> None:
+        """Stop enforcing rate limits (the default)."""
+        self.limiter = None
+
+    @property
+    def rate_limit_hits(self) -> Counter[str]:
+        """429s the enforced limits sent, by method (injected failures not included)."""
+        return Counter(self.limiter.refused) if self.limiter else Counter()
+
     def add_method(self, method: str, handler: Handler) -> None:
         """Answer ``method`` (e.g. ``apps.connections.open``) with ``await handler(args)``."""
         self._handlers[method] = handler
@@ -197,8 +217,7 @@ class FakeSlack:
 
     def response_url(self, *, channel: str | None = None, ts: str | None = None) -> str:
         """Mint a ``response_url``; bound to a stored message, ``replace_original`` edits it."""
-        key = f"R{next(self._keys):08d}"
-        self._response_urls[key] = _ResponseUrl(channel=channel, ts=ts)
+        key = self._response_urls.mint(channel=channel, ts=ts)
         return f"{self.url}/response/{key}"
 
     # -- inspection ------------------------------------------------------------------------
@@ -235,8 +254,7 @@ class FakeSlack:
 
     def response_url_posts(self, url: str | None = None) -> list[ResponseUrlPost]:
         """Posts made to ``url`` (or to every minted response_url)."""
-        keys = [url.rsplit("/", 1)[-1]] if url else list(self._response_urls)
-        return [post for key in keys for post in self._response_urls[key].posts]
+        return self._response_urls.posts(url)
 
     @property
     def ephemerals(self) -> list[dict[str, Any]]:
@@ -294,8 +312,22 @@ class FakeSlack:
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError("unknown_method")
+        if self.limiter is not None:
+            retry_after = self.limiter.admit(method, self._limited_channel(method, args))
+            if retry_after is not None:
+                headers = {"Retry-After": str(retry_after)}
+                return 429, {"ok": False, "error": "ratelimited"}, headers
         headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
         return 200, await handler(args), headers
+
+    def _limited_channel(self, method: str, args: dict[str, Any]) -> str | None:
+        # chat.postMessage is limited per channel; a DM to U… and its D… id are one channel.
+        if method != "chat.postMessage":
+            return None
+        try:
+            return self.state.resolve_channel(args.get("channel"))
+        except ApiError:
+            return str(args.get("channel") or "") or None
 
     def _take_injection(self, method: str) -> Failure | None:
         queue = self._injections.get(method) or []
@@ -306,40 +338,6 @@ class FakeSlack:
         if queue[0].remaining <= 0:
             queue.pop(0)
         return failure
-
-    async def _handle_response_url(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
-        target = self._response_urls.get(key)
-        if target is None:
-            return web.Response(status=404, text="no_service")
-        try:
-            body = json.loads(await request.text() or "{}")
-        except json.JSONDecodeError:
-            body = {}
-            status, reply = 400, "invalid_payload"
-        else:
-            status, reply = self._apply_response(target, body)
-        target.posts.append(ResponseUrlPost(key=key, body=body, status=status))
-        if status != 200:
-            return web.Response(status=status, text=reply)
-        return web.json_response({"ok": True})
-
-    def _apply_response(self, target: _ResponseUrl, body: dict[str, Any]) -> tuple[int, str]:
-        # Slack allows 5 uses in 30 minutes; after that the URL stops working.
-        target.uses += 1
-        if target.uses > RESPONSE_URL_USES:
-            return 404, "used_url"
-        if "blocks" in body:
-            errors = check_message(body["blocks"])
-            if errors:
-                self.validation_failures.append(ValidationFailure("response_url", errors, body))
-                return 400, "invalid_blocks"
-        if target.channel and target.ts:
-            if body.get("delete_original"):
-                self.state.delete_message(target.channel, target.ts)
-            elif body.get("replace_original"):
-                self.state.update_message(target.channel, target.ts, body)
-        return 200, "ok"
 
     # -- methods ---------------------------------------------------------------------------
 
