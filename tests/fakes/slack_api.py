@@ -30,6 +30,9 @@ Beyond posting and modals:
   ``fake.enforce_limits(...)`` answers 429 + ``Retry-After`` past Slack's tiers and
   chat.postMessage's per-channel and workspace limits (``tests.fakes.ratelimits``);
   ``rate_limit_hits`` counts the 429s by method.
+* Sign in with Slack (``tests.fakes.oidc``): ``add_oidc_client``, a consent page at
+  ``oidc_authorize_url`` (or ``oidc_auto_login``), ``openid.connect.token`` and
+  ``openid.connect.userInfo``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.blockkit import check_home_view, check_message, check_view
 from tests.fakes.history import check_metadata, conversations_history
+from tests.fakes.oidc import AUTHORIZE_PATH, OIDC_METHODS, FakeOidc
 from tests.fakes.ratelimits import RateLimiter, SlackLimits
 from tests.fakes.response_urls import RESPONSE_URL_USES, ResponseUrls
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
@@ -58,6 +62,7 @@ from tests.fakes.wire import (
     ValidationFailure,
     client_address,
     read_args,
+    read_basic_auth,
     read_token,
 )
 
@@ -112,6 +117,7 @@ class FakeSlack:
         self._response_urls = ResponseUrls(self.state, self.validation_failures)
         self._server: TestServer | None = None
         self.limiter = RateLimiter(limits) if limits is not None else None
+        self.oidc = FakeOidc(self.state)
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -134,6 +140,7 @@ class FakeSlack:
         """Serve on 127.0.0.1 on a free port."""
         app = web.Application()
         app.router.add_post("/response/{key}", self._response_urls.handle)
+        self.oidc.add_routes(app)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         # bolt's own tests use a base_url without /api/; accept that too.
         app.router.add_route("*", r"/{method:[A-Za-z]+\.[A-Za-z.]+}", self._handle_api)
@@ -202,6 +209,19 @@ class FakeSlack:
     def rate_limit_hits(self) -> Counter[str]:
         """429s the enforced limits sent, by method (injected failures not included)."""
         return Counter(self.limiter.refused) if self.limiter else Counter()
+
+    def add_oidc_client(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> None:
+        """Register a Sign in with Slack client for ``oidc_authorize_url`` and the token call."""
+        self.oidc.add_client(client_id, client_secret, redirect_uris)
+
+    def oidc_auto_login(self, user_id: str | None) -> None:
+        """Make the authorize page sign ``user_id`` in at once (None: show the page again)."""
+        self.oidc.auto_login = user_id
+
+    @property
+    def oidc_authorize_url(self) -> str:
+        """Where Sign in with Slack starts (``authorization_url=`` for slack-sdk's generator)."""
+        return self.url + AUTHORIZE_PATH
 
     def add_method(self, method: str, handler: Handler) -> None:
         """Answer ``method`` (e.g. ``apps.connections.open``) with ``await handler(args)``."""
@@ -275,7 +295,8 @@ class FakeSlack:
         try:
             args = read_args(request, body)
             token = read_token(request, args)
-            status, payload, headers = await self._dispatch(method, args, token)
+            basic = read_basic_auth(request)
+            status, payload, headers = await self._dispatch(method, args, token, basic)
         except ApiError as exc:
             status, payload = exc.status, {"ok": False, "error": exc.error, **exc.extra}
         self.records.append(
@@ -295,7 +316,7 @@ class FakeSlack:
         return web.json_response(payload, status=status, headers=headers)
 
     async def _dispatch(
-        self, method: str, args: dict[str, Any], token: str | None
+        self, method: str, args: dict[str, Any], token: str | None, basic: tuple[str, str] | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if self._delays.get(method):
             await asyncio.sleep(self._delays[method])
@@ -305,8 +326,12 @@ class FakeSlack:
             if injected.retry_after is not None:
                 headers["Retry-After"] = str(injected.retry_after)
             return injected.status, {"ok": False, "error": injected.error}, headers
+        if method in OIDC_METHODS:  # client credentials or a Sign in with Slack token
+            return 200, self.oidc.call(method, args, basic, token), {}
         if not token:
             raise ApiError("not_authed")
+        if token in self.oidc.access_tokens:
+            raise ApiError("missing_scope")  # a Sign in with Slack token is openid-only
         if token not in self.valid_tokens:
             raise ApiError("invalid_auth")
         handler = self._handlers.get(method)
