@@ -41,7 +41,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -58,6 +57,7 @@ from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
 from tests.fakes.wire import (
     Call,
     Failure,
+    Injections,
     ResponseUrlPost,
     ValidationFailure,
     client_address,
@@ -83,12 +83,6 @@ MESSAGE_TEXT_MAX = 40_000
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-@dataclass
-class _Injection:
-    failure: Failure
-    remaining: int
-
-
 class FakeSlack:
     """The fake Slack Web API server. Use as ``async with FakeSlack() as fake`` or start/stop."""
 
@@ -112,7 +106,7 @@ class FakeSlack:
         )
         self.records: list[Call] = []
         self.validation_failures: list[ValidationFailure] = []
-        self._injections: dict[str, list[_Injection]] = {}
+        self._injections = Injections()
         self._delays: dict[str, float] = {}
         self._response_urls = ResponseUrls(self.state, self.validation_failures)
         self._server: TestServer | None = None
@@ -194,7 +188,7 @@ class FakeSlack:
 
     def fail_next(self, method: str, failure: Failure, *, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` fail with ``failure``."""
-        self._injections.setdefault(method, []).append(_Injection(failure, times))
+        self._injections.add(method, failure, times)
 
     def enforce_limits(self, limits: SlackLimits | None = None) -> RateLimiter:
         """Answer 429 past Slack's rate limits from now on (``SlackLimits()`` by default)."""
@@ -320,7 +314,7 @@ class FakeSlack:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if self._delays.get(method):
             await asyncio.sleep(self._delays[method])
-        injected = self._take_injection(method)
+        injected = self._injections.take(method)
         if injected is not None:
             headers = {}
             if injected.retry_after is not None:
@@ -353,16 +347,6 @@ class FakeSlack:
             return self.state.resolve_channel(args.get("channel"))
         except ApiError:
             return str(args.get("channel") or "") or None
-
-    def _take_injection(self, method: str) -> Failure | None:
-        queue = self._injections.get(method) or []
-        if not queue:
-            return None
-        queue[0].remaining -= 1
-        failure = queue[0].failure
-        if queue[0].remaining <= 0:
-            queue.pop(0)
-        return failure
 
     # -- methods ---------------------------------------------------------------------------
 

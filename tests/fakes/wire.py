@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,7 +17,15 @@ from aiohttp import web
 
 from tests.fakes.slack_state import ApiError
 
-__all__ = ["Call", "Failure", "ResponseUrlPost", "ValidationFailure", "read_args", "read_token"]
+__all__ = [
+    "Call",
+    "Failure",
+    "Injections",
+    "ResponseUrlPost",
+    "ValidationFailure",
+    "read_args",
+    "read_token",
+]
 
 # Arguments that carry JSON; form bodies and query strings send them as JSON strings.
 _JSON_ARGS = ("blocks", "view", "attachments", "metadata")
@@ -84,6 +92,34 @@ class Failure:
     def api_error(cls, error: str) -> Failure:
         """HTTP 200 with ``{"ok": false, "error": error}``, e.g. ``invalid_auth``."""
         return cls(status=200, error=error)
+
+
+@dataclass
+class _Queued:
+    failure: Failure
+    remaining: int
+
+
+@dataclass
+class Injections:
+    """Failures queued by ``FakeSlack.fail_next``, per method, each for a number of calls."""
+
+    queues: dict[str, list[_Queued]] = field(default_factory=dict)
+
+    def add(self, method: str, failure: Failure, times: int) -> None:
+        """Queue ``failure`` for the next ``times`` calls of ``method`` (after earlier ones)."""
+        self.queues.setdefault(method, []).append(_Queued(failure, times))
+
+    def take(self, method: str) -> Failure | None:
+        """The failure for this call of ``method``, if one is queued."""
+        queue = self.queues.get(method) or []
+        if not queue:
+            return None
+        queue[0].remaining -= 1
+        failure = queue[0].failure
+        if queue[0].remaining <= 0:
+            queue.pop(0)
+        return failure
 
 
 def client_address(request: web.Request) -> str:
