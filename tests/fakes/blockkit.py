@@ -3,9 +3,10 @@
 Two layers: every block goes through slack-sdk's own models (``Block.parse`` then
 ``to_dict()``, which runs their validators, and a comparison that flags keys the models do
 not know), then the limits slack-sdk leaves to the server: 50 blocks per message / 100 per
-modal, 10 options for checkboxes and radio buttons, option text/value lengths, section field
-length, plain_text_input lengths, unique ids, required plain_text, non-empty text, initial
-options that must be among the options, and a modal's submit button when it has inputs.
+modal or Home tab, 10 options for checkboxes and radio buttons, option text/value lengths,
+section field length, plain_text_input lengths, unique ids, required plain_text, non-empty
+text, initial options that must be among the options, a modal's submit button when it has
+inputs, and no title/submit/close on a Home tab.
 
 Errors read like Slack's ``response_metadata.messages``:
 ``[ERROR] <what> [json-pointer:/blocks/0/text]``.
@@ -21,17 +22,20 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 __all__ = [
+    "HOME_BLOCKS_MAX",
     "MESSAGE_BLOCKS_MAX",
     "MODAL_BLOCKS_MAX",
     "assert_valid_message",
     "assert_valid_view",
     "check_blocks",
+    "check_home_view",
     "check_message",
     "check_view",
 ]
 
 MESSAGE_BLOCKS_MAX = 50
 MODAL_BLOCKS_MAX = 100
+HOME_BLOCKS_MAX = MODAL_BLOCKS_MAX  # a Home tab has the same limit as a modal
 SECTION_FIELD_MAX = 2000
 INLINE_OPTIONS_MAX = 10  # checkboxes, radio_buttons
 OPTION_TEXT_MAX = 75
@@ -54,39 +58,55 @@ def check_message(blocks: Any, *, text: Any = None) -> list[str]:
 
 def check_view(view: Any) -> list[str]:
     """Errors Slack would report for a modal ``view`` passed to views.open/push/update."""
+    return _view_errors(view, "modal")
+
+
+def check_home_view(view: Any) -> list[str]:
+    """Errors Slack would report for a Home tab ``view`` passed to views.publish.
+
+    A home view has the modal's block limit (100), ``private_metadata`` and ``callback_id``
+    limits, but no ``title``, ``submit`` or ``close``: Slack draws the tab's header itself.
+    """
+    return _view_errors(view, "home")
+
+
+def _view_errors(view: Any, kind: str) -> list[str]:
     if not isinstance(view, dict):
         return [_err("view must be an object", "/view")]
     errors: list[str] = []
-    if view.get("type") != "modal":
-        errors.append(_err('type must be "modal"', "/view/type"))
+    if view.get("type") != kind:
+        errors.append(_err(f'type must be "{kind}"', "/view/type"))
     for key in ("title", "submit", "close"):
-        if key in view:
+        if key in view and kind == "home":
+            errors.append(_err(f"{key} is not allowed in a home view", f"/view/{key}"))
+        elif key in view:
             errors.extend(_text_object_errors(view[key], f"/view/{key}", plain_only=True))
-    if "title" not in view:
-        errors.append(_err("title is required", "/view/title"))
     blocks = view.get("blocks")
-    has_input = isinstance(blocks, list) and any(
-        isinstance(b, dict) and b.get("type") == "input" for b in blocks
-    )
-    if has_input and "submit" not in view:
-        errors.append(_err("must define submit to use input block", "/view/blocks"))
+    if kind == "modal":
+        if "title" not in view:
+            errors.append(_err("title is required", "/view/title"))
+        has_input = isinstance(blocks, list) and any(
+            isinstance(b, dict) and b.get("type") == "input" for b in blocks
+        )
+        if has_input and "submit" not in view:
+            errors.append(_err("must define submit to use input block", "/view/blocks"))
     if len(json.dumps(view)) > VIEW_JSON_MAX:
         errors.append(_err("view_too_large", "/view"))
     try:
         _compare(view, View(**view).to_dict(), "/view", errors)
     except Exception as exc:  # the models raise several types; all mean "rejected"
         errors.append(_err(str(exc), "/view"))
-    errors.extend(check_blocks(blocks, surface="modal", pointer="/view/blocks"))
+    errors.extend(check_blocks(blocks, surface=kind, pointer="/view/blocks"))
     return errors
 
 
 def check_blocks(blocks: Any, *, surface: str, pointer: str = "/blocks") -> list[str]:
-    """Errors for a list of blocks on ``surface`` (``"message"`` or ``"modal"``)."""
+    """Errors for a list of blocks on ``surface`` (``"message"``, ``"modal"`` or ``"home"``)."""
     if not isinstance(blocks, list):
         return [_err("blocks must be an array", pointer)]
     limit = MESSAGE_BLOCKS_MAX if surface == "message" else MODAL_BLOCKS_MAX
     errors: list[str] = []
-    if surface == "modal" and not blocks:
+    if surface != "message" and not blocks:
         errors.append(_err("must contain at least 1 block", pointer))
     if len(blocks) > limit:
         errors.append(_err(f"no more than {limit} items allowed", pointer))

@@ -5,6 +5,9 @@
 * Requests are signed with slack-sdk's ``SignatureVerifier.generate_signature`` (v0 HMAC over
   ``v0:<timestamp>:<raw body>``) into ``X-Slack-Request-Timestamp`` / ``X-Slack-Signature``.
 * ``stale=True`` and ``wrong_secret=...`` produce the requests bolt must refuse.
+* Events API deliveries (``event_callback`` such as ``app_home_opened``, and
+  ``url_verification``) are JSON; ``signed_event`` signs them and can mark a redelivery with
+  ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason`` (slack-facts §1.8, §1.10).
 
 Typical use against a rendered message stored by ``FakeSlack``::
 
@@ -28,18 +31,24 @@ from slack_sdk.signature import SignatureVerifier
 
 __all__ = [
     "FORM_CONTENT_TYPE",
+    "JSON_CONTENT_TYPE",
     "REPLAY_WINDOW_SECONDS",
     "SignedRequest",
+    "app_home_opened_body",
     "block_actions_payload",
+    "event_callback_body",
     "interactive_body",
     "sign",
+    "signed_event",
     "signed_request",
     "slash_command_body",
     "state_values",
+    "url_verification_body",
     "view_submission_payload",
 ]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+JSON_CONTENT_TYPE = "application/json"
 REPLAY_WINDOW_SECONDS = 300  # bolt rejects |now - timestamp| > 300
 TEAM_ID, TEAM_DOMAIN, APP_ID = "T0FAKE", "fake-team", "A0SIGNOFF"
 _counter = itertools.count(1)
@@ -86,6 +95,98 @@ def signed_request(
     headers = sign(body, secret=wrong_secret or secret, timestamp=stamp)
     headers["Content-Type"] = content_type
     return SignedRequest(body=body, headers=headers)
+
+
+def signed_event(
+    body: str,
+    *,
+    secret: str,
+    retry_num: int | None = None,
+    retry_reason: str = "http_timeout",
+    **options: Any,
+) -> SignedRequest:
+    """Sign an Events API ``body`` (JSON) like Slack; ``retry_num`` marks a redelivery.
+
+    Slack redelivers the same body (same ``event_id``) with ``X-Slack-Retry-Num`` 1..3 and
+    ``X-Slack-Retry-Reason``; ``options`` go to ``signed_request`` (``timestamp``,
+    ``stale``, ``wrong_secret``).
+    """
+    request = signed_request(body, secret=secret, content_type=JSON_CONTENT_TYPE, **options)
+    if retry_num is not None:
+        request.headers["X-Slack-Retry-Num"] = str(retry_num)
+        request.headers["X-Slack-Retry-Reason"] = retry_reason
+    return request
+
+
+def event_callback_body(
+    event: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    event_time: int | None = None,
+    team_id: str = TEAM_ID,
+    bot_user_id: str = "U0SIGNOFF",
+) -> str:
+    """The JSON body of an ``event_callback`` delivering ``event``, fields in Slack's order."""
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": team_id,
+            "api_app_id": APP_ID,
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(_counter):010d}",
+            "event_time": int(time.time()) if event_time is None else event_time,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id,
+                    "user_id": bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )
+
+
+def app_home_opened_body(
+    *,
+    user_id: str = "U0ALICE",
+    channel: str | None = None,
+    tab: str = "home",
+    view: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+) -> str:
+    """An ``app_home_opened`` delivery: ``user_id`` opened the app's Home (or Messages) tab.
+
+    ``channel`` defaults to the app's DM with the user (``D`` + the user id without its
+    ``U``, as ``FakeSlack`` names it); ``view`` is the Home tab last published, if any.
+    """
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": channel or "D" + user_id[1:],
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+    if view is not None:
+        event["view"] = dict(view)
+    return event_callback_body(event, event_id=event_id, team_id=team_id)
+
+
+def url_verification_body(
+    challenge: str = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+) -> str:
+    """The JSON body Slack sends once to check an Events API Request URL."""
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "challenge": challenge,
+            "type": "url_verification",
+        }
+    )
 
 
 def interactive_body(payload: Mapping[str, Any]) -> str:

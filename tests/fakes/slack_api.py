@@ -18,118 +18,69 @@ or a ``token`` argument.
 Like a real workspace, the fake only knows the users it was told about: register them with
 ``add_user`` before DMing them (``chat.postMessage`` to ``U…``), ``conversations.open``,
 ``chat.postEphemeral`` or ``users.info``. Channels are any ``C…``/``G…``/``D…`` id.
+
+Beyond posting and modals:
+
+* Message ``metadata`` (``{"event_type": str, "event_payload": {...}}``) is checked and kept
+  by chat.postMessage / chat.update, and ``conversations.history`` reads the channel back
+  (``tests.fakes.history``); ``settled_at(channel, ts)`` tells when a message last changed.
+* ``views.publish`` keeps each user's Home tab (``home_view(user_id)``), checked by
+  ``blockkit.check_home_view``.
+* Rate limits are not enforced unless asked: ``FakeSlack(limits=SlackLimits(...))`` or
+  ``fake.enforce_limits(...)`` answers 429 + ``Retry-After`` past Slack's tiers and
+  chat.postMessage's per-channel and workspace limits (``tests.fakes.ratelimits``);
+  ``rate_limit_hits`` counts the 429s by method.
+* Sign in with Slack (``tests.fakes.oidc``): ``add_oidc_client``, a consent page at
+  ``oidc_authorize_url`` (or ``oidc_auto_login``), ``openid.connect.token`` and
+  ``openid.connect.userInfo``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.blockkit import check_message, check_view
+from tests.fakes.blockkit import check_home_view, check_message, check_view
+from tests.fakes.history import check_metadata, conversations_history
+from tests.fakes.oidc import AUTHORIZE_PATH, OIDC_METHODS, FakeOidc
+from tests.fakes.ratelimits import RateLimiter, SlackLimits
+from tests.fakes.response_urls import RESPONSE_URL_USES, ResponseUrls
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
+from tests.fakes.wire import (
+    Call,
+    Failure,
+    Injections,
+    ResponseUrlPost,
+    ValidationFailure,
+    client_address,
+    read_args,
+    read_basic_auth,
+    read_token,
+)
 
-__all__ = ["Call", "FakeSlack", "Failure", "ResponseUrlPost", "StoredMessage", "ValidationFailure"]
+__all__ = [
+    "Call",
+    "FakeSlack",
+    "Failure",
+    "RESPONSE_URL_USES",
+    "ResponseUrlPost",
+    "SlackLimits",
+    "StoredMessage",
+    "ValidationFailure",
+]
 
-# Arguments that carry JSON; form bodies and query strings send them as JSON strings.
-_JSON_ARGS = ("blocks", "view", "attachments", "metadata")
 MESSAGE_TEXT_MAX = 40_000
-RESPONSE_URL_USES = 5
-
-
-def _client_address(request: web.Request) -> str:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    return f"{peer[0]}:{peer[1]}" if peer else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request the fake received, with what it answered."""
-
-    method: str
-    args: dict[str, Any]  # query + body merged; JSON-valued arguments decoded
-    http_method: str
-    content_type: str
-    body: str
-    token: str | None
-    status: int
-    response: dict[str, Any]
-    received_at: float  # time.monotonic()
-    client: str = ""  # "host:port" of the client's TCP connection (one per connection)
-
-    @property
-    def ok(self) -> bool:
-        """Whether the call succeeded (HTTP 200 and ``ok: true``)."""
-        return self.status == 200 and self.response.get("ok") is True
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationFailure:
-    """A message or view the fake rejected, with Slack-style error messages."""
-
-    method: str
-    errors: list[str]
-    args: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseUrlPost:
-    """One POST to a ``response_url`` minted by ``FakeSlack.response_url``."""
-
-    key: str
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A canned failure for ``FakeSlack.fail_next``."""
-
-    status: int
-    error: str
-    retry_after: int | None = None
-
-    @classmethod
-    def rate_limited(cls, *, retry_after: int = 1) -> Failure:
-        """HTTP 429 with an integer ``Retry-After`` header, as Slack sends it."""
-        return cls(status=429, error="ratelimited", retry_after=retry_after)
-
-    @classmethod
-    def server_error(cls, *, status: int = 500) -> Failure:
-        """An HTTP 5xx from Slack's side."""
-        return cls(status=status, error="fatal_error")
-
-    @classmethod
-    def api_error(cls, error: str) -> Failure:
-        """HTTP 200 with ``{"ok": false, "error": error}``, e.g. ``invalid_auth``."""
-        return cls(status=200, error=error)
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-@dataclass
-class _Injection:
-    failure: Failure
-    remaining: int
-
-
-@dataclass
-class _ResponseUrl:
-    channel: str | None
-    ts: str | None
-    uses: int = 0
-    posts: list[ResponseUrlPost] = field(default_factory=list)
 
 
 class FakeSlack:
@@ -145,6 +96,7 @@ class FakeSlack:
         bot_id: str = "B0SIGNOFF",
         app_id: str = "A0SIGNOFF",
         scopes: str = "chat:write,commands,im:write,users:read,usergroups:read",
+        limits: SlackLimits | None = None,
     ) -> None:
         self.token = token
         self.valid_tokens = {token}
@@ -154,11 +106,12 @@ class FakeSlack:
         )
         self.records: list[Call] = []
         self.validation_failures: list[ValidationFailure] = []
-        self._injections: dict[str, list[_Injection]] = {}
+        self._injections = Injections()
         self._delays: dict[str, float] = {}
-        self._response_urls: dict[str, _ResponseUrl] = {}
-        self._keys = itertools.count(1)
+        self._response_urls = ResponseUrls(self.state, self.validation_failures)
         self._server: TestServer | None = None
+        self.limiter = RateLimiter(limits) if limits is not None else None
+        self.oidc = FakeOidc(self.state)
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -168,7 +121,9 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
         }
@@ -178,7 +133,8 @@ class FakeSlack:
     async def start(self) -> None:
         """Serve on 127.0.0.1 on a free port."""
         app = web.Application()
-        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_post("/response/{key}", self._response_urls.handle)
+        self.oidc.add_routes(app)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         # bolt's own tests use a base_url without /api/; accept that too.
         app.router.add_route("*", r"/{method:[A-Za-z]+\.[A-Za-z.]+}", self._handle_api)
@@ -232,7 +188,34 @@ class FakeSlack:
 
     def fail_next(self, method: str, failure: Failure, *, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` fail with ``failure``."""
-        self._injections.setdefault(method, []).append(_Injection(failure, times))
+        self._injections.add(method, failure, times)
+
+    def enforce_limits(self, limits: SlackLimits | None = None) -> RateLimiter:
+        """Answer 429 past Slack's rate limits from now on (``SlackLimits()`` by default)."""
+        self.limiter = RateLimiter(limits or SlackLimits())
+        return self.limiter
+
+    def lift_limits(self) -> None:
+        """Stop enforcing rate limits (the default)."""
+        self.limiter = None
+
+    @property
+    def rate_limit_hits(self) -> Counter[str]:
+        """429s the enforced limits sent, by method (injected failures not included)."""
+        return Counter(self.limiter.refused) if self.limiter else Counter()
+
+    def add_oidc_client(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> None:
+        """Register a Sign in with Slack client for ``oidc_authorize_url`` and the token call."""
+        self.oidc.add_client(client_id, client_secret, redirect_uris)
+
+    def oidc_auto_login(self, user_id: str | None) -> None:
+        """Make the authorize page sign ``user_id`` in at once (None: show the page again)."""
+        self.oidc.auto_login = user_id
+
+    @property
+    def oidc_authorize_url(self) -> str:
+        """Where Sign in with Slack starts (``authorization_url=`` for slack-sdk's generator)."""
+        return self.url + AUTHORIZE_PATH
 
     def add_method(self, method: str, handler: Handler) -> None:
         """Answer ``method`` (e.g. ``apps.connections.open``) with ``await handler(args)``."""
@@ -248,8 +231,7 @@ class FakeSlack:
 
     def response_url(self, *, channel: str | None = None, ts: str | None = None) -> str:
         """Mint a ``response_url``; bound to a stored message, ``replace_original`` edits it."""
-        key = f"R{next(self._keys):08d}"
-        self._response_urls[key] = _ResponseUrl(channel=channel, ts=ts)
+        key = self._response_urls.mint(channel=channel, ts=ts)
         return f"{self.url}/response/{key}"
 
     # -- inspection ------------------------------------------------------------------------
@@ -272,14 +254,21 @@ class FakeSlack:
         """The stored message at ``(channel, ts)`` (``KeyError`` if none)."""
         return self.state.messages[channel][ts]
 
+    def settled_at(self, channel: str, ts: str) -> float:
+        """``time.monotonic()`` when the message at ``(channel, ts)`` last changed."""
+        return self.state.messages[channel][ts].settled_at
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab last published for ``user_id`` with views.publish (None if never)."""
+        return self.state.home_views.get(user_id)
+
     def views(self) -> dict[str, dict[str, Any]]:
         """Open views by id, as last opened/updated."""
         return dict(self.state.views)
 
     def response_url_posts(self, url: str | None = None) -> list[ResponseUrlPost]:
         """Posts made to ``url`` (or to every minted response_url)."""
-        keys = [url.rsplit("/", 1)[-1]] if url else list(self._response_urls)
-        return [post for key in keys for post in self._response_urls[key].posts]
+        return self._response_urls.posts(url)
 
     @property
     def ephemerals(self) -> list[dict[str, Any]]:
@@ -298,9 +287,10 @@ class FakeSlack:
         args: dict[str, Any] = {}
         token: str | None = None
         try:
-            args = _read_args(request, body)
-            token = _read_token(request, args)
-            status, payload, headers = await self._dispatch(method, args, token)
+            args = read_args(request, body)
+            token = read_token(request, args)
+            basic = read_basic_auth(request)
+            status, payload, headers = await self._dispatch(method, args, token, basic)
         except ApiError as exc:
             status, payload = exc.status, {"ok": False, "error": exc.error, **exc.extra}
         self.records.append(
@@ -314,75 +304,49 @@ class FakeSlack:
                 status,
                 payload,
                 received_at,
-                _client_address(request),
+                client_address(request),
             )
         )
         return web.json_response(payload, status=status, headers=headers)
 
     async def _dispatch(
-        self, method: str, args: dict[str, Any], token: str | None
+        self, method: str, args: dict[str, Any], token: str | None, basic: tuple[str, str] | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if self._delays.get(method):
             await asyncio.sleep(self._delays[method])
-        injected = self._take_injection(method)
+        injected = self._injections.take(method)
         if injected is not None:
             headers = {}
             if injected.retry_after is not None:
                 headers["Retry-After"] = str(injected.retry_after)
             return injected.status, {"ok": False, "error": injected.error}, headers
+        if method in OIDC_METHODS:  # client credentials or a Sign in with Slack token
+            return 200, self.oidc.call(method, args, basic, token), {}
         if not token:
             raise ApiError("not_authed")
+        if token in self.oidc.access_tokens:
+            raise ApiError("missing_scope")  # a Sign in with Slack token is openid-only
         if token not in self.valid_tokens:
             raise ApiError("invalid_auth")
         handler = self._handlers.get(method)
         if handler is None:
             raise ApiError("unknown_method")
+        if self.limiter is not None:
+            retry_after = self.limiter.admit(method, self._limited_channel(method, args))
+            if retry_after is not None:
+                headers = {"Retry-After": str(retry_after)}
+                return 429, {"ok": False, "error": "ratelimited"}, headers
         headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
         return 200, await handler(args), headers
 
-    def _take_injection(self, method: str) -> Failure | None:
-        queue = self._injections.get(method) or []
-        if not queue:
+    def _limited_channel(self, method: str, args: dict[str, Any]) -> str | None:
+        # chat.postMessage is limited per channel; a DM to U… and its D… id are one channel.
+        if method != "chat.postMessage":
             return None
-        queue[0].remaining -= 1
-        failure = queue[0].failure
-        if queue[0].remaining <= 0:
-            queue.pop(0)
-        return failure
-
-    async def _handle_response_url(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
-        target = self._response_urls.get(key)
-        if target is None:
-            return web.Response(status=404, text="no_service")
         try:
-            body = json.loads(await request.text() or "{}")
-        except json.JSONDecodeError:
-            body = {}
-            status, reply = 400, "invalid_payload"
-        else:
-            status, reply = self._apply_response(target, body)
-        target.posts.append(ResponseUrlPost(key=key, body=body, status=status))
-        if status != 200:
-            return web.Response(status=status, text=reply)
-        return web.json_response({"ok": True})
-
-    def _apply_response(self, target: _ResponseUrl, body: dict[str, Any]) -> tuple[int, str]:
-        # Slack allows 5 uses in 30 minutes; after that the URL stops working.
-        target.uses += 1
-        if target.uses > RESPONSE_URL_USES:
-            return 404, "used_url"
-        if "blocks" in body:
-            errors = check_message(body["blocks"])
-            if errors:
-                self.validation_failures.append(ValidationFailure("response_url", errors, body))
-                return 400, "invalid_blocks"
-        if target.channel and target.ts:
-            if body.get("delete_original"):
-                self.state.delete_message(target.channel, target.ts)
-            elif body.get("replace_original"):
-                self.state.update_message(target.channel, target.ts, body)
-        return 200, "ok"
+            return self.state.resolve_channel(args.get("channel"))
+        except ApiError:
+            return str(args.get("channel") or "") or None
 
     # -- methods ---------------------------------------------------------------------------
 
@@ -398,6 +362,7 @@ class FakeSlack:
             if errors:
                 self.validation_failures.append(ValidationFailure(method, errors, args))
                 raise ApiError("invalid_blocks", response_metadata={"messages": errors})
+        check_metadata(args.get("metadata"))
 
     async def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self.state.resolve_channel(args.get("channel"))
@@ -460,6 +425,19 @@ class FakeSlack:
         view = self._checked_view("views.update", args)
         return {"ok": True, "view": self.state.update_view(view, args)}
 
+    async def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        errors = check_home_view(view)
+        if errors:
+            self.validation_failures.append(ValidationFailure("views.publish", errors, args))
+            raise ApiError("invalid_arguments", response_metadata={"messages": errors})
+        assert isinstance(view, dict)
+        user_id = str(args.get("user_id") or "")
+        return {"ok": True, "view": self.state.publish_home(user_id, view, args.get("hash"))}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        return conversations_history(self.state, args)
+
     async def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, **self.state.open_conversation(args)}
 
@@ -474,33 +452,3 @@ class FakeSlack:
         if members is None:
             raise ApiError("no_such_subteam")
         return {"ok": True, "users": list(members)}
-
-
-def _read_args(request: web.Request, body: str) -> dict[str, Any]:
-    args: dict[str, Any] = dict(request.query)
-    if request.content_type == "application/json":
-        try:
-            decoded = json.loads(body) if body else {}
-        except json.JSONDecodeError as exc:
-            raise ApiError("invalid_json") from exc
-        if not isinstance(decoded, dict):
-            raise ApiError("invalid_json")
-        args.update(decoded)
-    elif body:
-        args.update(parse_qsl(body, keep_blank_values=True))
-    for key in _JSON_ARGS:
-        if isinstance(args.get(key), str):
-            try:
-                args[key] = json.loads(args[key])
-            except json.JSONDecodeError as exc:
-                error = "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
-                raise ApiError(error) from exc
-    return args
-
-
-def _read_token(request: web.Request, args: dict[str, Any]) -> str | None:
-    header = request.headers.get("Authorization", "")
-    token = args.pop("token", None)
-    if header.startswith("Bearer "):
-        return header.removeprefix("Bearer ").strip()
-    return str(token) if token else None

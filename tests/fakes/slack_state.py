@@ -42,6 +42,9 @@ class StoredMessage:
     thread_ts: str | None = None
     metadata: dict[str, Any] | None = None
     edits: list[dict[str, Any]] = field(default_factory=list)
+    # time.monotonic() (the clock of Call.received_at) when posted and when last changed.
+    posted_at: float = field(default_factory=time.monotonic)
+    settled_at: float = field(default_factory=time.monotonic)
 
     def to_api(self) -> dict[str, Any]:
         """The message object Slack returns in chat.postMessage / chat.update responses."""
@@ -66,10 +69,18 @@ class SlackState:
     """Mutable workspace state behind the fake's methods. Methods raise ``ApiError``."""
 
     def __init__(
-        self, *, team_id: str, team: str, bot_user_id: str, bot_id: str, app_id: str
+        self,
+        *,
+        team_id: str,
+        team: str,
+        bot_user_id: str,
+        bot_id: str,
+        app_id: str,
+        team_domain: str = "fake-team",
     ) -> None:
         self.team_id = team_id
         self.team = team
+        self.team_domain = team_domain
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
@@ -78,6 +89,7 @@ class SlackState:
         self.messages: dict[str, dict[str, StoredMessage]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.views: dict[str, dict[str, Any]] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # by user id, as last published
         self.expired_triggers: set[str] = set()
         self.used_triggers: set[str] = set()
         self.open_ims: set[str] = set()
@@ -118,7 +130,7 @@ class SlackState:
         """The auth.test answer for the bot token."""
         return {
             "ok": True,
-            "url": "https://fake-team.slack.com/",
+            "url": f"https://{self.team_domain}.slack.com/",
             "team": self.team,
             "user": "signoff",
             "team_id": self.team_id,
@@ -162,6 +174,7 @@ class SlackState:
             thread_ts=args.get("thread_ts"),
             metadata=args.get("metadata"),
         )
+        message.settled_at = message.posted_at
         self.messages.setdefault(channel, {})[message.ts] = message
         return message
 
@@ -175,6 +188,7 @@ class SlackState:
             message.blocks = list(args["blocks"] or [])  # [] removes the blocks
         if "metadata" in args:
             message.metadata = args["metadata"]
+        message.settled_at = time.monotonic()
         return message
 
     def delete_message(self, channel: str, ts: str) -> None:
@@ -261,6 +275,18 @@ class SlackState:
         return self._view_record(
             view, current["id"], current["root_view_id"], current["previous_view_id"]
         )
+
+    def publish_home(self, user_id: str, view: dict[str, Any], hash_: Any) -> dict[str, Any]:
+        """views.publish: replace ``user_id``'s Home tab (one view id per user, like Slack)."""
+        if user_id not in self.users:
+            raise ApiError("user_not_found")
+        current = self.home_views.get(user_id)
+        if hash_ and (current is None or hash_ != current["hash"]):
+            raise ApiError("hash_conflict")
+        view_id = current["id"] if current else f"V{next(self._seq):010d}"
+        record = self._view_record(view, view_id, view_id, None)
+        self.home_views[user_id] = record
+        return record
 
     # -- conversations ---------------------------------------------------------------------
 
