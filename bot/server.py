@@ -19,12 +19,12 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.api import install_api
 from bot.loader import check_slack_renderable, load_workflows
-from bot.metrics import install_metrics
 from bot.settings import Settings
-from bot.slack_app import SlackBot, attach_slack, make_client
-from bot.webhooks import install_webhooks
+from bot.slack.app import SlackBot, attach_slack, make_client
+from bot.web.api import install_api
+from bot.web.metrics import install_metrics
+from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
 
 __all__ = [

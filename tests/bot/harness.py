@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from bot import Settings, create_web_app, posted_messages
 from bot.server import SLACK_BOT
-from bot.slack_app import SlackBot
+from bot.slack.app import SlackBot
 from engine import Engine, Interrupt, Run, RunStatus, Workflow, open_store
 from tests.e2e.wf_approvals import WORKFLOWS
 from tests.fakes.signing import (

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
-from bot.fields import SlackChannel, SlackUser
+from bot.slack.blocks.fields import SlackChannel, SlackUser
 
 Region = Literal[
     "us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "ap-northeast-1",

@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.api import install_api
-from bot.metrics import install_metrics
 from bot.settings import Settings
-from bot.webhooks import install_webhooks, sign
+from bot.web.api import install_api
+from bot.web.metrics import install_metrics
+from bot.web.webhooks import install_webhooks, sign
 from engine import Engine, Workflow, open_store
 from tests.bot.service_workflows import WORKFLOWS
 

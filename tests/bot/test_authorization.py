@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from bot.authorization import UsergroupAuthorizer, describe_responders, group_id
+from bot.slack.authorization import UsergroupAuthorizer, describe_responders, group_id
 from engine import Interrupt, InterruptKind, InterruptStatus
 from tests.fakes.slack_api import Failure, FakeSlack
 

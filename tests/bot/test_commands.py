@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import commands
-from bot.commands import parse_input
+from bot.slack import commands
+from bot.slack.commands import parse_input
 from engine import RunStatus
 from tests.bot.harness import ADMIN, Bot, eventually
 

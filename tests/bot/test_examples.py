@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.describe import iter_steps
-from bot.schema import check_renderable
+from bot.slack.blocks.forms import check_renderable
+from bot.web.views import iter_steps
 from engine import (
     DuplicateResponse,
     Engine,

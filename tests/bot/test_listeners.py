@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot import action_ids, listeners
+from bot.slack import action_ids, listeners
 from engine import ResumeValidationError, RunStatus
 from tests.bot.harness import Bot, eventually
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot import action_ids, posted_messages
+from bot import posted_messages
+from bot.slack import action_ids
 from engine import OutboxMessage, RunStatus
 from tests.bot.harness import CHANNEL, Bot, eventually
 from tests.fakes.slack_api import Failure

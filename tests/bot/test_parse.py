@@ -1,4 +1,4 @@
-"""bot.parse reads clicks and submitted modals back into validated resume models."""
+"""bot.slack.blocks.parse reads clicks and submitted modals back into validated resume models."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 from pydantic import BaseModel, Field, field_validator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import action_ids
 from bot.errors import InvalidSubmission, UnknownAction
-from bot.parse import (
+from bot.slack import action_ids
+from bot.slack.blocks.parse import (
     Click,
     parse_action,
     parse_state_values,
     parse_view_submission,
     validate_submission,
 )
-from bot.render import render_modal, render_request_message
+from bot.slack.blocks.render import render_modal, render_request_message
 from tests.bot.resume_models import (
     Approval,
     ApprovalWithReason,

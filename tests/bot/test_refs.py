@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InvalidReference
-from bot.refs import RefSigner
+from bot.slack.refs import RefSigner
 
 SIGNER = RefSigner("signing-secret")
 

@@ -1,4 +1,4 @@
-"""bot.render turns a resume model and a payload into Block Kit that Slack accepts."""
+"""bot.slack.blocks.render turns a resume model and a payload into Block Kit that Slack accepts."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 from pydantic import BaseModel, EmailStr, Field
 from pydantic.fields import FieldInfo
 
-from bot import action_ids
 from bot.errors import UnsupportedResumeModel
-from bot.modal import input_block
-from bot.render import (
+from bot.slack import action_ids
+from bot.slack.blocks.forms import Shape, describe_field, describe_model
+from bot.slack.blocks.modal import input_block
+from bot.slack.blocks.render import (
     Message,
     check_renderable,
     render_cancelled_message,
@@ -23,7 +24,6 @@ from bot.render import (
     render_progress_message,
     render_request_message,
 )
-from bot.schema import Shape, describe_field, describe_model
 from tests.bot.resume_models import (
     ALL_MODELS,
     Acknowledge,

@@ -6,7 +6,8 @@ import copy
 import json
 from typing import Any
 
-from bot import RefSigner, action_ids
+from bot import RefSigner
+from bot.slack import action_ids
 from engine import InterruptStatus
 from tests.bot.harness import Bot, eventually
 from tests.fakes.signing import block_actions_payload, interactive_body, slash_command_body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot import action_ids
+from bot.slack import action_ids
 from tests.bot.harness import Bot, eventually
 
 SLOW = 1.5  # seconds each slowed Slack call takes

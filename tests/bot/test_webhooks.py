@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.webhooks import sign, verify
+from bot.web.webhooks import sign, verify
 from engine import RunStatus
 from tests.bot.service_helpers import SECRET, Service, running_service, signed
 

@@ -10,7 +10,7 @@ import asyncio
 import copy
 from typing import Any
 
-from bot import action_ids
+from bot.slack import action_ids
 from engine import EventType, InterruptStatus, RunStatus
 from tests.bot.harness import CHANNEL, Bot, eventually
 from tests.fakes.blockkit import MESSAGE_BLOCKS_MAX

@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.notifier import posted_messages
-from bot.refs import Ref
+from bot.slack.notifier import posted_messages
+from bot.slack.refs import Ref
 from engine import InterruptStatus, RunDetail, RunStatus, Store, open_store
 from tests.bot.harness import CHANNEL, SECRET, eventually
 from tests.e2e.held import Takeover

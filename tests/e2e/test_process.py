@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import action_ids
+from bot.slack import action_ids
 from tests.bot.harness import CHANNEL, SECRET, USERS, eventually
 from tests.fakes.signing import (
     block_actions_payload,

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bot import action_ids
 from bot.errors import InvalidSubmission, UnknownAction
-from bot.messages import friendly_message
-from bot.schema import FieldKind, FieldSpec, ResumeSchema, Shape, describe_model
+from bot.slack import action_ids
+from bot.slack.blocks.error_text import friendly_message
+from bot.slack.blocks.forms import FieldKind, FieldSpec, ResumeSchema, Shape, describe_model
 
 __all__ = [
     "Click",

@@ -1,5 +1,5 @@
 """Request and response models of the REST API and webhooks; the OpenAPI document is built
-from these (``bot.openapi``), so they are the single description of the wire format."""
+from these (``bot.web.openapi``), so they are the single description of the wire format."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.api_models import (
+from bot.settings import Settings
+from bot.web.models import (
     CancelRequest,
     EventList,
     EventsQuery,
@@ -44,18 +45,17 @@ from bot.api_models import (
     WorkflowList,
     WorkflowView,
 )
-from bot.describe import (
+from bot.web.openapi import Header, Operation, add_operations, install_openapi
+from bot.web.problems import Problem, json_response, problems, read_json
+from bot.web.sse import CLOSING, stream_events
+from bot.web.triggers import check_idempotency_key, start_run
+from bot.web.views import (
     describe_workflow,
     interrupt_view,
     run_detail_view,
     run_links,
     run_view,
 )
-from bot.http import Problem, json_response, problems, read_json
-from bot.openapi import Header, Operation, add_operations, install_openapi
-from bot.settings import Settings
-from bot.sse import CLOSING, stream_events
-from bot.triggers import check_idempotency_key, start_run
 from engine import Engine, RunNotFound, field_errors
 
 __all__ = ["ApiHandlers", "install_api"]

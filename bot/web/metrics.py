@@ -26,10 +26,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from bot.api_models import Health
-from bot.http import json_response
-from bot.openapi import Operation, add_operations
 from bot.settings import Settings
+from bot.web.models import Health
+from bot.web.openapi import Operation, add_operations
+from bot.web.problems import json_response
 from engine import (
     Engine,
     InterruptKind,

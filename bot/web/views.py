@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
-from bot.api_models import (
+from bot.web.models import (
     InterruptView,
     RunDetailView,
     RunLinks,

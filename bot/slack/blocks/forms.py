@@ -25,9 +25,16 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from bot.annotations import Choice, FieldKind, choice_key, classify, constraints, unwrap
 from bot.errors import UnsupportedResumeModel
-from bot.text import humanize
+from bot.slack.blocks.annotations import (
+    Choice,
+    FieldKind,
+    choice_key,
+    classify,
+    constraints,
+    unwrap,
+)
+from bot.slack.blocks.text import humanize
 
 __all__ = [
     "DECISION_FIELD",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.text import mention
+from bot.slack.blocks.text import mention
 from engine import Interrupt
 
 __all__ = ["GROUP_PREFIX", "UsergroupAuthorizer", "describe_responders", "group_id"]

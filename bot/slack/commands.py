@@ -20,12 +20,12 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.authorization import describe_responders
-from bot.compose import cancellation, finished_text
-from bot.deps import Deps
-from bot.listeners import after_ack
-from bot.notifier import posted_messages
-from bot.text import escape, escape_truncate, humanize, mention, slack_date, truncate
+from bot.slack.authorization import describe_responders
+from bot.slack.blocks.compose import cancellation, finished_text
+from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
+from bot.slack.deps import Deps
+from bot.slack.listeners import after_ack
+from bot.slack.notifier import posted_messages
 from engine import (
     Interrupt,
     InterruptKind,

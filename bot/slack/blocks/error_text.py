@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
-from bot.text import truncate
+from bot.slack.blocks.text import truncate
 
 __all__ = ["friendly_message"]
 

@@ -31,12 +31,20 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.api_models import EventAccepted, RunCreated
-from bot.describe import run_links
-from bot.http import MAX_BODY, Problem, is_json, json_response, parse_json, problems, read_body
-from bot.openapi import Header, Operation, add_operations
 from bot.settings import Settings
-from bot.triggers import check_idempotency_key, start_run
+from bot.web.models import EventAccepted, RunCreated
+from bot.web.openapi import Header, Operation, add_operations
+from bot.web.problems import (
+    MAX_BODY,
+    Problem,
+    is_json,
+    json_response,
+    parse_json,
+    problems,
+    read_body,
+)
+from bot.web.triggers import check_idempotency_key, start_run
+from bot.web.views import run_links
 from engine import Engine, WorkflowNotRegistered
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.http import Problem
+from bot.web.problems import Problem
 from engine import Engine, IdempotencyKeyReused, Run, RunNotFound
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "check_idempotency_key", "scoped_key", "start_run"]

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.layout import EMPTY, LONG_VALUE_MAX, plain_text
-from bot.schema import FieldKind, FieldSpec
-from bot.text import ELLIPSIS, escape, escape_truncate, mention, slack_date
+from bot.slack.blocks.forms import FieldKind, FieldSpec
+from bot.slack.blocks.layout import EMPTY, LONG_VALUE_MAX, plain_text
+from bot.slack.blocks.text import ELLIPSIS, escape, escape_truncate, mention, slack_date
 
 __all__ = ["format_value"]
 

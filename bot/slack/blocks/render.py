@@ -28,12 +28,18 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from bot import action_ids
-from bot.layout import Item, layout_items, payload_items
-from bot.modal import render_modal
-from bot.schema import INLINE_CHOICES_MAX, ResumeSchema, Shape, check_renderable, describe_model
-from bot.text import ELLIPSIS, escape_truncate, mention, slack_date, truncate
-from bot.values import format_value
+from bot.slack import action_ids
+from bot.slack.blocks.forms import (
+    INLINE_CHOICES_MAX,
+    ResumeSchema,
+    Shape,
+    check_renderable,
+    describe_model,
+)
+from bot.slack.blocks.layout import Item, layout_items, payload_items
+from bot.slack.blocks.modal import render_modal
+from bot.slack.blocks.text import ELLIPSIS, escape_truncate, mention, slack_date, truncate
+from bot.slack.blocks.values import format_value
 
 __all__ = [
     "Message",

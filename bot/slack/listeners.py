@@ -30,14 +30,24 @@ from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import action_ids
-from bot.compose import already_decided_text, duplicate_text, not_authorized_text, request_info
-from bot.deps import Deps
 from bot.errors import InvalidReference, InvalidSubmission, UnknownAction
-from bot.parse import Submission, parse_action, parse_view_submission, validate_submission
-from bot.render import render_modal
-from bot.schema import describe_model
-from bot.text import escape_truncate
+from bot.slack import action_ids
+from bot.slack.blocks.compose import (
+    already_decided_text,
+    duplicate_text,
+    not_authorized_text,
+    request_info,
+)
+from bot.slack.blocks.forms import describe_model
+from bot.slack.blocks.parse import (
+    Submission,
+    parse_action,
+    parse_view_submission,
+    validate_submission,
+)
+from bot.slack.blocks.render import render_modal
+from bot.slack.blocks.text import escape_truncate
+from bot.slack.deps import Deps
 from engine import (
     AlreadyResolved,
     DuplicateResponse,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.api_models import WorkflowView
+from bot.web.models import WorkflowView
 from engine import Event, Interrupt, Run, RunDetail, StepRecord
 
 __all__ = [

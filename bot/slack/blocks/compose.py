@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
-from bot.authorization import describe_responders
-from bot.layout import plain_text
-from bot.render import (
+from bot.slack.authorization import describe_responders
+from bot.slack.blocks.layout import plain_text
+from bot.slack.blocks.render import (
     Message,
     render_cancelled_message,
     render_expired_message,
@@ -27,7 +27,7 @@ from bot.render import (
     render_progress_message,
     render_request_message,
 )
-from bot.text import escape, escape_truncate, humanize, mention, slack_date, truncate
+from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from engine import (
     AlreadyResolved,
     DuplicateResponse,

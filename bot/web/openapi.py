@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from bot.api_models import ErrorBody
+from bot.web.models import ErrorBody
 
 __all__ = [
     "OPERATIONS",
@@ -221,7 +221,7 @@ def build_document(operations: Sequence[Operation], *, version: str) -> dict[str
             "description": (
                 "Human approvals on a durable workflow engine. The REST API needs "
                 "`Authorization: Bearer $SIGNOFF_API_TOKEN`; webhooks are signed with "
-                "HMAC-SHA256 (see bot/webhooks.py)."
+                "HMAC-SHA256 (see bot/web/webhooks.py)."
             ),
         },
         "paths": paths,

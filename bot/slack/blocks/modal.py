@@ -1,7 +1,7 @@
 """Build the Slack modal that asks for a resume model, one input block per field.
 
 Block ids and action ids are the field names, so ``view.state.values`` and pydantic errors
-map straight back to fields. Use ``bot.render.render_modal``; this module holds the
+map straight back to fields. Use ``bot.slack.blocks.render.render_modal``; this module holds the
 per-kind element builders.
 """
 
@@ -38,15 +38,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.action_ids import modal_callback_id
-from bot.schema import (
+from bot.slack.action_ids import modal_callback_id
+from bot.slack.blocks.forms import (
     INLINE_CHOICES_MAX,
     TEXT_INPUT_MAX,
     FieldKind,
     FieldSpec,
     describe_model,
 )
-from bot.text import escape_truncate, truncate
+from bot.slack.blocks.text import escape_truncate, truncate
 
 __all__ = ["render_modal"]
 

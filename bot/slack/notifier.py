@@ -31,16 +31,16 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.authorization import group_id
-from bot.compose import (
+from bot.slack.authorization import group_id
+from bot.slack.blocks.compose import (
     cancellation,
     current_message,
     finished_text,
     reminder_text,
     request_info,
 )
-from bot.refs import RefSigner
-from bot.render import Message
+from bot.slack.blocks.render import Message
+from bot.slack.refs import RefSigner
 from engine import (
     Engine,
     Interrupt,

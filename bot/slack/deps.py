@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.authorization import UsergroupAuthorizer
-from bot.refs import RefSigner
 from bot.settings import Settings
+from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.refs import RefSigner
 from engine import Engine
 
 __all__ = ["Deps"]

@@ -20,8 +20,8 @@ import pydantic_core
 from pydantic import BaseModel
 
 from bot.errors import UnsupportedResumeModel
-from bot.fields import SlackChannel, SlackUser
-from bot.text import humanize_choice
+from bot.slack.blocks.fields import SlackChannel, SlackUser
+from bot.slack.blocks.text import humanize_choice
 
 __all__ = [
     "OPTION_VALUE_MAX",

@@ -24,13 +24,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.authorization import UsergroupAuthorizer
-from bot.commands import register_commands
-from bot.deps import Deps
-from bot.listeners import register_listeners
-from bot.notifier import Notifier
-from bot.refs import RefSigner
 from bot.settings import Settings
+from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.commands import register_commands
+from bot.slack.deps import Deps
+from bot.slack.listeners import register_listeners
+from bot.slack.notifier import Notifier
+from bot.slack.refs import RefSigner
 from engine import Engine
 
 __all__ = ["SlackBot", "attach_slack", "build_slack_app", "make_client", "reference_secret"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.text import escape_truncate, humanize, truncate
+from bot.slack.blocks.text import escape_truncate, humanize, truncate
 
 __all__ = ["LONG_VALUE_MAX", "SHORT_VALUE_MAX", "Item", "layout_items", "payload_items"]
 
