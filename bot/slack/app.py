@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -33,7 +34,14 @@ from bot.slack.notifier import Notifier
 from bot.slack.refs import RefSigner
 from engine import Engine
 
-__all__ = ["SlackBot", "attach_slack", "build_slack_app", "make_client", "reference_secret"]
+__all__ = [
+    "SLACK_BOT",
+    "SlackBot",
+    "attach_slack",
+    "build_slack_app",
+    "make_client",
+    "reference_secret",
+]
 
 log = logging.getLogger("signoff.bot")
 
@@ -52,6 +60,10 @@ class SlackBot:
     client: AsyncWebClient
     deps: Deps
     notifier: Notifier
+
+
+SLACK_BOT = web.AppKey("signoff.slack", SlackBot)
+"""Where ``create_web_app`` keeps the Slack adapter, for route installers to find it."""
 
 
 def make_client(

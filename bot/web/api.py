@@ -19,15 +19,14 @@ Routes (see ``/openapi.json``):
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot.settings import Settings
+from bot.web.auth import bearer_token_middleware
 from bot.web.models import (
     CancelRequest,
     EventList,
@@ -45,8 +44,14 @@ from bot.web.models import (
     WorkflowList,
     WorkflowView,
 )
-from bot.web.openapi import Header, Operation, add_operations, install_openapi
-from bot.web.problems import Problem, json_response, problems, read_json
+from bot.web.openapi import Header, Operation, install_openapi, mount_operations
+from bot.web.problems import (
+    Problem,
+    json_not_found,
+    json_response,
+    problem_middleware,
+    read_json,
+)
 from bot.web.sse import CLOSING, stream_events
 from bot.web.triggers import check_idempotency_key, start_run
 from bot.web.views import (
@@ -58,12 +63,13 @@ from bot.web.views import (
 )
 from engine import Engine, RunNotFound, field_errors
 
-__all__ = ["ApiHandlers", "install_api"]
+__all__ = ["API_PREFIX", "ApiHandlers", "install_api"]
 
 log = logging.getLogger("signoff.api")
 
 M = TypeVar("M", bound=BaseModel)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+API_PREFIX = "/api"
 
 _AUTH_ERRORS = (400, 401, 503)
 
@@ -90,39 +96,16 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 
 class ApiHandlers:
-    """The REST handlers, bound to an engine and the settings.
+    """The REST handlers, bound to an engine (authentication is the sub-app's middleware).
 
     Args:
         engine: the engine to act on.
-        settings: where the API token comes from.
         stream_poll: how often the SSE stream looks for new history entries.
     """
 
-    def __init__(self, engine: Engine, settings: Settings, *, stream_poll: float = 0.25) -> None:
+    def __init__(self, engine: Engine, *, stream_poll: float = 0.25) -> None:
         self.engine = engine
-        self.settings = settings
         self.stream_poll = stream_poll
-
-    def guard(self, handler: Handler) -> Handler:
-        """Wrap ``handler``: token check first, then JSON errors for Problems/engine errors."""
-
-        async def checked(request: web.Request) -> web.StreamResponse:
-            self.authenticate(request)
-            return await handler(request)
-
-        return problems(invalid_status=422)(checked)
-
-    def authenticate(self, request: web.Request) -> None:
-        """Raise 503 if the API is disabled, 401 unless the bearer token matches."""
-        token = self.settings.api_token
-        if token is None:
-            raise Problem(
-                503, "api_disabled", "the REST API is disabled: set SIGNOFF_API_TOKEN to enable it"
-            )
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        expected = token.get_secret_value().encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise Problem(401, "unauthorized", "send Authorization: Bearer <SIGNOFF_API_TOKEN>")
 
     # -- workflows ------------------------------------------------------------------
     async def list_workflows(self, request: web.Request) -> web.StreamResponse:
@@ -189,7 +172,7 @@ class ApiHandlers:
             request.match_info["run_id"],
             after=after,
             poll_interval=self.stream_poll,
-            closing=request.app.get(CLOSING),
+            closing=request.config_dict.get(CLOSING),
         )
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
@@ -240,7 +223,6 @@ class ApiHandlers:
     # -- routing --------------------------------------------------------------------
     def operations(self) -> list[Operation]:
         """The API's routes with what the OpenAPI document says about them."""
-        g = self.guard
         idem = Header(
             "Idempotency-Key",
             "Retries with the same key return the run the first request started",
@@ -253,7 +235,7 @@ class ApiHandlers:
                 "/api/workflows",
                 "listWorkflows",
                 "List workflows and their schemas",
-                g(self.list_workflows),
+                self.list_workflows,
                 WorkflowList,
                 errors=_AUTH_ERRORS,
                 tag="workflows",
@@ -263,7 +245,7 @@ class ApiHandlers:
                 "/api/workflows/{name}",
                 "getWorkflow",
                 "Get a workflow's schemas",
-                g(self.get_workflow),
+                self.get_workflow,
                 WorkflowView,
                 errors=run_errors,
                 tag="workflows",
@@ -273,7 +255,7 @@ class ApiHandlers:
                 "/api/runs",
                 "startRun",
                 "Start a run",
-                g(self.start),
+                self.start,
                 RunCreated,
                 status=202,
                 body=StartRunRequest,
@@ -285,7 +267,7 @@ class ApiHandlers:
                 "/api/runs",
                 "listRuns",
                 "List runs, newest first",
-                g(self.list_runs),
+                self.list_runs,
                 RunList,
                 query=RunsQuery,
                 errors=_AUTH_ERRORS,
@@ -295,7 +277,7 @@ class ApiHandlers:
                 "/api/runs/{run_id}",
                 "getRun",
                 "Get a run: status, output, steps, pending interrupts, history",
-                g(self.get_run),
+                self.get_run,
                 RunDetailView,
                 errors=run_errors,
             ),
@@ -304,7 +286,7 @@ class ApiHandlers:
                 "/api/runs/{run_id}/events",
                 "listRunEvents",
                 "Get a run's history",
-                g(self.events),
+                self.events,
                 EventList,
                 query=EventsQuery,
                 errors=run_errors,
@@ -314,7 +296,7 @@ class ApiHandlers:
                 "/api/runs/{run_id}/stream",
                 "streamRunEvents",
                 "Follow a run's history (Server-Sent Events) until it finishes",
-                g(self.stream),
+                self.stream,
                 query=EventsQuery,
                 errors=run_errors,
                 media_type="text/event-stream",
@@ -325,7 +307,7 @@ class ApiHandlers:
                 "/api/runs/{run_id}/cancel",
                 "cancelRun",
                 "Cancel a run",
-                g(self.cancel),
+                self.cancel,
                 RunView,
                 body=CancelRequest,
                 errors=body_errors,
@@ -335,7 +317,7 @@ class ApiHandlers:
                 "/api/interrupts",
                 "listInterrupts",
                 "List pending interrupts with their resume schemas",
-                g(self.list_interrupts),
+                self.list_interrupts,
                 InterruptList,
                 query=InterruptsQuery,
                 errors=_AUTH_ERRORS,
@@ -346,7 +328,7 @@ class ApiHandlers:
                 "/api/runs/{run_id}/interrupts/{interrupt_id}/resume",
                 "resumeInterrupt",
                 "Answer an interrupt",
-                g(self.resume),
+                self.resume,
                 ResumeResult,
                 body=ResumeRequest,
                 errors=(*body_errors, 403, 422),
@@ -355,37 +337,21 @@ class ApiHandlers:
         ]
 
 
-_PREFIXES = ("/api/", "/hooks/")
-
-
-@web.middleware
-async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer unknown routes under ``/api/`` and ``/hooks/`` with a JSON error too.
-
-    Clients of a JSON API should never have to parse aiohttp's plain-text 404/405 (e.g.
-    for an interrupt id sent with an unencoded ``#``, which cuts the path short).
-    """
-    try:
-        return await handler(request)
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
-        if not request.path.startswith(_PREFIXES):
-            raise
-        message = f"no route {request.method} {request.path}"
-        if isinstance(exc, web.HTTPNotFound):
-            message += " (percent-encode ids that contain '/', '#' or '?')"
-        return Problem(exc.status, "no_route", message).response()
-
-
 async def _signal_closing(app: web.Application) -> None:
     app[CLOSING].set()
 
 
 def install_api(app: web.Application, engine: Engine, settings: Settings) -> None:
-    """Add the REST API, ``/openapi.json`` and the SSE shutdown hook to ``app``."""
-    handlers = ApiHandlers(engine, settings, stream_poll=min(0.25, settings.poll_interval))
-    add_operations(app, handlers.operations())
+    """Mount the REST API at ``/api``; serve ``/openapi.json``; end SSE streams on shutdown."""
+    handlers = ApiHandlers(engine, stream_poll=min(0.25, settings.poll_interval))
+    # Outermost first: errors (the token check's too) become JSON, then the token is checked.
+    api = web.Application(
+        middlewares=[problem_middleware(invalid_status=422), bearer_token_middleware(settings)]
+    )
+    mount_operations(app, API_PREFIX, api, handlers.operations())
     install_openapi(app)
-    app.middlewares.append(json_not_found)
+    if json_not_found not in app.middlewares:
+        app.middlewares.append(json_not_found)
     if CLOSING not in app:
         app[CLOSING] = asyncio.Event()
         app.on_shutdown.append(_signal_closing)

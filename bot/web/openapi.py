@@ -1,10 +1,10 @@
 """The OpenAPI 3.1 document, generated from the routes' pydantic models.
 
 Each module declares its routes as ``Operation`` records and adds them with
-``add_operations``, which both registers the aiohttp route and remembers the operation;
-``GET /openapi.json`` builds the document from those records and the models'
-``model_json_schema``. Nothing in the document is written by hand, so it cannot drift
-from what the handlers accept and return.
+``add_operations`` (or ``mount_operations`` for a sub-app), which both registers the
+aiohttp routes and remembers the operations; ``GET /openapi.json`` builds the document
+from those records and the models' ``model_json_schema``. Nothing in the document is
+written by hand, so it cannot drift from what the handlers accept and return.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "add_operations",
     "build_document",
     "install_openapi",
+    "mount_operations",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,11 +98,32 @@ class Operation:
 
 def add_operations(app: web.Application, operations: Sequence[Operation]) -> None:
     """Register the operations' routes on ``app`` and record them for the document."""
-    if OPERATIONS not in app:
-        app[OPERATIONS] = []
     for op in operations:
         app.router.add_route(op.method, op.path, op.handler)
-        app[OPERATIONS].append(op)
+    _record(app, operations)
+
+
+def mount_operations(
+    app: web.Application, prefix: str, sub_app: web.Application, operations: Sequence[Operation]
+) -> None:
+    """Serve ``operations`` from ``sub_app`` mounted on ``app`` at ``prefix``.
+
+    Operations keep their full paths (``/api/runs``) so the document shows what clients
+    call; the sub-app's routes are those paths without the prefix. The sub-app's
+    middlewares (authentication, JSON errors) then apply to exactly these routes.
+    """
+    for op in operations:
+        if not op.path.startswith(prefix + "/"):
+            raise ValueError(f"{op.path} is not under {prefix}")
+        sub_app.router.add_route(op.method, op.path.removeprefix(prefix), op.handler)
+    _record(app, operations)
+    app.add_subapp(prefix, sub_app)
+
+
+def _record(app: web.Application, operations: Sequence[Operation]) -> None:
+    if OPERATIONS not in app:
+        app[OPERATIONS] = []
+    app[OPERATIONS].extend(operations)
 
 
 # One Server-Sent Event as a client parses it; ``data`` holds a JSON-encoded ``Event``.

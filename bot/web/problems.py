@@ -1,19 +1,19 @@
 """HTTP plumbing shared by the webhook and REST handlers: JSON bodies and JSON errors.
 
-Handlers raise ``Problem`` (or let engine errors through); ``problems`` turns both into
-a JSON body ``{"error": code, "message": ..., ...}`` with the right status, so no handler
-builds an error response by hand and every error looks the same.
+Handlers raise ``Problem`` (or let engine errors through); ``problem_middleware`` turns both into
+a JSON body ``{"error": code, "message": ..., ...}`` with the right status. The REST API
+and the webhooks are sub-applications with ``problem_middleware``, so no handler builds an
+error response by hand and every error looks the same.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel
 
 from engine import (
@@ -33,8 +33,9 @@ from engine import (
 __all__ = [
     "MAX_BODY",
     "Problem",
+    "json_not_found",
     "json_response",
-    "problems",
+    "problem_middleware",
     "read_body",
     "read_json",
 ]
@@ -42,8 +43,6 @@ __all__ = [
 log = logging.getLogger("signoff.http")
 
 MAX_BODY = 1024 * 1024  # 1 MiB: far above any sane workflow input, far below a DoS
-
-P = ParamSpec("P")
 
 
 class Problem(Exception):
@@ -118,32 +117,49 @@ def from_engine_error(exc: Exception, *, invalid_status: int) -> Problem | None:
     return None
 
 
-def problems(
-    *, invalid_status: int
-) -> Callable[
-    [Callable[P, Awaitable[web.StreamResponse]]], Callable[P, Awaitable[web.StreamResponse]]
-]:
-    """Decorate a handler (function or method) so Problems and engine errors become JSON
-    error responses."""
+def problem_middleware(*, invalid_status: int) -> Middleware:
+    """Middleware turning Problems and engine errors into JSON error responses.
 
-    def wrap(
-        handler: Callable[P, Awaitable[web.StreamResponse]],
-    ) -> Callable[P, Awaitable[web.StreamResponse]]:
-        @functools.wraps(handler)
-        async def handle(*args: P.args, **kwargs: P.kwargs) -> web.StreamResponse:
-            try:
-                return await handler(*args, **kwargs)
-            except Problem as p:
-                return p.response()
-            except Exception as exc:
-                problem = from_engine_error(exc, invalid_status=invalid_status)
-                if problem is None:
-                    raise
-                return problem.response()
+    Args:
+        invalid_status: the status for failed validation of inputs and answers (see
+            ``from_engine_error``).
+    """
 
-        return handle
+    @web.middleware
+    async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Problem as p:
+            return p.response()
+        except Exception as exc:
+            problem = from_engine_error(exc, invalid_status=invalid_status)
+            if problem is None:
+                raise
+            return problem.response()
 
-    return wrap
+    return problems
+
+
+_JSON_PREFIXES = ("/api/", "/hooks/")
+
+
+@web.middleware
+async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer unknown routes under ``/api/`` and ``/hooks/`` with a JSON error too.
+
+    Clients of a JSON API should never have to parse aiohttp's plain-text 404/405 (e.g.
+    for an interrupt id sent with an unencoded ``#``, which cuts the path short). This runs
+    on the root application: aiohttp resolves an unknown path there, not in a sub-app.
+    """
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith(_JSON_PREFIXES):
+            raise
+        message = f"no route {request.method} {request.path}"
+        if isinstance(exc, web.HTTPNotFound):
+            message += " (percent-encode ids that contain '/', '#' or '?')"
+        return Problem(exc.status, "no_route", message).response()
 
 
 def is_json(request: web.Request) -> bool:

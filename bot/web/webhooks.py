@@ -33,14 +33,15 @@ from aiohttp import web
 
 from bot.settings import Settings
 from bot.web.models import EventAccepted, RunCreated
-from bot.web.openapi import Header, Operation, add_operations
+from bot.web.openapi import Header, Operation, mount_operations
 from bot.web.problems import (
     MAX_BODY,
     Problem,
     is_json,
+    json_not_found,
     json_response,
     parse_json,
-    problems,
+    problem_middleware,
     read_body,
 )
 from bot.web.triggers import check_idempotency_key, start_run
@@ -51,6 +52,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "TOLERANCE",
+    "WEBHOOKS_PREFIX",
     "WebhookHandlers",
     "install_webhooks",
     "sign",
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("signoff.webhooks")
+
+WEBHOOKS_PREFIX = "/hooks"
 
 TIMESTAMP_HEADER = "X-Signoff-Timestamp"
 SIGNATURE_HEADER = "X-Signoff-Signature"
@@ -156,7 +160,6 @@ class WebhookHandlers:
             raise Problem(404, "unknown_workflow", f"no workflow named {workflow!r}") from None
         return body
 
-    @problems(invalid_status=400)
     async def start(self, request: web.Request) -> web.StreamResponse:
         """``POST /hooks/{workflow}``: start a run with the body as its input."""
         workflow = request.match_info["workflow"]
@@ -167,7 +170,6 @@ class WebhookHandlers:
         created = RunCreated(run_id=run.id, status=run.status, links=run_links(run.id))
         return json_response(created, status=202)
 
-    @problems(invalid_status=400)
     async def event(self, request: web.Request) -> web.StreamResponse:
         """``POST /hooks/{workflow}/runs/{run_id}/events/{name}``: deliver an event."""
         workflow = request.match_info["workflow"]
@@ -187,15 +189,19 @@ class WebhookHandlers:
 
 
 def install_webhooks(app: web.Application, engine: Engine, settings: Settings) -> None:
-    """Add the webhook routes to ``app``."""
+    """Mount the webhook routes at ``/hooks`` on ``app``."""
     handlers = WebhookHandlers(engine, settings)
     signature = (
         Header(TIMESTAMP_HEADER, "Unix seconds when the request was signed", required=True),
         Header(SIGNATURE_HEADER, "v1=<hex HMAC-SHA256 of timestamp.body>", required=True),
     )
     errors = (400, 401, 404, 409, 413, 415, 503)
-    add_operations(
+    # Invalid input is a 400 here, as documented above; the REST API answers 422.
+    hooks = web.Application(middlewares=[problem_middleware(invalid_status=400)])
+    mount_operations(
         app,
+        WEBHOOKS_PREFIX,
+        hooks,
         [
             Operation(
                 "POST",
@@ -227,3 +233,5 @@ def install_webhooks(app: web.Application, engine: Engine, settings: Settings) -
             ),
         ],
     )
+    if json_not_found not in app.middlewares:
+        app.middlewares.append(json_not_found)
