@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli.tables import event_line, run_report, runs_table, workflow_report, workflows_table
-from bot.config import ConfigError, load_settings
 from bot.loader import load_workflows
 from bot.logs import configure_logging, secrets_of
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings, load_settings
 from bot.web.triggers import scoped_key
 from bot.web.views import describe_workflow, resume_schema
 from engine import (
