@@ -22,9 +22,9 @@ from bot.server import SLACK_EVENTS_PATH
 from bot.slack import action_ids
 from engine import DefinitionError, Engine, RunStatus, open_store
 from tests.bot import wf_loader_samples
-from tests.bot.harness import SECRET, Bot
 from tests.e2e import wf_approvals
 from tests.fakes.slack_api import FakeSlack
+from tests.support.slack_bot import SECRET, Bot
 
 
 async def post_status(app: web.Application, path: str) -> int:

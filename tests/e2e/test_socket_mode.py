@@ -18,9 +18,10 @@ from aiohttp.test_utils import TestServer
 
 from bot.server import run_service
 from bot.slack import action_ids
-from tests.bot.harness import CHANNEL, USERS, eventually, settings_for
 from tests.fakes.signing import block_actions_payload, slash_command_body
 from tests.fakes.slack_api import FakeSlack
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, USERS, settings_for
 
 APP_TOKEN = "xapp-1-test-app-token"
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.web.webhooks import sign, verify
 from engine import RunStatus
-from tests.bot.service_helpers import SECRET, Service, running_service, signed
+from tests.bot.web.service import SECRET, Service, running_service, signed
 
 
 @pytest.fixture

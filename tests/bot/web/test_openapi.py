@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.web.models import ResumeRequest, RunDetailView, StartRunRequest
-from tests.bot.service_helpers import AUTH, TOKEN, running_service
+from tests.bot.web.service import AUTH, TOKEN, running_service
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 

@@ -1,6 +1,6 @@
 """Small workflows the service tests (API, webhooks, CLI, serve) run.
 
-Loaded by ``SIGNOFF_WORKFLOWS=tests.bot.service_workflows`` in subprocess tests, so it
+Loaded by ``SIGNOFF_WORKFLOWS=tests.bot.web.workflows`` in subprocess tests, so it
 must import cleanly on its own. ``SLOW_SECONDS`` is how long the ``slow`` step takes.
 """
 

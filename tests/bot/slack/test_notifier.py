@@ -12,8 +12,9 @@ import pytest
 from bot import posted_messages
 from bot.slack import action_ids
 from engine import OutboxMessage, RunStatus
-from tests.bot.harness import CHANNEL, Bot, eventually
 from tests.fakes.slack_api import Failure
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, Bot
 
 
 def request_posts(bot: Bot) -> list[object]:

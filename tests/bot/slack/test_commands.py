@@ -7,7 +7,8 @@ import pytest
 from bot.slack import commands
 from bot.slack.commands import parse_input
 from engine import RunStatus
-from tests.bot.harness import ADMIN, Bot, eventually
+from tests.support.polling import eventually
+from tests.support.slack_bot import ADMIN, Bot
 
 # -- parsing the input ---------------------------------------------------------------------
 

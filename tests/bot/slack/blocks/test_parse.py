@@ -20,7 +20,7 @@ from bot.slack.blocks.parse import (
     validate_submission,
 )
 from bot.slack.blocks.render import render_modal, render_request_message
-from tests.bot.resume_models import (
+from tests.bot.slack.blocks.resume_models import (
     Approval,
     ApprovalWithReason,
     Everything,

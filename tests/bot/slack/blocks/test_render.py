@@ -24,7 +24,7 @@ from bot.slack.blocks.render import (
     render_progress_message,
     render_request_message,
 )
-from tests.bot.resume_models import (
+from tests.bot.slack.blocks.resume_models import (
     ALL_MODELS,
     Acknowledge,
     Approval,

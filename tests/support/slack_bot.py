@@ -6,7 +6,6 @@ the way Slack sends them (``tests.fakes.signing``) and POSTed to ``/slack/events
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,6 +30,7 @@ from tests.fakes.signing import (
     view_submission_payload,
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
+from tests.support.polling import eventually
 
 __all__ = [
     "ADMIN",
@@ -65,22 +65,6 @@ def settings_for(fake: FakeSlack, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout: float = 5.0, what: str = "condition"
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

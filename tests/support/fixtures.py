@@ -1,4 +1,4 @@
-"""Fixtures for the Slack adapter tests: a fake Slack API and a client wired to it."""
+"""Fixtures for any test: a fake Slack Web API and a client wired to it, with no proxy."""
 
 from __future__ import annotations
 
@@ -31,7 +31,3 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 def slack_client(fake_slack: FakeSlack) -> AsyncWebClient:
     """An ``AsyncWebClient`` with the fake's valid bot token."""
     return fake_slack.client()
-
-
-# The running-service fixtures live with their helpers; re-exported here for pytest.
-from tests.bot.harness import bot, make_bot  # noqa: E402, F401

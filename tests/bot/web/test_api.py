@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from engine import RunStatus
-from tests.bot.service_helpers import AUTH, Service, running_service
+from tests.bot.web.service import AUTH, Service, running_service
 
 
 @pytest.fixture
@@ -46,6 +46,19 @@ async def test_missing_or_wrong_token_is_401(db: str) -> None:
         basic = await svc.client.get("/api/runs", headers={"Authorization": "Basic dG9r"})
         assert basic.status == 401
         assert (await svc.client.get("/openapi.json")).status == 200  # docs need no token
+
+
+async def test_unknown_routes_are_json_404_and_405_before_any_token_check(db: str) -> None:
+    async with running_service(db) as svc:
+        missing = await svc.client.get("/api/nope")
+        assert missing.status == 404
+        assert (await missing.json())["error"] == "no_route"
+        wrong_method = await svc.client.delete("/api/runs")
+        assert wrong_method.status == 405
+        assert (await wrong_method.json())["error"] == "no_route"
+        hook = await svc.client.get("/hooks/order")
+        assert hook.status == 405
+        assert (await hook.json())["error"] == "no_route"
 
 
 async def test_without_a_token_the_api_is_disabled_and_says_so(db: str) -> None:

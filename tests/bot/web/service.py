@@ -17,7 +17,7 @@ from bot.web.api import install_api
 from bot.web.metrics import install_metrics
 from bot.web.webhooks import install_webhooks, sign
 from engine import Engine, Workflow, open_store
-from tests.bot.service_workflows import WORKFLOWS
+from tests.bot.web.workflows import WORKFLOWS
 
 Installer = Callable[[web.Application, Engine, Settings], None]
 INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_api, install_metrics)

@@ -9,7 +9,8 @@ import pytest
 
 from bot.slack import action_ids, listeners
 from engine import ResumeValidationError, RunStatus
-from tests.bot.harness import Bot, eventually
+from tests.support.polling import eventually
+from tests.support.slack_bot import Bot
 
 
 async def open_refund_modal(bot: Bot) -> tuple[str, dict[str, Any]]:

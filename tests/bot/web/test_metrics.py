@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bot.service_helpers import Service, running_service
+from tests.bot.web.service import Service, running_service
 
 
 async def scrape(svc: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -9,8 +9,9 @@ from typing import Any
 from bot import RefSigner
 from bot.slack import action_ids
 from engine import InterruptStatus
-from tests.bot.harness import Bot, eventually
 from tests.fakes.signing import block_actions_payload, interactive_body, slash_command_body
+from tests.support.polling import eventually
+from tests.support.slack_bot import Bot
 
 
 async def assert_nothing_changed(bot: Bot, run_id: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from bot.slack import action_ids
-from tests.bot.harness import Bot, eventually
+from tests.support.polling import eventually
+from tests.support.slack_bot import Bot
 
 SLOW = 1.5  # seconds each slowed Slack call takes
 

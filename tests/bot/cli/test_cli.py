@@ -15,7 +15,7 @@ import pytest
 from bot.cli import main
 from engine import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SIGNOFF = Path(sys.executable).with_name("signoff")
 
 
@@ -27,7 +27,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
             monkeypatch.delenv(name)
     values = {
         "SIGNOFF_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
-        "SIGNOFF_WORKFLOWS": "tests.bot.service_workflows",
+        "SIGNOFF_WORKFLOWS": "tests.bot.web.workflows",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
