@@ -26,9 +26,10 @@ from bot.server import (
 )
 from bot.settings import Settings
 from bot.slack.app import SlackBot, attach_slack, make_client
-from bot.slack.authorization import UsergroupAuthorizer, describe_responders, group_id
+from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.blocks.fields import SlackChannel, SlackUser
 from bot.slack.blocks.forms import check_renderable
+from bot.slack.blocks.responders import describe_responders, group_id
 from bot.slack.notifier import Notifier, PostedMessage, posted_messages
 from bot.slack.refs import Ref, RefSigner
 

@@ -17,40 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks.text import mention
+from bot.slack.blocks.responders import GROUP_PREFIX, describe_responders, group_id
 from engine import Interrupt
 
 __all__ = ["GROUP_PREFIX", "UsergroupAuthorizer", "describe_responders", "group_id"]
 
 log = logging.getLogger("signoff.bot.authorization")
-
-GROUP_PREFIX = "group:"
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-
-
-def group_id(responder: str) -> str | None:
-    """The Slack user group id a responder entry names, or None if it names none."""
-    candidate = responder.removeprefix(GROUP_PREFIX)
-    return candidate if _GROUP_ID.match(candidate) else None
-
-
-def describe_responders(responders: Sequence[str]) -> str:
-    """Who may respond, as mrkdwn: ``<@U1>, <!subteam^S1>``, or "anyone in the channel"."""
-    if not responders:
-        return "anyone in the channel"
-    shown = []
-    for responder in responders:
-        group = group_id(responder)
-        shown.append(f"<!subteam^{group}>" if group else mention(responder))
-    return ", ".join(shown)
 
 
 @dataclass

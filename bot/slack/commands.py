@@ -20,8 +20,8 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.slack.authorization import describe_responders
 from bot.slack.blocks.compose import cancellation, finished_text
+from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from bot.slack.deps import Deps
 from bot.slack.listeners import after_ack

@@ -31,7 +31,6 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.authorization import group_id
 from bot.slack.blocks.compose import (
     cancellation,
     current_message,
@@ -40,6 +39,7 @@ from bot.slack.blocks.compose import (
     request_info,
 )
 from bot.slack.blocks.render import Message
+from bot.slack.blocks.responders import group_id
 from bot.slack.refs import RefSigner
 from engine import (
     Engine,

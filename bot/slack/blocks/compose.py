@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
-from bot.slack.authorization import describe_responders
 from bot.slack.blocks.layout import plain_text
 from bot.slack.blocks.render import (
     Message,
@@ -27,6 +26,7 @@ from bot.slack.blocks.render import (
     render_progress_message,
     render_request_message,
 )
+from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from engine import (
     AlreadyResolved,
