@@ -33,11 +33,13 @@ from engine import (
 __all__ = [
     "MAX_BODY",
     "Problem",
+    "check_length",
     "json_not_found",
     "json_response",
     "problem_middleware",
     "read_body",
     "read_json",
+    "require_json",
 ]
 
 log = logging.getLogger("signoff.http")
@@ -170,21 +172,37 @@ def is_json(request: web.Request) -> bool:
     )
 
 
+def require_json(request: web.Request) -> None:
+    """Refuse (415) a body that is not JSON."""
+    if not is_json(request):
+        raise Problem(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+
+
+def check_length(request: web.Request, limit: int = MAX_BODY) -> None:
+    """Refuse (413) a body whose declared Content-Length is over ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "body_too_large", f"the body is larger than {limit} bytes")
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The raw body, refusing (413) anything over ``limit`` bytes before reading it all.
 
     The stream is read directly so the limit holds whatever ``client_max_size`` the
     application was built with, and for chunked bodies without a Content-Length.
     """
-    too_large = Problem(413, "body_too_large", f"the body is larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
+    check_length(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -199,8 +217,5 @@ def parse_json(body: bytes) -> Any:
 
 async def read_json(request: web.Request, limit: int = MAX_BODY) -> Any:
     """Check the content type (415), the size (413) and parse the body (400)."""
-    if not is_json(request):
-        raise Problem(
-            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
-        )
+    require_json(request)
     return parse_json(await read_body(request, limit))

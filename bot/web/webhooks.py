@@ -37,12 +37,13 @@ from bot.web.openapi import Header, Operation, mount_operations
 from bot.web.problems import (
     MAX_BODY,
     Problem,
-    is_json,
+    check_length,
     json_not_found,
     json_response,
     parse_json,
     problem_middleware,
     read_body,
+    require_json,
 )
 from bot.web.triggers import check_idempotency_key, start_run
 from bot.web.views import run_links
@@ -126,14 +127,8 @@ class WebhookHandlers:
 
     async def _authenticated_body(self, request: web.Request, workflow: str) -> bytes:
         """Size, type and signature checks, in that order; the verified raw body."""
-        if request.content_length is not None and request.content_length > self.max_body:
-            raise Problem(413, "body_too_large", f"the body is larger than {self.max_body} bytes")
-        if not is_json(request):
-            raise Problem(
-                415,
-                "unsupported_media_type",
-                "send the body as JSON (Content-Type: application/json)",
-            )
+        check_length(request, self.max_body)
+        require_json(request)
         body = await read_body(request, self.max_body)
         secret = self.settings.webhook_secret_for(workflow)
         if secret is None:

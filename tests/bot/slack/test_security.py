@@ -22,7 +22,8 @@ async def assert_nothing_changed(bot: Bot, run_id: str) -> None:
     assert bot.fake.calls("chat.update") == []
 
 
-async def test_a_bad_signature_is_refused_with_401(bot: Bot) -> None:
+async def approve_click(bot: Bot) -> tuple[str, bytes]:
+    """A new run and the body of U0ALICE's click on its Approve button, not yet sent."""
     run_id = await bot.start("change", {"service": "billing"})
     message = await bot.message(run_id)
     body = interactive_body(
@@ -33,6 +34,11 @@ async def test_a_bad_signature_is_refused_with_401(bot: Bot) -> None:
             user_id="U0ALICE",
         )  # fmt: skip
     )
+    return run_id, body
+
+
+async def test_a_bad_signature_is_refused_with_401(bot: Bot) -> None:
+    run_id, body = await approve_click(bot)
 
     reply = await bot.send(body, wrong_secret="not-the-secret")
 
@@ -42,16 +48,7 @@ async def test_a_bad_signature_is_refused_with_401(bot: Bot) -> None:
 
 
 async def test_a_stale_timestamp_is_refused_with_401(bot: Bot) -> None:
-    run_id = await bot.start("change", {"service": "billing"})
-    message = await bot.message(run_id)
-    body = interactive_body(
-        block_actions_payload(
-            message=message.to_api(),
-            action_id=action_ids.APPROVE,
-            channel_id=message.channel,
-            user_id="U0ALICE",
-        )  # fmt: skip
-    )
+    run_id, body = await approve_click(bot)
 
     assert (await bot.send(body, stale=True)).status == 401
     assert (await bot.send(slash_command_body(text="list"), stale=True)).status == 401
