@@ -70,7 +70,7 @@ USERS = ("U0ALICE", "U0BOB", "U0CAROL")
 EVENTS_PATH = "/slack/events"
 WORKFLOW_MODULE = "tests.e2e.wf_approvals"
 WORKFLOW = "change"
-APPROVE = "signoff:approve"  # bot.action_ids.APPROVE
+APPROVE = "signoff:approve"  # bot.slack.action_ids.APPROVE
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 _DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 

@@ -8,7 +8,6 @@ Run the service with ``python -m bot``; embed it with::
     app = create_web_app(engine, settings)  # before the engine starts
 """
 
-from bot.authorization import UsergroupAuthorizer, describe_responders, group_id
 from bot.errors import (
     BotError,
     InvalidReference,
@@ -16,11 +15,7 @@ from bot.errors import (
     UnknownAction,
     UnsupportedResumeModel,
 )
-from bot.fields import SlackChannel, SlackUser
 from bot.loader import check_slack_renderable, load_workflows
-from bot.notifier import Notifier, PostedMessage, posted_messages
-from bot.refs import Ref, RefSigner
-from bot.schema import check_renderable
 from bot.server import (
     ROUTE_INSTALLERS,
     SLACK_BOT,
@@ -30,7 +25,13 @@ from bot.server import (
     serve,
 )
 from bot.settings import Settings
-from bot.slack_app import SlackBot, attach_slack, make_client
+from bot.slack.app import SlackBot, attach_slack, make_client
+from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.blocks.fields import SlackChannel, SlackUser
+from bot.slack.blocks.forms import check_renderable
+from bot.slack.blocks.responders import describe_responders, group_id
+from bot.slack.notifier import Notifier, PostedMessage, posted_messages
+from bot.slack.refs import Ref, RefSigner
 
 __all__ = [
     "ROUTE_INSTALLERS",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from bot.errors import UnsupportedResumeModel
-from bot.schema import check_renderable
+from bot.slack.blocks.forms import check_renderable
 from engine import DefinitionError, StepDef, Workflow
 
 __all__ = ["check_slack_renderable", "load_workflows"]

@@ -16,15 +16,15 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.api import install_api
 from bot.loader import check_slack_renderable, load_workflows
-from bot.metrics import install_metrics
 from bot.settings import Settings
-from bot.slack_app import SlackBot, attach_slack, make_client
-from bot.webhooks import install_webhooks
+from bot.slack.app import SLACK_BOT, SlackBot, attach_slack, make_client
+from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
+from bot.web.api import install_api
+from bot.web.metrics import install_metrics
+from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
 
 __all__ = [
@@ -43,30 +43,10 @@ __all__ = [
 
 log = logging.getLogger("signoff.server")
 
-SLACK_EVENTS_PATH = "/slack/events"
 ENGINE = web.AppKey("signoff.engine", Engine)
 SETTINGS = web.AppKey("signoff.settings", Settings)
-SLACK_BOT = web.AppKey("signoff.slack", SlackBot)
 
 RouteInstaller = Callable[[web.Application, Engine, Settings], None]
-
-
-def install_slack_routes(app: web.Application, engine: Engine, settings: Settings) -> None:
-    """``POST /slack/events``: events, interactivity and slash commands, signed by Slack.
-
-    Not mounted in Socket Mode (Slack then delivers over the websocket) or without Slack
-    credentials.
-    """
-    if SLACK_BOT not in app or settings.socket_mode:
-        return
-    bolt = app[SLACK_BOT].app
-
-    async def slack_events(request: web.Request) -> web.Response:
-        # Bolt verifies the signature over the raw body and answers 401 when it is wrong.
-        response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
-
-    app.router.add_post(SLACK_EVENTS_PATH, slack_events)
 
 
 ROUTE_INSTALLERS: list[RouteInstaller] = [

@@ -1,13 +1,32 @@
-"""Configuration of the Signoff service, read from the environment and ``.env``."""
+"""Configuration of the Signoff service, read from the environment and ``.env``.
+
+``load_settings`` reads it at start-up and says, one line per problem, what is wrong.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasGenerator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from engine import field_errors
+
+__all__ = ["ENV_PREFIX", "ConfigError", "LogFormat", "Settings", "describe_errors", "load_settings"]
+
+
+ENV_PREFIX = "SIGNOFF_"
+"""Signoff's own environment variables are ``SIGNOFF_`` and the field name in capitals."""
 
 
 class LogFormat(StrEnum):
@@ -26,8 +45,16 @@ class Settings(BaseSettings):
     """
 
     # Empty values mean "not set", so a copied .env.example with blanks works as is.
+    # Every field is read from SIGNOFF_<FIELD> unless it names its own (Slack's) variable.
+    # An alias generator rather than env_prefix: the alias is also the keyword and the
+    # name in validation errors, so Settings(SIGNOFF_PORT=...) and "SIGNOFF_PORT: ..."
+    # messages keep working, where env_prefix would silently ignore such keywords.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        alias_generator=AliasGenerator(validation_alias=lambda name: ENV_PREFIX + name.upper()),
     )
 
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
@@ -36,39 +63,27 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
-    slash_command: str = Field(default="/signoff", validation_alias="SIGNOFF_SLASH_COMMAND")
-    admins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias="SIGNOFF_ADMINS"
-    )
-    default_channel: str | None = Field(default=None, validation_alias="SIGNOFF_DEFAULT_CHANNEL")
+    slash_command: str = "/signoff"
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_channel: str | None = None
 
-    database_url: str = Field(
-        default="sqlite:///signoff.db", validation_alias="SIGNOFF_DATABASE_URL"
-    )
-    workflows: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias="SIGNOFF_WORKFLOWS"
-    )
-    host: str = Field(default="127.0.0.1", validation_alias="SIGNOFF_HOST")
-    port: int = Field(default=3000, ge=0, le=65535, validation_alias="SIGNOFF_PORT")
-    webhook_secret: SecretStr | None = Field(
-        default=None, validation_alias="SIGNOFF_WEBHOOK_SECRET"
-    )
+    database_url: str = "sqlite:///signoff.db"
+    workflows: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    webhook_secret: SecretStr | None = None
     # Per-workflow secrets as a JSON object {"deploy": "s3cret", ...}; they win over the
     # shared SIGNOFF_WEBHOOK_SECRET so one leaked sender secret exposes one workflow only.
-    webhook_secrets: dict[str, SecretStr] = Field(
-        default_factory=dict, validation_alias="SIGNOFF_WEBHOOK_SECRETS"
-    )
-    api_token: SecretStr | None = Field(default=None, validation_alias="SIGNOFF_API_TOKEN")
-    log_level: str = Field(default="INFO", validation_alias="SIGNOFF_LOG_LEVEL")
-    log_format: LogFormat = Field(default=LogFormat.TEXT, validation_alias="SIGNOFF_LOG_FORMAT")
-    shutdown_grace: float = Field(default=10.0, ge=0, validation_alias="SIGNOFF_SHUTDOWN_GRACE")
-    lease_seconds: float = Field(default=15.0, gt=0, validation_alias="SIGNOFF_LEASE_SECONDS")
-    poll_interval: float = Field(default=1.0, gt=0, validation_alias="SIGNOFF_POLL_INTERVAL")
-    usergroup_cache_seconds: float = Field(
-        default=60.0, ge=0, validation_alias="SIGNOFF_USERGROUP_CACHE_SECONDS"
-    )
-    slack_retries: int = Field(default=2, ge=0, le=10, validation_alias="SIGNOFF_SLACK_RETRIES")
-    slack_timeout: float = Field(default=10.0, gt=0, validation_alias="SIGNOFF_SLACK_TIMEOUT")
+    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    api_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0)
+    usergroup_cache_seconds: float = Field(default=60.0, ge=0)
+    slack_retries: int = Field(default=2, ge=0, le=10)
+    slack_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("workflows", "admins", mode="before")
     @classmethod
@@ -121,3 +136,46 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         """True when SLACK_APP_TOKEN selects Socket Mode."""
         return self.slack_app_token is not None
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` holds one readable line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Pydantic errors as ``"SIGNOFF_PORT: Input should be a valid integer"`` lines.
+
+    The offending values are never echoed: some of them are secrets.
+    """
+    lines = []
+    for where, message in field_errors(exc).items():
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read ``Settings`` from the environment and ``.env`` (ConfigError if invalid)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None
+    except SettingsError as exc:
+        # Raised for values that are not even parseable (e.g. malformed JSON in
+        # SIGNOFF_WEBHOOK_SECRETS); its message names the field, never the value.
+        raise ConfigError([_unparseable(exc)]) from None
+
+
+def _unparseable(exc: SettingsError) -> str:
+    # pydantic-settings says 'error parsing value for field "webhook_secrets" ...': name
+    # the environment variable instead, which is what the operator has to fix.
+    found = re.search(r'field "(\w+)"', str(exc))
+    field = Settings.model_fields.get(found.group(1)) if found else None
+    name = field.validation_alias if field is not None else None
+    cause = exc.__cause__
+    detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+    return f"{name}: cannot parse the value ({detail})" if isinstance(name, str) else detail

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from bot.fields import SlackUser
+from bot import SlackUser
 from engine import OnExpiry, StepContext, Workflow, step
 
 SECURITY_GROUP = os.environ.get("ACCESS_SECURITY_GROUP", "group:S0SECURITY")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from engine import OnExpiry, Retry, StepContext, Workflow, step
 
-# Slack user group ids ("group:S…", see bot.authorization); override per installation.
+# Slack user group ids ("group:S…", see bot.slack.authorization); override per installation.
 PRODUCTION_GROUP = os.environ.get("DEPLOY_PRODUCTION_GROUP", "group:S0PROD")
 DEPLOY_GROUP = os.environ.get("DEPLOY_GROUP", "group:S0DEPLOY")
 PRODUCTION_APPROVALS = 2

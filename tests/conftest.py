@@ -1,6 +1,13 @@
-"""Fixtures for every test directory: the session's throwaway PostgreSQL server.
+"""Fixtures for every test directory, registered once here as plugins.
 
-Defined once here, so the engine suite and the end-to-end tests share one server.
+Each listed module defines its fixtures where its helpers live; listing it here makes
+them available everywhere without re-importing fixture functions under ``# noqa: F401``.
 """
 
-from tests.pg import postgres_server  # noqa: F401  (a session fixture)
+pytest_plugins = [
+    "tests.pg",  # postgres_server: the session's throwaway PostgreSQL server
+    "tests.support.fixtures",  # fake_slack, slack_client, no proxy
+    "tests.support.slack_bot",  # bot, make_bot: a running Signoff wired to the fake Slack
+    "tests.engine.fixtures_runtime",  # probe
+    "tests.e2e.workers",  # workers: real worker processes
+]

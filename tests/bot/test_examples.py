@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -11,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.describe import iter_steps
-from bot.schema import check_renderable
+from bot.slack.blocks.forms import check_renderable
+from bot.web.views import iter_steps
 from engine import (
     DuplicateResponse,
     Engine,
@@ -27,6 +26,7 @@ from engine import (
 from examples.access_request import access_request
 from examples.deploy_approval import deploy_approval
 from examples.expense_approval import expense_approval
+from tests.support.polling import eventually
 
 # Who is in which Slack user group, as the Slack authorizer would find out.
 GROUPS = {
@@ -245,11 +245,3 @@ async def test_access_denial_ends_the_run(make: Make) -> None:
     run = await engine.wait(run_id, timeout=10)
     assert run.status is RunStatus.REJECTED
     assert run.error is not None and "use the read-only role" in run.error.message
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
-    """Poll ``check`` until it returns True."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from engine import Engine, RunStatus, open_store
-from tests.bot.service_helpers import AUTH, TOKEN
-from tests.bot.service_workflows import WORKFLOWS
+from tests.bot.web.service import AUTH, TOKEN
+from tests.bot.web.workflows import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNOFF = Path(sys.executable).with_name("signoff")
@@ -39,7 +39,7 @@ def start_server(db: str, port: int, grace: float, cwd: Path) -> subprocess.Pope
     env.update(
         PYTHONPATH=str(ROOT),
         SIGNOFF_DATABASE_URL=db,
-        SIGNOFF_WORKFLOWS="tests.bot.service_workflows",
+        SIGNOFF_WORKFLOWS="tests.bot.web.workflows",
         SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT=str(port),
         SIGNOFF_API_TOKEN=TOKEN,

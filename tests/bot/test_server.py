@@ -13,18 +13,18 @@ from aiohttp.test_utils import TestServer
 from bot import (
     ROUTE_INSTALLERS,
     Settings,
-    action_ids,
     check_slack_renderable,
     create_web_app,
     load_workflows,
     open_engine,
 )
 from bot.server import SLACK_EVENTS_PATH
+from bot.slack import action_ids
 from engine import DefinitionError, Engine, RunStatus, open_store
 from tests.bot import wf_loader_samples
-from tests.bot.harness import SECRET, Bot
 from tests.e2e import wf_approvals
 from tests.fakes.slack_api import FakeSlack
+from tests.support.slack_bot import SECRET, Bot
 
 
 async def post_status(app: web.Application, path: str) -> int:

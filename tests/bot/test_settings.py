@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
 from bot.logs import configure_logging, secrets_of
-from bot.settings import LogFormat
+from bot.settings import ConfigError, LogFormat, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from bot import action_ids
-from bot.refs import Ref, RefSigner
-from bot.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from bot.slack import action_ids
+from bot.slack.refs import Ref, RefSigner
+from bot.web.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.fakes.signing import block_actions_payload, interactive_body, signed_request
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.refs import Ref
+from bot.slack.refs import Ref
 from engine import EventType, RunDetail
 from tests.fakes.slack_api import Call
 

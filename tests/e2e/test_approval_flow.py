@@ -10,11 +10,12 @@ import asyncio
 import copy
 from typing import Any
 
-from bot import action_ids
+from bot.slack import action_ids
 from engine import EventType, InterruptStatus, RunStatus
-from tests.bot.harness import CHANNEL, Bot, eventually
 from tests.fakes.blockkit import MESSAGE_BLOCKS_MAX
 from tests.fakes.slack_api import StoredMessage
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, Bot
 
 
 def block_types(message: StoredMessage) -> list[str]:

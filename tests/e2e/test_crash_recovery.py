@@ -15,7 +15,7 @@ import pytest
 
 from engine import InterruptStatus, RunStatus, StepStatus
 from tests.e2e.worker_proc import ASK
-from tests.e2e.workers import Workers, workers_fixture  # noqa: F401
+from tests.e2e.workers import Workers
 
 QUICK = 15.0  # seconds a recovery may take: well under the lease, so the pid was noticed
 

@@ -33,10 +33,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.notifier import posted_messages
-from bot.refs import Ref
+from bot.slack.notifier import posted_messages
+from bot.slack.refs import Ref
 from engine import InterruptStatus, RunDetail, RunStatus, Store, open_store
-from tests.bot.harness import CHANNEL, SECRET, eventually
 from tests.e2e.held import Takeover
 from tests.e2e.instances import Instance, Sender
 from tests.e2e.many_checks import (
@@ -48,6 +47,8 @@ from tests.e2e.many_checks import (
 from tests.e2e.wf_many import STEP_LOG_ENV
 from tests.fakes.slack_api import Call, FakeSlack, StoredMessage
 from tests.pg import PostgresServer
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, SECRET
 
 INSTANCES = 3
 VICTIM = 1

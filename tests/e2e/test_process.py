@@ -20,8 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import action_ids
-from tests.bot.harness import CHANNEL, SECRET, USERS, eventually
+from bot.slack import action_ids
 from tests.fakes.signing import (
     block_actions_payload,
     interactive_body,
@@ -29,6 +28,8 @@ from tests.fakes.signing import (
     slash_command_body,
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")

@@ -16,11 +16,12 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from bot import action_ids
 from bot.server import run_service
-from tests.bot.harness import CHANNEL, USERS, eventually, settings_for
+from bot.slack import action_ids
 from tests.fakes.signing import block_actions_payload, slash_command_body
 from tests.fakes.slack_api import FakeSlack
+from tests.support.polling import eventually
+from tests.support.slack_bot import CHANNEL, USERS, settings_for
 
 APP_TOKEN = "xapp-1-test-app-token"
 

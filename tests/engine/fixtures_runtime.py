@@ -1,18 +1,15 @@
 """Runtime helpers for the engine behaviour tests: a step probe, waits and history peeks.
 
 Steps are defined at module level (as users write them), so what they observe goes to
-one shared ``Probe`` that the ``probe`` fixture resets for every test. Import the
-fixture as ``from tests.engine.fixtures_runtime import probe_fixture  # noqa: F401``
-and ask for ``probe``.
+one shared ``Probe`` that the ``probe`` fixture resets for every test; tests/conftest.py
+registers this module as a plugin, so any test can ask for ``probe``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -72,19 +69,6 @@ def probe_fixture() -> Iterator[Probe]:
     PROBE.reset()
     yield PROBE
     PROBE.reset()
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``check`` (plain or async) until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await _truth(check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
-async def _truth(value: bool | Awaitable[bool]) -> bool:
-    return await value if inspect.isawaitable(value) else value
 
 
 async def finished(engine: Engine, run_id: str, timeout: float = 10.0) -> Run:

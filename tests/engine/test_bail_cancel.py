@@ -22,7 +22,8 @@ from engine import (
     step,
 )
 from tests.engine.conftest import EngineFactory
-from tests.engine.wf_common import Approval, Done, Req, Shown, eventually, pending, settle
+from tests.engine.wf_common import Approval, Done, Req, Shown, pending, settle
+from tests.support.polling import eventually
 
 Collect = Callable[..., list[OutboxMessage]]
 

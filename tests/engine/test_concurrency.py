@@ -25,17 +25,16 @@ from engine import (
     step,
 )
 from tests.e2e import worker_proc
-from tests.e2e.workers import Workers, workers_fixture  # noqa: F401
+from tests.e2e.workers import Workers
 from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
     PROBE,
     Probe,
-    eventually,
     finished,
     history,
     parked,
-    probe_fixture,  # noqa: F401
 )
+from tests.support.polling import eventually
 
 
 class Change(BaseModel):

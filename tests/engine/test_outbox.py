@@ -25,7 +25,8 @@ from engine import (
 )
 from engine.outbox import Dispatcher
 from tests.engine.conftest import EngineFactory
-from tests.engine.fixtures_runtime import Collect, eventually, finished, parked
+from tests.engine.fixtures_runtime import Collect, finished, parked
+from tests.support.polling import eventually
 
 
 class Order(BaseModel):

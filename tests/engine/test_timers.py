@@ -32,12 +32,11 @@ from tests.engine.fixtures_runtime import (
     PROBE,
     Collect,
     Probe,
-    eventually,
     finished,
     history,
     parked,
-    probe_fixture,  # noqa: F401
 )
+from tests.support.polling import eventually
 
 
 class Ticket(BaseModel):

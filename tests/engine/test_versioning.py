@@ -24,13 +24,12 @@ from tests.engine.conftest import EngineFactory
 from tests.engine.fixtures_runtime import (
     PROBE,
     Probe,
-    eventually,
     finished,
     history,
     parked,
-    probe_fixture,  # noqa: F401
     stored_run,
 )
+from tests.support.polling import eventually
 
 
 class Expense(BaseModel):

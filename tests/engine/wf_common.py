@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
-
 from pydantic import BaseModel, Field
 
 from engine import Engine, Interrupt, Run
@@ -54,18 +50,3 @@ async def settle(engine: Engine, run_id: str) -> Run:
 async def pending(engine: Engine, run_id: str) -> list[Interrupt]:
     """The run's pending interrupts, oldest first."""
     return await engine.list_interrupts(run_id=run_id)
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``check`` (plain or async) until it is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-
-    async def holds() -> bool:
-        result = check()
-        return bool(await result) if inspect.isawaitable(result) else bool(result)
-
-    while not await holds():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)

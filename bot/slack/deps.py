@@ -1,0 +1,22 @@
+"""What the Slack listeners, the slash command and the notifier share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.settings import Settings
+from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.refs import RefSigner
+from engine import Engine
+
+__all__ = ["Deps"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The engine, the settings, the reference signer and the user-group authorizer."""
+
+    engine: Engine
+    settings: Settings
+    signer: RefSigner
+    authorizer: UsergroupAuthorizer

@@ -1,0 +1,221 @@
+"""HTTP plumbing shared by the webhook and REST handlers: JSON bodies and JSON errors.
+
+Handlers raise ``Problem`` (or let engine errors through); ``problem_middleware`` turns both into
+a JSON body ``{"error": code, "message": ..., ...}`` with the right status. The REST API
+and the webhooks are sub-applications with ``problem_middleware``, so no handler builds an
+error response by hand and every error looks the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from pydantic import BaseModel
+
+from engine import (
+    AlreadyResolved,
+    DuplicateResponse,
+    InterruptNotFound,
+    InvalidInput,
+    NotAuthorized,
+    ResumeValidationError,
+    RunNotActive,
+    RunNotFound,
+    StoreError,
+    WorkflowNotRegistered,
+    WrongInterruptKind,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "Problem",
+    "check_length",
+    "json_not_found",
+    "json_response",
+    "problem_middleware",
+    "read_body",
+    "read_json",
+    "require_json",
+]
+
+log = logging.getLogger("signoff.http")
+
+MAX_BODY = 1024 * 1024  # 1 MiB: far above any sane workflow input, far below a DoS
+
+
+class Problem(Exception):
+    """An HTTP error with a machine-readable code and a human message.
+
+    Args:
+        http_status: the HTTP status.
+        code: a stable, snake_case error code (``invalid_input``, ``not_found``...).
+        message: one sentence a person can act on.
+        extra: more fields for the body (``errors``, ``resolved_by``...).
+    """
+
+    def __init__(self, http_status: int, code: str, message: str, /, **extra: Any) -> None:
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+        self.extra = {k: v for k, v in extra.items() if v is not None}
+        super().__init__(message)
+
+    def response(self) -> web.Response:
+        """The JSON error response."""
+        body = {"error": self.code, "message": self.message, **self.extra}
+        headers = {"WWW-Authenticate": "Bearer"} if self.http_status == 401 else None
+        return web.json_response(body, status=self.http_status, headers=headers, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def json_response(value: BaseModel | dict[str, Any], status: int = 200) -> web.Response:
+    """A JSON response from a pydantic model (as its JSON dump) or a plain dict."""
+    text = value.model_dump_json() if isinstance(value, BaseModel) else _dumps(value)
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def from_engine_error(exc: Exception, *, invalid_status: int) -> Problem | None:
+    """The Problem an engine error stands for (None: not an engine error we map).
+
+    ``invalid_status`` is used for failed validation of inputs and answers: webhooks
+    answer 400, the REST API 422.
+    """
+    if isinstance(exc, RunNotFound | InterruptNotFound):
+        return Problem(404, "not_found", str(exc))
+    if isinstance(exc, WorkflowNotRegistered):
+        if exc.version is None:
+            return Problem(404, "unknown_workflow", str(exc))
+        return Problem(409, "version_not_registered", str(exc))
+    if isinstance(exc, InvalidInput):
+        return Problem(invalid_status, "invalid_input", str(exc), errors=exc.errors)
+    if isinstance(exc, ResumeValidationError):
+        return Problem(invalid_status, "invalid_data", str(exc), errors=exc.errors)
+    if isinstance(exc, AlreadyResolved):
+        return Problem(
+            409,
+            "already_resolved",
+            str(exc),
+            status=exc.status,
+            resolved_by=exc.resolved_by,
+            resolved_at=exc.resolved_at.isoformat() if exc.resolved_at else None,
+        )
+    if isinstance(exc, DuplicateResponse):
+        return Problem(409, "duplicate_response", str(exc))
+    if isinstance(exc, RunNotActive):
+        return Problem(409, "run_not_active", str(exc), status=exc.status)
+    if isinstance(exc, WrongInterruptKind):
+        return Problem(409, "wrong_interrupt_kind", str(exc))
+    if isinstance(exc, NotAuthorized):
+        return Problem(403, "not_authorized", str(exc))
+    if isinstance(exc, StoreError):
+        return Problem(503, "store_unavailable", str(exc))
+    return None
+
+
+def problem_middleware(*, invalid_status: int) -> Middleware:
+    """Middleware turning Problems and engine errors into JSON error responses.
+
+    Args:
+        invalid_status: the status for failed validation of inputs and answers (see
+            ``from_engine_error``).
+    """
+
+    @web.middleware
+    async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Problem as p:
+            return p.response()
+        except Exception as exc:
+            problem = from_engine_error(exc, invalid_status=invalid_status)
+            if problem is None:
+                raise
+            return problem.response()
+
+    return problems
+
+
+_JSON_PREFIXES = ("/api/", "/hooks/")
+
+
+@web.middleware
+async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer unknown routes under ``/api/`` and ``/hooks/`` with a JSON error too.
+
+    Clients of a JSON API should never have to parse aiohttp's plain-text 404/405 (e.g.
+    for an interrupt id sent with an unencoded ``#``, which cuts the path short). This runs
+    on the root application: aiohttp resolves an unknown path there, not in a sub-app.
+    """
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith(_JSON_PREFIXES):
+            raise
+        message = f"no route {request.method} {request.path}"
+        if isinstance(exc, web.HTTPNotFound):
+            message += " (percent-encode ids that contain '/', '#' or '?')"
+        return Problem(exc.status, "no_route", message).response()
+
+
+def is_json(request: web.Request) -> bool:
+    """True for ``application/json`` and ``application/*+json`` bodies."""
+    ctype = request.content_type
+    return ctype == "application/json" or (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    )
+
+
+def require_json(request: web.Request) -> None:
+    """Refuse (415) a body that is not JSON."""
+    if not is_json(request):
+        raise Problem(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+
+
+def check_length(request: web.Request, limit: int = MAX_BODY) -> None:
+    """Refuse (413) a body whose declared Content-Length is over ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "body_too_large", f"the body is larger than {limit} bytes")
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` bytes before reading it all.
+
+    The stream is read directly so the limit holds whatever ``client_max_size`` the
+    application was built with, and for chunked bodies without a Content-Length.
+    """
+    check_length(request, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON (400 ``invalid_json`` if it is not)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: web.Request, limit: int = MAX_BODY) -> Any:
+    """Check the content type (415), the size (413) and parse the body (400)."""
+    require_json(request)
+    return parse_json(await read_body(request, limit))

@@ -1,0 +1,1 @@
+"""Helpers and fixtures shared by every test directory (registered in tests/conftest.py)."""
