@@ -114,6 +114,7 @@ class EventType(StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     FAILED = "failed"
+    UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
 
 
 class ErrorInfo(BaseModel):

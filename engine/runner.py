@@ -599,5 +599,27 @@ class Engine:
         """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
         await self.store.set_ref(run_id, interrupt_id, key, value)
 
+    async def report_undelivered(
+        self, run_id: str, interrupt_id: str, *, target: str | None, reason: str
+    ) -> None:
+        """Record that an adapter could not show a request to anyone at ``target``.
+
+        Appends an ``undelivered`` entry to the run's history (so the API and any console
+        show it) and an ``interrupt.undelivered`` outbox message (so subscribers can tell
+        the requester and the admins, at least once), in one transaction. The request
+        itself stays pending: it can still be answered through the API, or it expires.
+
+        Raises:
+            RunNotFound: there is no such run.
+        """
+        info = {"interrupt_id": interrupt_id, "target": target, "reason": reason}
+        await self.store.append_events(
+            run_id,
+            [EventWrite(EventType.UNDELIVERED, info)],
+            [OutboxWrite("interrupt.undelivered", interrupt_id, info)],
+            self.clock(),
+        )
+        self._on_commit()
+
 
 __all__ = ["SETTLED", "Authorizer", "Engine", "OutboxMessage"]

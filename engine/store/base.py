@@ -268,6 +268,11 @@ class Store(Protocol):
     async def set_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
         """Store an adapter's reference (e.g. Slack channel + ts) on an interrupt."""
 
+    async def append_events(
+        self, run_id: str, events: list[EventWrite], outbox: list[OutboxWrite], now: float
+    ) -> None:
+        """Add history entries and outbox messages to a run, whoever drives it (RunNotFound)."""
+
     # -- queries ----------------------------------------------------------------------
     async def get_run(self, run_id: str) -> Run | None:
         """One run without details."""

@@ -1,5 +1,7 @@
 """Starting runs and reading them back: list_runs, get_run, list_interrupts, events."""
 
+from collections.abc import Callable
+
 import pytest
 
 from engine import (
@@ -9,6 +11,7 @@ from engine import (
     InterruptNotFound,
     InterruptStatus,
     InvalidInput,
+    OutboxMessage,
     RunNotFound,
     RunStatus,
     StepContext,
@@ -20,6 +23,7 @@ from engine import (
 )
 from tests.engine.conftest import EngineFactory
 from tests.engine.wf_common import Approval, Done, Req, Shown, pending, settle
+from tests.support.polling import eventually
 
 
 @step
@@ -250,3 +254,30 @@ async def test_a_read_only_engine_queries_and_cancels_but_never_takes_runs_over(
     finally:
         await reader.close()
     assert (await worker.get_run(run_id)).run.status is RunStatus.CANCELLED
+
+
+async def test_an_undelivered_request_is_recorded_in_history_and_announced(
+    engine_factory: EngineFactory, collect: Callable[..., list[OutboxMessage]]
+) -> None:
+    engine = await engine_factory(*workflows())
+    got = collect(engine, topics=["interrupt.undelivered"])
+    run_id = await engine.start("ask", {"name": "x"})
+    await settle(engine, run_id)
+    (waiting,) = await engine.list_interrupts(run_id=run_id)
+    await engine.report_undelivered(run_id, waiting.id, target="C0GONE", reason="channel_not_found")
+    detail = await engine.get_run(run_id)
+    assert detail.events[-1].type is EventType.UNDELIVERED
+    assert detail.events[-1].data == {
+        "interrupt_id": waiting.id,
+        "target": "C0GONE",
+        "reason": "channel_not_found",
+    }
+    assert detail.run.status is RunStatus.SUSPENDED  # still answerable
+    await eventually(lambda: len(got) == 1)
+    assert (got[0].topic, got[0].interrupt_id, got[0].data["reason"]) == (
+        "interrupt.undelivered",
+        waiting.id,
+        "channel_not_found",
+    )
+    with pytest.raises(RunNotFound):
+        await engine.report_undelivered("nope", "x", target=None, reason="no_destination")

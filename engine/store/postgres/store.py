@@ -429,6 +429,19 @@ class PostgresStore:
 
         await self._tx(op, atomic=False)
 
+    async def append_events(
+        self, run_id: str, events: list[EventWrite], outbox: list[OutboxWrite], now: float
+    ) -> None:
+        """Add history entries and outbox messages to a run, whoever drives it (RunNotFound)."""
+
+        async def op(conn: Conn) -> None:
+            # The run row's lock keeps the run's event and outbox ids in commit order.
+            if await ops.run_row(conn, run_id, lock=True) is None:
+                raise RunNotFound(run_id)
+            await ops.append(conn, run_id, now, events, outbox)
+
+        await self._tx(op)
+
     # -- queries ----------------------------------------------------------------------
     async def get_run(self, run_id: str) -> Run | None:
         """One run."""

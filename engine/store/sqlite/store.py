@@ -366,6 +366,18 @@ class SQLiteStore:
 
         await self._write(op)
 
+    async def append_events(
+        self, run_id: str, events: list[EventWrite], outbox: list[OutboxWrite], now: float
+    ) -> None:
+        """Add history entries and outbox messages to a run, whoever drives it (RunNotFound)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            if ops.run_row(conn, run_id) is None:
+                raise RunNotFound(run_id)
+            append(conn, run_id, now, events, outbox)
+
+        await self._write(op)
+
     # -- queries ----------------------------------------------------------------------
     async def get_run(self, run_id: str) -> Run | None:
         """One run."""
