@@ -191,12 +191,15 @@ class Driver:
 
 
 def cancelled_leftovers(
-    run: Run, pending: list[Interrupt]
+    run: Run, pending: list[Interrupt], by: str | None = None
 ) -> tuple[list[EventWrite], list[OutboxWrite]]:
-    """History and notifications for interrupts cancelled because their run ended."""
+    """History and notifications for interrupts cancelled because their run ended.
+
+    ``by`` is who cancelled (``engine.cancel(actor=...)``); ``'system'`` when nobody
+    did, as the store records in ``Interrupt.resolved_by``: one truth in all three."""
     events, outbox = [], []
     for i in pending:
-        info = {"interrupt_id": i.id, "status": "cancelled", "by": None, "data": None}
+        info = {"interrupt_id": i.id, "status": "cancelled", "by": by or "system", "data": None}
         events.append(EventWrite(EventType.RESOLVED, info))
         outbox.append(OutboxWrite("interrupt.resolved", i.id, info))
     return events, outbox

@@ -237,8 +237,9 @@ class SQLiteStore:
         events: list[EventWrite],
         outbox: list[OutboxWrite],
         leftover: LeftoverBuilder | None = None,
+        by: str | None = None,
     ) -> Run:
-        """Cancel an active run and resolve its pending interrupts as cancelled."""
+        """Cancel an active run; its pending interrupts become cancelled ``by`` the actor."""
 
         def op(conn: sqlite3.Connection) -> Run:
             row = ops.run_row(conn, run_id)
@@ -253,7 +254,7 @@ class SQLiteStore:
             )
             append(conn, run_id, now, events, outbox)
             run = run_from_row(ops.run_row(conn, run_id))
-            ops.cancel_pending(conn, run, now, leftover)
+            ops.cancel_pending(conn, run, now, leftover, by)
             return run
 
         return await self._write(op)
@@ -446,8 +447,10 @@ class SQLiteStore:
         workflow: str | None,
         run_id: str | None,
         limit: int,
+        label: str | None = None,
+        offset: int = 0,
     ) -> list[Interrupt]:
-        """Interrupts, oldest first, optionally filtered."""
+        """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
         where, args = ["1=1"], []
         if status:
             where.append("i.status=?")
@@ -458,7 +461,12 @@ class SQLiteStore:
         if run_id:
             where.append("i.run_id=?")
             args.append(run_id)
-        return await self._read(lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit))
+        if label:
+            where.append("i.label=?")
+            args.append(label)
+        return await self._read(
+            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit, offset)
+        )
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
