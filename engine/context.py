@@ -128,6 +128,7 @@ class StepContext(Generic[S, R]):
         events: Mapping[str, type[BaseModel]] | None = None,
         quorum: int = 1,
         resuming: Interrupt | None = None,
+        bail_model: type[BaseModel] | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -142,6 +143,7 @@ class StepContext(Generic[S, R]):
         Set at step entry when the step runs again after an answer (``is_resume``), and
         by every ``suspend``/``wait_for_event``/``sleep`` call that returns."""
         self._quorum = quorum
+        self._bail_model = bail_model
         self._interrupts = interrupts
         self._suspend_model = suspend_model
         self._resume_model = resume_model
@@ -364,9 +366,32 @@ class StepContext(Generic[S, R]):
         assert due is not None
         raise SuspendSignal(InterruptSpec(id=iid, kind=InterruptKind.SLEEP, expires_at=due))
 
-    def bail(self, reason: str) -> NoReturn:
-        """End the run now as ``rejected`` (not failed); later steps do not run."""
-        raise BailSignal(reason)
+    def bail(self, reason: str, *, result: Any = None) -> NoReturn:
+        """End the run now as ``rejected`` (not failed); later steps do not run.
+
+        Args:
+            reason: why, for people (``Run.error.message`` of the rejected run).
+            result: a typed result for programs, validated against the step's
+                ``@step(bail=Model)`` (or any pydantic model instance when none is
+                declared); recorded as the rejected run's ``Run.output`` and in the
+                ``bailed`` history entry.
+
+        Raises:
+            pydantic.ValidationError: ``result`` does not fit the declared bail model.
+            TypeError: a result that is not a model, with no bail model declared.
+        """
+        data = None
+        if result is not None:
+            if self._bail_model is not None:
+                data = self._bail_model.model_validate(_dump(result)).model_dump(mode="json")
+            elif isinstance(result, BaseModel):
+                data = result.model_dump(mode="json")
+            else:
+                raise TypeError(
+                    f"step {self.step!r}: ctx.bail(result=...) needs a pydantic model, or "
+                    "declare the result's model with @step(bail=Model)"
+                )
+        raise BailSignal(reason, data)
 
     @staticmethod
     def utcnow() -> datetime:

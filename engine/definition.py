@@ -73,6 +73,7 @@ class StepDef(Generic[In, Out]):
         title: str | None,
         events: Mapping[str, type[BaseModel]] | None = None,
         quorum: int = 1,
+        bail: type[BaseModel] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -87,6 +88,7 @@ class StepDef(Generic[In, Out]):
         self.title = title or name.replace("_", " ").capitalize()
         self.events: dict[str, type[BaseModel]] = dict(events or {})
         self.quorum = quorum
+        self.bail_model = bail
         self.input_adapter: TypeAdapter[Any] = TypeAdapter(input_type)
         self.output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         self.__doc__ = fn.__doc__
@@ -116,6 +118,7 @@ def step(
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
+    bail: type[BaseModel] | None = None,
 ) -> Callable[[F], StepDef[Any, Any]]: ...
 
 
@@ -132,6 +135,7 @@ def step(
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
+    bail: type[BaseModel] | None = None,
 ) -> StepDef[Any, Any] | Callable[[F], StepDef[Any, Any]]:
     """Turn an async function into a workflow step.
 
@@ -155,6 +159,9 @@ def step(
             here lets the engine check at decoration that a quorum above 1 has a resume
             model with a bool ``approved`` field (a quorum passed only to
             ``ctx.suspend`` is checked when it is called, before anything is written).
+        bail: the model of the typed result ``ctx.bail(reason, result=...)`` records
+            (validated; the rejected run's ``Run.output``). Without it, a result must
+            be a pydantic model instance.
 
     Raises:
         DefinitionError: an unknown ``resume_to``, missing models, ``retries < 0``, or a
@@ -195,6 +202,7 @@ def step(
             title=title,
             events=events,
             quorum=quorum,
+            bail=bail,
         )
 
     return decorate(fn) if fn is not None else decorate

@@ -138,10 +138,11 @@ class Driver:
             self.notify(run_id)
             return parked
         except Bailed as b:
+            # A typed bail result (ctx.bail(reason, result=...)) is the rejected run's output.
             await self._finish(
                 execution,
                 RunStatus.REJECTED,
-                None,
+                None if b.result is None else json.dumps(b.result),
                 ErrorInfo(type="Rejected", message=b.reason),
             )
         except Failed as f:

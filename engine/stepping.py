@@ -157,6 +157,7 @@ class StepRunner:
             events=sd.events,
             quorum=sd.quorum,
             resuming=resuming,
+            bail_model=sd.bail_model,
         )
 
     async def step(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
