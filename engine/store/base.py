@@ -276,7 +276,7 @@ class Store(Protocol):
         """One run without details."""
 
     async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with steps, interrupts and history."""
+        """One run with its ended steps (not ``running`` ones), interrupts and history."""
 
     async def list_runs(
         self, *, status: str | None, workflow: str | None, limit: int, offset: int

@@ -156,8 +156,9 @@ async def test_a_step_is_visible_in_history_while_it_runs(
 
     await eventually(started, timeout=2)
     assert not await history(engine, run_id, EventType.STEP_COMPLETED)
-    (rec,) = (await engine.get_run(run_id)).steps
-    assert (rec.status, rec.attempts) == (StepStatus.RUNNING, 1)
+    (begin,) = await history(engine, run_id, EventType.STEP_STARTED)
+    assert begin.data == {"step": "held", "path": "0:held", "attempt": 1}
+    assert (await engine.get_run(run_id)).steps == []  # no result yet
     probe.gate("held").set()
     assert (await finished(engine, run_id)).status is RunStatus.COMPLETED
     assert len(await history(engine, run_id, EventType.STEP_STARTED)) == 1
@@ -329,7 +330,8 @@ async def test_retry_attempts_continue_from_the_recorded_count_after_a_crash(
     run_id = await first.start("w", {"name": "r"})
     await eventually(lambda: probe.seen["flaky"] == [1, 2])
     await first.close(grace=0.1)  # attempt 2 is cut off, like a crash
-    assert (await stored_run(db_path, run_id)).steps[0].attempts == 2
+    begun = [e for e in (await stored_run(db_path, run_id)).events if e.type == "step_started"]
+    assert [e.data["attempt"] for e in begun] == [1, 2]
 
     second: Engine = await engine_factory(wf, lease=60.0)
     run = await finished(second, run_id)

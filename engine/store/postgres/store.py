@@ -49,6 +49,7 @@ from engine.models import (
     Run,
     RunDetail,
     RunStatus,
+    StepStatus,
 )
 from engine.store.base import (
     Decide,
@@ -441,7 +442,7 @@ class PostgresStore:
         return await self._read(op)
 
     async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with steps (with outputs), interrupts and its whole history."""
+        """One run with its ended steps (with outputs), interrupts and whole history."""
 
         async def op(conn: Conn) -> RunDetail | None:
             state = await ops.load_state(conn, run_id)
@@ -452,6 +453,9 @@ class PostgresStore:
                     update={"output": loads(o) if (o := state.step_outputs[p]) else None}
                 )
                 for p, rec in sorted(state.steps.items(), key=lambda kv: kv[1].started_at)
+                # An attempt in progress is not a result: it shows as `step_started` in the
+                # history; its record only keeps the attempt count for recovery.
+                if rec.status is not StepStatus.RUNNING
             ]
             return RunDetail(
                 run=state.run,
