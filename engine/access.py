@@ -25,11 +25,26 @@ from engine.models import Interrupt
 class Authorizer(Protocol):
     """Decides whether an actor not listed verbatim among the responders may respond.
 
+    Pass one to ``Engine(store, authorizer=...)``: any async callable taking
+    ``(interrupt, actor)`` and returning a bool. Example, for responders such as
+    ``"group:S0FINANCE"``::
+
+        async def in_group(interrupt: Interrupt, actor: str) -> bool:
+            groups = await my_directory.groups_of(actor)  # cache this: it is called often
+            return any(f"group:{g}" in interrupt.responders for g in groups)
+
+        engine = Engine(open_store(url), workflows=[...], authorizer=in_group)
+
     The engine calls it as ``await authorizer(interrupt, actor)`` only when the rules
     that need no I/O cannot decide: the actor is not the (disallowed) requester, the
     interrupt has responders, and the actor is not one of them. A typical authorizer
     checks whether ``actor`` belongs to a group named in ``interrupt.responders`` (the
     Slack bot's ``UsergroupAuthorizer`` asks Slack which user groups the actor is in).
+
+    Where it is called: ``Engine.resume`` and ``Engine.check_authorized`` (outside the
+    store's transaction; the resume's checks then run again inside it), and
+    ``Engine.list_interrupts(actor=...)``, which asks it once per distinct responder
+    list in a call, so its answer should depend on the responders and the actor only.
 
     Args:
         interrupt: the pending interrupt, with ``responders``, ``requester``,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import create_model
+from pydantic import TypeAdapter, create_model
 
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import DefinitionError
@@ -49,6 +49,8 @@ class _Checker:
             current: list[Any] = [wf.input]
             for node in wf.nodes:
                 current = self.flow(where, node, current)
+            if wf.output is None:
+                infer_output(where, wf, current)
             for t in current:
                 self.expect(where, t, wf.output, "the workflow's output")
             wf._checked = True
@@ -177,6 +179,25 @@ class _Checker:
             outs = self.flow(where, node.body, items)
             return [list[o] for o in outs]  # type: ignore[valid-type]
         raise DefinitionError(where, f"unknown node {node!r}")  # pragma: no cover
+
+
+def infer_output(where: str, wf: Workflow, last: list[Any]) -> None:
+    """A workflow without ``output=`` outputs what its last node outputs.
+
+    Raises:
+        DefinitionError: the last node may output several types (a branch), so the
+            workflow's output model must be declared.
+    """
+    distinct = list(dict.fromkeys(last))
+    if len(distinct) != 1:
+        kinds = ", ".join(_tname(t) for t in distinct)
+        raise DefinitionError(
+            where,
+            f"output= is required: the last node may output any of {kinds}, so say which "
+            "model the run's output is validated against (Workflow(..., output=Model))",
+        )
+    wf.output = distinct[0]
+    wf.output_adapter = TypeAdapter(wf.output)
 
 
 def _tname(t: Any) -> str:

@@ -12,6 +12,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 # InterruptExpired lived here before joining the SignoffError tree: re-exported so that
 # `from engine.context import InterruptExpired` keeps working.
+from engine.errors import DefinitionError
 from engine.errors import InterruptExpired as InterruptExpired
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
@@ -63,6 +64,7 @@ class InterruptSpec:
     channel: str | None = None
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
 
 
 class SuspendSignal(BaseException):
@@ -76,9 +78,10 @@ class SuspendSignal(BaseException):
 class BailSignal(BaseException):
     """Raised by ``ctx.bail``: end the run as ``rejected``. Not an error."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, result: Any = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.result = result  # JSON-ready, validated against the step's bail model
 
 
 def _deadline(now: float, expires: timedelta | datetime | float | None) -> float | None:
@@ -123,6 +126,9 @@ class StepContext(Generic[S, R]):
         output_of: Callable[[str], Any],
         now: Callable[[], float],
         events: Mapping[str, type[BaseModel]] | None = None,
+        quorum: int = 1,
+        resuming: Interrupt | None = None,
+        bail_model: type[BaseModel] | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -131,7 +137,13 @@ class StepContext(Generic[S, R]):
         self.attempt = attempt
         self.requester = requester
         self.workflow_input = workflow_input
-        self.resolution: Interrupt | None = None
+        self.resolution: Interrupt | None = resuming
+        """The interrupt this step was resumed from (who answered, when, how), or None.
+
+        Set at step entry when the step runs again after an answer (``is_resume``), and
+        by every ``suspend``/``wait_for_event``/``sleep`` call that returns."""
+        self._quorum = quorum
+        self._bail_model = bail_model
         self._interrupts = interrupts
         self._suspend_model = suspend_model
         self._resume_model = resume_model
@@ -139,6 +151,29 @@ class StepContext(Generic[S, R]):
         self._now = now
         self._calls = 0
         self._events = events or {}
+
+    @property
+    def is_resume(self) -> bool:
+        """True when this execution re-runs the step after its interrupt was resolved.
+
+        With ``resume_to="step"`` the step runs again from its start once answered; use
+        this (and ``resume_value``) to act on the answer before calling ``suspend`` again.
+        """
+        return self.resolution is not None
+
+    @property
+    def resume_value(self) -> R | None:
+        """The answer the step is resumed with (an instance of the resume model), or None.
+
+        None on a first run, and when the interrupt expired without a typed default.
+        The next ``ctx.suspend`` call with the same interrupt id returns the same value.
+        """
+        found = self.resolution
+        if found is None or found.data is None:
+            return None
+        if found.kind is InterruptKind.INPUT and self._resume_model is not None:
+            return cast(R, self._resume_model.model_validate(found.data))
+        return cast(R, found.data)
 
     @property
     def idempotency_key(self) -> str:
@@ -182,7 +217,7 @@ class StepContext(Generic[S, R]):
         *,
         interrupt_id: str | None = None,
         responders: Sequence[str] = (),
-        quorum: int = 1,
+        quorum: int | None = None,
         allow_requester: bool = False,
         expires: timedelta | datetime | float | None = None,
         on_expiry: OnExpiry | None = None,
@@ -190,6 +225,7 @@ class StepContext(Generic[S, R]):
         channel: str | None = None,
         title: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        label: str | None = None,
     ) -> R:
         """Wait for a person; return their validated answer (an instance of the resume model).
 
@@ -202,7 +238,8 @@ class StepContext(Generic[S, R]):
             interrupt_id: your own id, unique in the run (default: derived from the step).
             responders: actor ids and group names allowed to answer (empty: anyone);
                 adapters such as the Slack bot interpret group names.
-            quorum: distinct approvals needed (the resume model needs a bool ``approved``).
+            quorum: distinct approvals needed (the resume model needs a bool ``approved``;
+                default: the step's ``@step(quorum=...)``, else 1).
             allow_requester: let the run's requester answer their own request.
             expires: a duration or an aware deadline after which ``on_expiry`` applies.
             on_expiry: ``OnExpiry.resume_with(value)``, ``.fail()`` or ``.bail(reason)``.
@@ -210,7 +247,16 @@ class StepContext(Generic[S, R]):
             channel: where adapters should ask (e.g. a Slack channel id).
             title: a title for the request (default: the step's title).
             meta: extra data for adapters.
+            label: your own kind of request (e.g. ``"refund"``, ``"access"``), stored on
+                the interrupt (``Interrupt.label``) and filterable with
+                ``Engine.list_interrupts(label=...)``; distinct from the engine's kinds.
+
+        Raises:
+            DefinitionError: a quorum above 1 on a resume model without a bool
+                ``approved`` field (nothing is written; the step fails, no retry).
         """
+        quorum = self._quorum if quorum is None else quorum
+        check_quorum(f"step {self.step!r}", quorum, self._resume_model)
         iid = self._next_id(interrupt_id)
         found = self._existing(iid)
         if found is not None:
@@ -225,13 +271,6 @@ class StepContext(Generic[S, R]):
         shown = self._suspend_model.model_validate(
             payload.model_dump() if isinstance(payload, BaseModel) else payload
         )
-        if quorum < 1:
-            raise ValueError("quorum must be >= 1")
-        if quorum > 1 and not _is_approval(self._resume_model):
-            raise TypeError(
-                f"quorum={quorum} needs a resume model with a bool `approved` field "
-                f"({self._resume_model.__name__} has none)"
-            )
         now = self._now()
         spec = InterruptSpec(
             id=iid,
@@ -243,6 +282,7 @@ class StepContext(Generic[S, R]):
             channel=channel,
             title=title,
             meta=dict(meta or {}),
+            label=label,
         )
         self._expiry(spec, now, expires, on_expiry, self._resume_model)
         spec.reminders = sorted(
@@ -299,20 +339,59 @@ class StepContext(Generic[S, R]):
         self._expiry(spec, self._now(), expires, on_expiry, model)
         raise SuspendSignal(spec)
 
-    async def sleep(self, duration: timedelta | float, *, interrupt_id: str | None = None) -> None:
-        """Sleep durably: the timer is stored, survives restarts, and fires once."""
+    async def sleep(
+        self, duration: timedelta | datetime | float, *, interrupt_id: str | None = None
+    ) -> None:
+        """Sleep durably: the timer is stored, survives restarts, and fires once.
+
+        Args:
+            duration: how long (a timedelta or seconds), or until when (a
+                timezone-aware datetime; a deadline in the past fires at once).
+            interrupt_id: your own id, unique in the run (default: derived from the step).
+
+        Raises:
+            ValueError: a naive datetime (without tzinfo): say which timezone it is in.
+        """
+        if isinstance(duration, datetime) and duration.tzinfo is None:
+            raise ValueError(
+                f"step {self.step!r}: ctx.sleep({duration.isoformat()}) needs a "
+                "timezone-aware datetime, e.g. datetime(..., tzinfo=UTC)"
+            )
         iid = self._next_id(interrupt_id)
         found = self._existing(iid)
         if found is not None:
             self._settle(found)
             return
-        seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
-        due = self._now() + float(seconds)
+        due = _deadline(self._now(), duration)
+        assert due is not None
         raise SuspendSignal(InterruptSpec(id=iid, kind=InterruptKind.SLEEP, expires_at=due))
 
-    def bail(self, reason: str) -> NoReturn:
-        """End the run now as ``rejected`` (not failed); later steps do not run."""
-        raise BailSignal(reason)
+    def bail(self, reason: str, *, result: Any = None) -> NoReturn:
+        """End the run now as ``rejected`` (not failed); later steps do not run.
+
+        Args:
+            reason: why, for people (``Run.error.message`` of the rejected run).
+            result: a typed result for programs, validated against the step's
+                ``@step(bail=Model)`` (or any pydantic model instance when none is
+                declared); recorded as the rejected run's ``Run.output`` and in the
+                ``bailed`` history entry.
+
+        Raises:
+            pydantic.ValidationError: ``result`` does not fit the declared bail model.
+            TypeError: a result that is not a model, with no bail model declared.
+        """
+        data = None
+        if result is not None:
+            if self._bail_model is not None:
+                data = self._bail_model.model_validate(_dump(result)).model_dump(mode="json")
+            elif isinstance(result, BaseModel):
+                data = result.model_dump(mode="json")
+            else:
+                raise TypeError(
+                    f"step {self.step!r}: ctx.bail(result=...) needs a pydantic model, or "
+                    "declare the result's model with @step(bail=Model)"
+                )
+        raise BailSignal(reason, data)
 
     @staticmethod
     def utcnow() -> datetime:
@@ -320,6 +399,20 @@ class StepContext(Generic[S, R]):
         return datetime.now(UTC)
 
 
-def _is_approval(model: type[BaseModel]) -> bool:
-    f = model.model_fields.get("approved")
+def is_approval(model: type[BaseModel] | None) -> bool:
+    """True if ``model`` has a bool ``approved`` field (what a quorum counts)."""
+    f = model.model_fields.get("approved") if model is not None else None
     return f is not None and f.annotation is bool
+
+
+def check_quorum(where: str, quorum: int, resume_model: type[BaseModel] | None) -> None:
+    """Raise DefinitionError unless ``quorum`` can be counted on ``resume_model``."""
+    if quorum < 1:
+        raise DefinitionError(where, f"quorum must be >= 1, got {quorum}")
+    if quorum > 1 and not is_approval(resume_model):
+        name = resume_model.__name__ if resume_model is not None else "no resume model"
+        raise DefinitionError(
+            where,
+            f"quorum={quorum} counts approvals: it needs a resume model with a bool "
+            f"`approved` field ({name} has none); use quorum=1 or add `approved: bool`",
+        )

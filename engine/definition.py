@@ -22,6 +22,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter
 
+from engine.context import check_quorum
 from engine.errors import DefinitionError
 from engine.typecheck import fits, merge_model, read_signature
 
@@ -71,6 +72,8 @@ class StepDef(Generic[In, Out]):
         timeout: timedelta | None,
         title: str | None,
         events: Mapping[str, type[BaseModel]] | None = None,
+        quorum: int = 1,
+        bail: type[BaseModel] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -84,6 +87,8 @@ class StepDef(Generic[In, Out]):
         self.timeout = timeout
         self.title = title or name.replace("_", " ").capitalize()
         self.events: dict[str, type[BaseModel]] = dict(events or {})
+        self.quorum = quorum
+        self.bail_model = bail
         self.input_adapter: TypeAdapter[Any] = TypeAdapter(input_type)
         self.output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         self.__doc__ = fn.__doc__
@@ -112,6 +117,8 @@ def step(
     timeout: timedelta | float | None = None,
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
+    quorum: int = 1,
+    bail: type[BaseModel] | None = None,
 ) -> Callable[[F], StepDef[Any, Any]]: ...
 
 
@@ -127,6 +134,8 @@ def step(
     timeout: timedelta | float | None = None,
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
+    quorum: int = 1,
+    bail: type[BaseModel] | None = None,
 ) -> StepDef[Any, Any] | Callable[[F], StepDef[Any, Any]]:
     """Turn an async function into a workflow step.
 
@@ -146,6 +155,17 @@ def step(
         title: human title shown with the step's interrupts.
         events: named events the step may wait for (``ctx.wait_for_event``) and the
             model each one's data is validated against.
+        quorum: the default quorum of this step's ``ctx.suspend`` calls. Declaring it
+            here lets the engine check at decoration that a quorum above 1 has a resume
+            model with a bool ``approved`` field (a quorum passed only to
+            ``ctx.suspend`` is checked when it is called, before anything is written).
+        bail: the model of the typed result ``ctx.bail(reason, result=...)`` records
+            (validated; the rejected run's ``Run.output``). Without it, a result must
+            be a pydantic model instance.
+
+    Raises:
+        DefinitionError: an unknown ``resume_to``, missing models, ``retries < 0``, or a
+            quorum the resume model cannot count.
     """
 
     def decorate(f: F) -> StepDef[Any, Any]:
@@ -155,6 +175,9 @@ def step(
         r_model = merge_model(where, "resume", resume, r_model)
         if (s_model is None) != (r_model is None):
             raise DefinitionError(where, "declare both a suspend model and a resume model")
+        if resume_to not in ("step", "output"):
+            raise DefinitionError(where, f"resume_to={resume_to!r} is not one of 'step', 'output'")
+        check_quorum(where, quorum, r_model)
         if resume_to == "output":
             if r_model is None:
                 raise DefinitionError(where, "resume_to='output' needs a resume model")
@@ -178,6 +201,8 @@ def step(
             timeout=t,
             title=title,
             events=events,
+            quorum=quorum,
+            bail=bail,
         )
 
     return decorate(fn) if fn is not None else decorate
@@ -232,7 +257,9 @@ class Workflow:
         name: the workflow's name (what ``engine.start`` takes).
         version: runs are pinned to the version they started on.
         input: the input model (validated on start).
-        output: the output model (validated when the run completes).
+        output: the output model (validated when the run completes). Left out, it is
+            the last node's output type, found at registration (a last branch whose
+            cases output different types needs it declared: ``DefinitionError``).
     """
 
     name: str

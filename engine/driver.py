@@ -138,10 +138,11 @@ class Driver:
             self.notify(run_id)
             return parked
         except Bailed as b:
+            # A typed bail result (ctx.bail(reason, result=...)) is the rejected run's output.
             await self._finish(
                 execution,
                 RunStatus.REJECTED,
-                None,
+                None if b.result is None else json.dumps(b.result),
                 ErrorInfo(type="Rejected", message=b.reason),
             )
         except Failed as f:
@@ -191,12 +192,15 @@ class Driver:
 
 
 def cancelled_leftovers(
-    run: Run, pending: list[Interrupt]
+    run: Run, pending: list[Interrupt], by: str | None = None
 ) -> tuple[list[EventWrite], list[OutboxWrite]]:
-    """History and notifications for interrupts cancelled because their run ended."""
+    """History and notifications for interrupts cancelled because their run ended.
+
+    ``by`` is who cancelled (``engine.cancel(actor=...)``); ``'system'`` when nobody
+    did, as the store records in ``Interrupt.resolved_by``: one truth in all three."""
     events, outbox = [], []
     for i in pending:
-        info = {"interrupt_id": i.id, "status": "cancelled", "by": None, "data": None}
+        info = {"interrupt_id": i.id, "status": "cancelled", "by": by or "system", "data": None}
         events.append(EventWrite(EventType.RESOLVED, info))
         outbox.append(OutboxWrite("interrupt.resolved", i.id, info))
     return events, outbox

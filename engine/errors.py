@@ -11,6 +11,8 @@ The hierarchy::
     ├── IdempotencyKeyReused         an idempotency key already started a run with other input
     ├── RunNotActive                 the run already finished (cancel on a finished run)
     ├── InterruptExpired             an interrupt with OnExpiry.fail() expired: the step fails
+    ├── StepTimedOut                 an attempt of a step ran over its timeout (a TimeoutError)
+    ├── StepOutputInvalid            a step's (or the run's) output failed its declared model
     ├── ResumeRejected               a resume was refused; nothing was changed
     │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
     │   ├── AlreadyResolved          the interrupt was decided already (who, when, how)
@@ -20,9 +22,13 @@ The hierarchy::
     └── StoreError                   the database is unusable (schema too new, closed, ...)
 
 Every error builds its own message from the ids it carries, so ``str(err)`` is
-something a user can act on. All but ``InterruptExpired`` are raised to callers of the
-engine's API; ``InterruptExpired`` is raised inside a step (by ``ctx.suspend``) and is
-what the failed step and run record. It is never retried, whatever the step's ``Retry``.
+something a user can act on. All but ``InterruptExpired``, ``StepTimedOut`` and
+``StepOutputInvalid`` are raised to callers of the engine's API; those three are raised
+inside a run and are what the failed step and run record (``Run.error.type``).
+``InterruptExpired`` and ``StepOutputInvalid`` are never retried, whatever the step's
+``Retry``; ``StepTimedOut`` is retried like any other exception. A ``DefinitionError``
+raised inside a step (e.g. ``ctx.suspend(quorum=2)`` without an ``approved`` field)
+fails the step at once, before anything is written, and is never retried either.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ __all__ = [
     "RunNotActive",
     "RunNotFound",
     "SignoffError",
+    "StepOutputInvalid",
+    "StepTimedOut",
     "StoreError",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
@@ -160,6 +168,38 @@ class InterruptExpired(SignoffError):
         self.run_id = run_id
         self.interrupt_id = interrupt_id
         super().__init__(f"interrupt {run_id}/{interrupt_id} expired before anyone answered")
+
+
+class StepTimedOut(SignoffError, TimeoutError):
+    """One attempt of a step ran longer than its ``@step(timeout=...)``.
+
+    Also a ``TimeoutError``, so ``Retry(on=(TimeoutError,))`` retries it. Carries the
+    step's name, the limit in seconds and the attempt (1-based) that timed out.
+    """
+
+    def __init__(self, step: str, limit: float, attempt: int) -> None:
+        self.step = step
+        self.limit = limit
+        self.attempt = attempt
+        super().__init__(
+            f"step {step!r} timed out after {limit:g}s on attempt {attempt}: raise "
+            f"@step(timeout=...) or make the step faster (retries apply to timeouts too)"
+        )
+
+
+class StepOutputInvalid(SignoffError):
+    """A step returned (or a run ended with) data that fails its declared output model.
+
+    Raised when the output is recorded: outputs built with ``model_construct`` (or
+    mutated after validation) are validated again, so invalid data is never recorded.
+    ``errors`` maps each field path to a message. Never retried: it is a bug.
+    """
+
+    def __init__(self, where: str, errors: Mapping[str, str]) -> None:
+        self.where = where
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k or '(value)'}: {v}" for k, v in self.errors.items())
+        super().__init__(f"{where} returned an invalid output: {detail}")
 
 
 class ResumeRejected(SignoffError):

@@ -12,48 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
 from engine import paths
-from engine.context import BailSignal, InterruptSpec, StepContext, SuspendSignal
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
-from engine.errors import InterruptExpired
-from engine.models import ErrorInfo, EventType, InterruptStatus, StepStatus
-from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite, Store
+from engine.errors import StepOutputInvalid
+from engine.models import StepStatus
+from engine.stepping import Bailed, Failed, Parked, StepRunner, error_info, validated
+from engine.store.base import RunState, StepWrite, Store
 
-
-class Parked(Exception):
-    """Some path of the run waits on an interrupt."""
-
-
-class Bailed(Exception):
-    """A step bailed: the run ends as rejected."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Failed(Exception):
-    """A step (or the glue between steps) failed for good."""
-
-    def __init__(self, error: ErrorInfo) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe an exception for the record."""
-    return ErrorInfo(
-        type=type(exc).__qualname__,
-        message=str(exc) or type(exc).__qualname__,
-        traceback="".join(traceback.format_exception(exc)),
-    )
+__all__ = [
+    "Bailed",
+    "Execution",
+    "Failed",
+    "Parked",
+    "Services",
+    "coerce",
+    "dump_json",
+    "error_info",
+]
 
 
 def to_python(value: Any) -> Any:
@@ -101,7 +82,7 @@ class Services:
     on_timers: Callable[[], None]  # timers were committed: recompute the next wake-up
 
 
-class Execution:
+class Execution(StepRunner):
     """One pass over a run's graph: returns its output or raises Parked/Bailed/Failed."""
 
     def __init__(self, services: Services, wf: Workflow, state: RunState) -> None:
@@ -125,8 +106,11 @@ class Execution:
 
     async def run_workflow(self) -> Any:
         """Execute the whole graph; return the workflow's validated output."""
-        out = await self.sequence(self.wf, self.input, "")
-        return coerce(out, self.wf.output)
+        out = coerce(await self.sequence(self.wf, self.input, ""), self.wf.output)
+        try:
+            return validated(self.wf.output_adapter, out, f"workflow {self.wf.name!r}")[0]
+        except StepOutputInvalid as exc:
+            raise Failed(error_info(exc)) from exc
 
     async def sequence(self, wf: Workflow, value: Any, prefix: str) -> Any:
         for i, node in enumerate(wf.nodes):
@@ -151,15 +135,43 @@ class Execution:
             assert node.output_model is not None
             return node.output_model(**dict(zip(names, outs, strict=True)))
         if isinstance(node, Foreach):
-            path = paths.of_composite(path, node.name)
-            gate = asyncio.Semaphore(node.concurrency)
-
-            async def item(k: int, v: Any) -> Any:
-                async with gate:
-                    return await self.node(node.body, v, paths.in_item(path, k))
-
-            return await self.gather([item(k, v) for k, v in enumerate(value)])
+            return await self.foreach(node, value, paths.of_composite(path, node.name))
         raise TypeError(f"unknown node {node!r}")  # pragma: no cover - checked at registration
+
+    async def foreach(self, node: Foreach, value: list[Any], path: str) -> list[Any]:
+        """Run the body for each item, ``concurrency`` at a time, in item order.
+
+        The first item that fails or bails stops the loop: items not started yet never
+        start, and running ones are cancelled (their code runs at least once anyway);
+        the run then fails or bails with that item's outcome. Parked items do not stop
+        the others: the run parks once every item finished or parked.
+        """
+        gate = asyncio.Semaphore(node.concurrency)
+        stopped: list[BaseException] = []
+
+        async def item(k: int, v: Any) -> Any:
+            async with gate:
+                if stopped:  # an earlier item failed or bailed while this one queued
+                    raise stopped[0]
+                try:
+                    return await self.node(node.body, v, paths.in_item(path, k))
+                except (Failed, Bailed) as exc:
+                    stopped.append(exc)
+                    raise
+
+        tasks = [asyncio.ensure_future(item(k, v)) for k, v in enumerate(value)]
+        try:
+            waiting = set(tasks)
+            while waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
+                stop = [t.exception() for t in done if isinstance(t.exception(), Failed | Bailed)]
+                if stop:
+                    raise stop[0]  # type: ignore[misc]
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return await self.gather(list(tasks))
 
     async def gather(self, coros: list[Awaitable[Any]]) -> list[Any]:
         """Run all; every branch settles before the outcome is decided."""
@@ -219,284 +231,3 @@ class Execution:
             self.s.on_commit()
         if any(s.expires_at is not None or s.reminders for w in writes for s in w.interrupts):
             self.s.on_timers()
-
-    def output_of(self, name: str) -> Any:
-        for path, rec in self.state.steps.items():
-            if rec.name == name and rec.status is StepStatus.COMPLETED:
-                raw = self.state.step_outputs.get(path)
-                return None if raw is None else json.loads(raw)
-        if name in self.outputs:
-            return json.loads(self.outputs[name])
-        raise LookupError(f"step {name!r} has no recorded output in run {self.run.id}")
-
-    def context(self, sd: StepDef[Any, Any], path: str, attempt: int) -> StepContext[Any, Any]:
-        return StepContext(
-            run_id=self.run.id,
-            workflow=self.wf.name,
-            step=sd.name,
-            path=path,
-            attempt=attempt,
-            requester=self.run.requester,
-            workflow_input=self.input,
-            interrupts=self.state.interrupts,
-            suspend_model=sd.suspend_model,
-            resume_model=sd.resume_model,
-            output_of=self.output_of,
-            now=self.s.clock,
-            events=sd.events,
-        )
-
-    async def step(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
-        rec = self.state.steps.get(path)
-        if rec is not None:
-            raw = self.state.step_outputs.get(path)
-            if rec.status is StepStatus.COMPLETED:
-                return sd.output_adapter.validate_json(raw or "null")
-            if rec.status is StepStatus.SUSPENDED:
-                waiting = self.state.interrupts.get(json.loads(raw or "{}").get("waiting_on", ""))
-                if waiting is None or waiting.status is InterruptStatus.PENDING:
-                    raise Parked(path)
-                if sd.resume_to == "output":
-                    return await self.answer_as_output(sd, path, waiting.id)
-        return await self.execute(sd, value, path)
-
-    async def answer_as_output(self, sd: StepDef[Any, Any], path: str, iid: str) -> Any:
-        started = self.s.clock()
-        ctx = self.context(sd, path, 1)
-        try:
-            data = ctx._settle(self.state.interrupts[iid])
-            out = coerce(
-                sd.resume_model.model_validate(data) if sd.resume_model else data, sd.output_type
-            )
-        except BailSignal as sig:
-            await self.bailed(sd, path, started, 1, sig.reason)
-            raise Bailed(sig.reason) from None
-        except (InterruptExpired, ValidationError) as exc:
-            await self.failed(sd, path, started, 1, exc, [])
-            raise Failed(error_info(exc)) from exc
-        await self.completed(sd, path, started, 1, out, [], derived=True)
-        return out
-
-    async def execute(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
-        started = self.s.clock()
-        notes: list[EventWrite] = []
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.must_flush:  # earlier results are durable before this step's code runs
-                await self.commit()
-            ctx = self.context(sd, path, attempt)
-            try:
-                call = sd.fn(value, ctx) if sd.wants_ctx else sd.fn(value)
-                if sd.timeout is not None:
-                    result = await asyncio.wait_for(call, sd.timeout.total_seconds())
-                else:
-                    result = await call
-                out = sd.output_adapter.validate_python(result)
-            except SuspendSignal as sig:
-                clash = self.claim(sig.spec, sd, path)
-                if clash is not None:
-                    await self.failed(sd, path, started, attempt, clash, notes)
-                    raise Failed(error_info(clash)) from None
-                await self.suspended(sd, path, started, attempt, sig.spec, ctx)
-                raise Parked(path) from None
-            except BailSignal as sig:
-                await self.bailed(sd, path, started, attempt, sig.reason)
-                raise Bailed(sig.reason) from None
-            except ValidationError as exc:  # the step returned the wrong shape: a bug, no retry
-                await self.failed(sd, path, started, attempt, exc, notes)
-                raise Failed(error_info(exc)) from exc
-            except Exception as exc:
-                retryable = isinstance(exc, sd.retry.on) and not isinstance(exc, InterruptExpired)
-                if retryable and attempt < sd.retry.attempts:
-                    delay = sd.retry.delay(attempt)
-                    notes.append(
-                        EventWrite(
-                            EventType.STEP_RETRYING,
-                            {
-                                "step": sd.name,
-                                "path": path,
-                                "attempt": attempt,
-                                "error": f"{type(exc).__qualname__}: {exc}",
-                                "delay": delay,
-                            },
-                            at=self.s.clock(),
-                        )
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                await self.failed(sd, path, started, attempt, exc, notes)
-                raise Failed(error_info(exc)) from exc
-            await self.completed(sd, path, started, attempt, out, notes)
-            return out
-
-    def claim(
-        self, spec: InterruptSpec | None, sd: StepDef[Any, Any], path: str
-    ) -> ValueError | None:
-        """Reserve a new interrupt's id for this step; the error if a sibling took it."""
-        if spec is None:
-            return None
-        other_path, other_step = self.claimed.setdefault(spec.id, (path, sd.name))
-        if other_path == path:
-            return None
-        return ValueError(
-            f"interrupt id {spec.id!r} is already used by step {other_step!r} of this run; "
-            "interrupt ids must be unique per run (include the item in ids used in loops)"
-        )
-
-    def _started(self, sd: StepDef[Any, Any], path: str, started: float) -> EventWrite:
-        return EventWrite(EventType.STEP_STARTED, {"step": sd.name, "path": path}, at=started)
-
-    async def completed(
-        self,
-        sd: StepDef[Any, Any],
-        path: str,
-        started: float,
-        attempts: int,
-        out: Any,
-        notes: list[EventWrite],
-        *,
-        derived: bool = False,
-    ) -> None:
-        raw = dump_json(out, sd.output_type)
-        self.must_flush = self.must_flush or not derived
-        finished = self.s.clock()  # stamped now: the record may be committed later, batched
-        events = [
-            self._started(sd, path, started),
-            *notes,
-            EventWrite(EventType.STEP_COMPLETED, {"step": sd.name, "path": path}, at=finished),
-        ]
-        self.unflushed.append(
-            StepWrite(
-                path,
-                sd.name,
-                StepStatus.COMPLETED,
-                raw,
-                None,
-                attempts,
-                started,
-                finished,
-                events=events,
-            )
-        )
-        self.outputs.setdefault(sd.name, raw)
-
-    async def failed(
-        self,
-        sd: StepDef[Any, Any],
-        path: str,
-        started: float,
-        attempts: int,
-        exc: BaseException,
-        notes: list[EventWrite],
-    ) -> None:
-        info = error_info(exc)
-        events = [
-            self._started(sd, path, started),
-            *notes,
-            EventWrite(
-                EventType.STEP_FAILED, {"step": sd.name, "path": path, "error": info.model_dump()}
-            ),
-        ]
-        await self.commit(
-            StepWrite(
-                path,
-                sd.name,
-                StepStatus.FAILED,
-                None,
-                info.model_dump_json(),
-                attempts,
-                started,
-                self.s.clock(),
-                events=events,
-            )
-        )
-
-    async def bailed(
-        self, sd: StepDef[Any, Any], path: str, started: float, attempts: int, reason: str
-    ) -> None:
-        events = [EventWrite(EventType.BAILED, {"step": sd.name, "path": path, "reason": reason})]
-        await self.commit(
-            StepWrite(
-                path,
-                sd.name,
-                StepStatus.BAILED,
-                json.dumps(reason),
-                None,
-                attempts,
-                started,
-                self.s.clock(),
-                events=events,
-            )
-        )
-
-    async def suspended(
-        self,
-        sd: StepDef[Any, Any],
-        path: str,
-        started: float,
-        attempts: int,
-        spec: InterruptSpec | None,
-        ctx: StepContext[Any, Any],
-    ) -> None:
-        if spec is None:
-            # Waiting on an interrupt that already exists: find the pending one it asked for.
-            pending = [
-                i
-                for i in self.state.interrupts.values()
-                if i.path == path and i.status is InterruptStatus.PENDING
-            ]
-            rec = self.state.steps.get(path)
-            if rec is not None and rec.status is StepStatus.SUSPENDED or not pending:
-                return
-            waiting_on = pending[-1].id
-            await self.commit(
-                StepWrite(
-                    path,
-                    sd.name,
-                    StepStatus.SUSPENDED,
-                    json.dumps({"waiting_on": waiting_on}),
-                    None,
-                    attempts,
-                    started,
-                    self.s.clock(),
-                )
-            )
-            return
-        spec.title = spec.title or sd.title  # the stored interrupt gets the default title too
-        info = {
-            "interrupt_id": spec.id,
-            "kind": spec.kind.value,
-            "workflow": self.wf.name,
-            "version": self.wf.version,
-            "step": sd.name,
-            "title": spec.title or sd.title,
-            "path": path,
-            "payload": spec.payload,
-            "event": spec.event,
-            "responders": spec.responders,
-            "quorum": spec.quorum,
-            "allow_requester": spec.allow_requester,
-            "requester": self.run.requester,
-            "expires_at": spec.expires_at,
-            "on_expiry": spec.on_expiry.value if spec.on_expiry else None,
-            "channel": spec.channel,
-            "meta": {k: v for k, v in spec.meta.items() if not k.startswith("_")},
-        }
-        events = [self._started(sd, path, started), EventWrite(EventType.SUSPENDED, info)]
-        outbox = [OutboxWrite("interrupt.created", spec.id, info)]
-        await self.commit(
-            StepWrite(
-                path,
-                sd.name,
-                StepStatus.SUSPENDED,
-                json.dumps({"waiting_on": spec.id}),
-                None,
-                attempts,
-                started,
-                self.s.clock(),
-                interrupts=[spec],
-                events=events,
-                outbox=outbox,
-            )
-        )

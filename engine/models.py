@@ -59,6 +59,7 @@ SETTLED = frozenset(s for s in RunStatus if s.settled)
 class StepStatus(StrEnum):
     """The recorded state of one step execution."""
 
+    RUNNING = "running"  # an attempt started (``attempts`` says which) and has not ended
     COMPLETED = "completed"
     FAILED = "failed"
     SUSPENDED = "suspended"
@@ -190,6 +191,7 @@ class Interrupt(BaseModel):
     channel: str | None = None
     title: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
     expires_at: datetime | None = None
     on_expiry: ExpiryAction | None = None
     expiry_value: Any = None

@@ -456,6 +456,10 @@ class Engine:
     async def cancel(self, run_id: str, *, reason: str = "", actor: str | None = None) -> Run:
         """Cancel a run; its pending interrupts are resolved as cancelled.
 
+        ``actor`` is recorded everywhere the cancel shows: the ``cancelled`` history entry,
+        each interrupt's ``resolved_by`` and ``resolved`` entry, and the outbox messages
+        (``'system'`` in the interrupts when no actor is given).
+
         Raises RunNotFound, or RunNotActive if it already finished.
         """
         info = {"status": RunStatus.CANCELLED.value, "reason": reason, "by": actor}
@@ -464,7 +468,8 @@ class Engine:
             self.clock(),
             [EventWrite(EventType.CANCELLED, info)],
             [OutboxWrite("run.finished", None, info)],
-            cancelled_leftovers,
+            lambda run, pending: cancelled_leftovers(run, pending, actor),
+            by=actor,
         )
         self.driver.cancel(run_id)
         self._on_commit()
@@ -557,30 +562,59 @@ class Engine:
         run_id: str | None = None,
         actor: str | None = None,
         groups: Iterable[str] = (),
+        label: str | None = None,
         limit: int = 100,
     ) -> list[Interrupt]:
-        """Interrupts (default: pending), oldest first.
+        """Interrupts (default: pending), oldest first, at most ``limit`` (-1: all).
 
-        With ``actor``, only those the actor may answer: open to anyone, or listing the
-        actor or one of ``groups`` among the responders, and not the actor's own request
-        unless allowed.
+        ``workflow``, ``run_id`` and ``label`` (``ctx.suspend(label=...)``) filter in the
+        database. With ``actor``, only those the actor may answer now (what a Slack Home
+        tab or a web inbox shows): open to anyone, or listing the actor or one of
+        ``groups`` among the responders, and not the actor's own request unless allowed;
+        with an ``Authorizer`` set, the others are asked about too (group membership).
+
+        Cost: without ``actor``, one query. With ``actor``, interrupts are read in pages
+        (of ``max(limit, 100)``) until ``limit`` are found or none are left, so a
+        ``limit`` or a filter bounds the work; the authorizer is called at most once per
+        distinct responder list in a call (its answer is reused for interrupts with the
+        same responders, so it must decide by responders and actor only).
         """
-        found = await self.store.list_interrupts(
-            status=str(status) if status else None,
-            workflow=workflow,
-            run_id=run_id,
-            limit=limit if actor is None else -1,
-        )
+        base: dict[str, Any] = {
+            "status": str(status) if status else None,
+            "workflow": workflow,
+            "run_id": run_id,
+            "label": label,
+        }
         if actor is None:
-            return found
+            return await self.store.list_interrupts(**base, limit=limit)
         allowed = {actor, *groups}
-        mine = [
-            i
-            for i in found
-            if (not i.responders or allowed & set(i.responders))
-            and (i.requester != actor or i.allow_requester)
-        ]
-        return mine[:limit]
+        asked: dict[tuple[str, ...], bool] = {}
+        mine: list[Interrupt] = []
+        page = max(limit, 100)
+        offset = 0
+        while limit < 0 or len(mine) < limit:
+            found = await self.store.list_interrupts(**base, limit=page, offset=offset)
+            offset += len(found)
+            for i in found:
+                if await self._may_answer(i, actor, allowed, asked):
+                    mine.append(i)
+            if len(found) < page:
+                break
+        return mine if limit < 0 else mine[:limit]
+
+    async def _may_answer(
+        self, i: Interrupt, actor: str, allowed: set[str], asked: dict[tuple[str, ...], bool]
+    ) -> bool:
+        if i.requester == actor and not i.allow_requester:
+            return False
+        if not i.responders or allowed & set(i.responders):
+            return True
+        if self.authorizer is None:
+            return False
+        key = tuple(i.responders)
+        if key not in asked:
+            asked[key] = bool(await self.authorizer(i, actor))
+        return asked[key]
 
     async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt:
         """One interrupt with its responses (RunNotFound / InterruptNotFound)."""

@@ -205,8 +205,11 @@ class Store(Protocol):
         events: list[EventWrite],
         outbox: list[OutboxWrite],
         leftover: LeftoverBuilder | None = None,
+        by: str | None = None,
     ) -> Run:
-        """Cancel an active run and its pending interrupts (RunNotFound / RunNotActive)."""
+        """Cancel an active run and its pending interrupts (RunNotFound / RunNotActive).
+
+        The interrupts record ``resolved_by=by`` (``'system'`` when there is no actor)."""
 
     async def resolve(
         self,
@@ -278,7 +281,7 @@ class Store(Protocol):
         """One run without details."""
 
     async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with steps, interrupts and history."""
+        """One run with its ended steps (not ``running`` ones), interrupts and history."""
 
     async def list_runs(
         self, *, status: str | None, workflow: str | None, limit: int, offset: int
@@ -295,8 +298,10 @@ class Store(Protocol):
         workflow: str | None,
         run_id: str | None,
         limit: int,
+        label: str | None = None,
+        offset: int = 0,
     ) -> list[Interrupt]:
-        """Interrupts, oldest first."""
+        """Interrupts, oldest first (``limit`` -1: all), skipping ``offset`` rows."""
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run after an event id."""

@@ -131,6 +131,7 @@ def interrupt_from_row(r: Row, responses: list[Response]) -> Interrupt:
         channel=spec.get("channel"),
         title=spec.get("title"),
         meta=spec.get("meta", {}),
+        label=spec.get("label"),
         expires_at=ts(r[7]),
         on_expiry=ExpiryAction(on_expiry) if on_expiry else None,
         expiry_value=spec.get("expiry_value"),
@@ -183,6 +184,7 @@ def spec_json(s: InterruptSpec) -> str:
             "channel": s.channel,
             "title": s.title,
             "meta": s.meta,
+            "label": s.label,
         }
     )
 

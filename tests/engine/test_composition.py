@@ -410,7 +410,7 @@ async def test_a_step_can_read_an_earlier_steps_output(engine_factory: EngineFac
     @step
     async def later(n: Named, ctx: StepContext) -> Done:  # type: ignore[type-arg]
         first = ctx.output_of(to_named)
-        return Done(name=f"{first['name']}->{n.name}")
+        return Done(name=f"{first.name}->{n.name}")
 
     @step
     async def rename(n: Named) -> Named:

@@ -223,7 +223,9 @@ async def test_a_step_over_its_timeout_fails_with_timeout_error(
 
     assert time.monotonic() - started < 5
     assert run.status is RunStatus.FAILED
-    assert run.error is not None and run.error.type == "TimeoutError"
+    # Since issue 10: a typed StepTimedOut naming the step, the limit and the attempt.
+    assert run.error is not None and run.error.type == "StepTimedOut"
+    assert "step 'stuck' timed out after 0.1s on attempt 1" in run.error.message
     assert probe.calls["stuck"] == 1
 
 
@@ -239,7 +241,7 @@ async def test_the_timeout_applies_to_each_attempt(
     assert run.output == 2
     assert probe.seen["slow"] == [1, 2]
     (retry,) = await history(engine, run_id, EventType.STEP_RETRYING)
-    assert retry.data["error"].startswith("TimeoutError")
+    assert retry.data["error"].startswith("StepTimedOut")
 
 
 async def test_idempotency_key_is_stable_across_retries_and_re_runs(

@@ -198,10 +198,10 @@ async def test_resume_to_step_re_runs_the_step_and_suspend_returns_the_answer(
     await engine.resume(run.id, interrupt.id, {"approved": False, "comment": "no"}, actor="bo")
     run = await settle(engine, run.id)
     assert run.output == {"name": "q", "approved": False, "by": None}
-    assert seen[1:] == [
-        ("before", None),
-        ("after", Approval(approved=False, comment="no"), "bo"),
-    ]
+    # Since issue 10 a re-run knows at entry that it resumes (ctx.is_resume, ctx.resolution).
+    (_, at_entry), after = seen[1:]
+    assert at_entry is not None and at_entry.resolved_by == "bo"
+    assert after == ("after", Approval(approved=False, comment="no"), "bo")
 
 
 async def test_resume_to_output_makes_the_answer_the_output_without_re_running(

@@ -57,7 +57,7 @@ async def run_row(conn: Conn, run_id: str, *, lock: bool = False) -> Record | No
 
 
 async def interrupts(
-    conn: Conn, where: str, args: Sequence[Any], limit: int = -1
+    conn: Conn, where: str, args: Sequence[Any], limit: int = -1, offset: int = 0
 ) -> list[Interrupt]:
     """Interrupts matching ``where`` (placeholders ``$1..$n`` for ``args``), oldest first.
 
@@ -66,9 +66,11 @@ async def interrupts(
     """
     rows = await conn.fetch(
         f"SELECT {INT_COLS}, {_RESPONSES} FROM interrupts i JOIN runs r ON r.id = i.run_id "
-        f"WHERE {where} ORDER BY i.created_at, i.id LIMIT ${len(args) + 1}",
+        f"WHERE {where} ORDER BY i.created_at, i.id LIMIT ${len(args) + 1} "
+        f"OFFSET ${len(args) + 2}",
         *args,
         limit_arg(limit),
+        offset,
     )
     return [interrupt_from_row(row, _responses(row[16])) for row in rows]
 
@@ -134,16 +136,20 @@ async def append(
     await conn.execute(guarded("SELECT $1::text AS id", ctes, "SELECT 1"), *p.values)
 
 
-async def cancel_pending(conn: Conn, run: Run, now: float, build: LeftoverBuilder | None) -> None:
-    """Cancel the run's pending interrupts and drop its timers (run row locked by caller)."""
+async def cancel_pending(
+    conn: Conn, run: Run, now: float, build: LeftoverBuilder | None, by: str | None = None
+) -> None:
+    """Cancel the run's pending interrupts (``by`` the actor, else ``'system'``) and drop
+    its timers (run row locked by caller)."""
     pending = await interrupts(conn, "i.run_id = $1 AND i.status = 'pending'", (run.id,))
     if not pending:
         return
     await conn.execute(
-        "UPDATE interrupts SET status='cancelled', resolved_at=$1, resolved_by='system' "
+        "UPDATE interrupts SET status='cancelled', resolved_at=$1, resolved_by=$3 "
         "WHERE run_id=$2 AND status='pending'",
         now,
         run.id,
+        by or "system",
     )
     await conn.execute("DELETE FROM timers WHERE run_id=$1", run.id)
     if build is not None:

@@ -49,6 +49,7 @@ from engine.models import (
     Run,
     RunDetail,
     RunStatus,
+    StepStatus,
 )
 from engine.store.base import (
     Decide,
@@ -284,8 +285,9 @@ class PostgresStore:
         events: list[EventWrite],
         outbox: list[OutboxWrite],
         leftover: LeftoverBuilder | None = None,
+        by: str | None = None,
     ) -> Run:
-        """Cancel an active run and resolve its pending interrupts as cancelled."""
+        """Cancel an active run; its pending interrupts become cancelled ``by`` the actor."""
 
         async def op(conn: Conn) -> Run:
             row = await ops.run_row(conn, run_id, lock=True)
@@ -302,7 +304,7 @@ class PostgresStore:
             assert row is not None  # locked above
             run = run_from_row(row)
             await ops.append(conn, run_id, now, events, outbox)
-            await ops.cancel_pending(conn, run, now, leftover)
+            await ops.cancel_pending(conn, run, now, leftover, by)
             return run
 
         return await self._tx(op)
@@ -453,7 +455,7 @@ class PostgresStore:
         return await self._read(op)
 
     async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with steps (with outputs), interrupts and its whole history."""
+        """One run with its ended steps (with outputs), interrupts and whole history."""
 
         async def op(conn: Conn) -> RunDetail | None:
             state = await ops.load_state(conn, run_id)
@@ -464,6 +466,9 @@ class PostgresStore:
                     update={"output": loads(o) if (o := state.step_outputs[p]) else None}
                 )
                 for p, rec in sorted(state.steps.items(), key=lambda kv: kv[1].started_at)
+                # An attempt in progress is not a result: it shows as `step_started` in the
+                # history; its record only keeps the attempt count for recovery.
+                if rec.status is not StepStatus.RUNNING
             ]
             return RunDetail(
                 run=state.run,
@@ -526,14 +531,19 @@ class PostgresStore:
         workflow: str | None,
         run_id: str | None,
         limit: int,
+        label: str | None = None,
+        offset: int = 0,
     ) -> list[Interrupt]:
-        """Interrupts, oldest first, optionally filtered."""
+        """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
         where, args = ["TRUE"], []
-        for column, value in (("i.status", status), ("r.workflow", workflow), ("i.run_id", run_id)):
+        filters = (("i.status", status), ("r.workflow", workflow), ("i.run_id", run_id))
+        for column, value in (*filters, ("i.label", label)):
             if value:
                 args.append(value)
                 where.append(f"{column}=${len(args)}")
-        return await self._read(lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit))
+        return await self._read(
+            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit, offset)
+        )
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""

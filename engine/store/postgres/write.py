@@ -92,6 +92,7 @@ def write_ctes(
             ("kind", "text", [spec.kind.value for _, spec in specs]),
             ("spec_json", "text", [spec_json(spec) for _, spec in specs]),
             ("expires_at", "float8", [spec.expires_at for _, spec in specs]),
+            ("label", "text", [spec.label for _, spec in specs]),
         ]
         names = ", ".join(c[0] for c in cols)
         ctes.append(

@@ -50,13 +50,13 @@ def responses(conn: sqlite3.Connection, run_id: str) -> dict[str, list[Response]
 
 
 def interrupts(
-    conn: sqlite3.Connection, where: str, args: Sequence[Any], limit: int = -1
+    conn: sqlite3.Connection, where: str, args: Sequence[Any], limit: int = -1, offset: int = 0
 ) -> list[Interrupt]:
     """Interrupts matching ``where`` (over ``i`` interrupts and ``r`` runs), oldest first."""
     rows = conn.execute(
         f"SELECT {INT_COLS} FROM interrupts i JOIN runs r ON r.id = i.run_id "
-        f"WHERE {where} ORDER BY i.created_at, i.id LIMIT ?",
-        (*args, limit),
+        f"WHERE {where} ORDER BY i.created_at, i.id LIMIT ? OFFSET ?",
+        (*args, limit, offset),
     ).fetchall()
     by_run: dict[str, dict[str, list[Response]]] = {}
     result = []
@@ -106,18 +106,23 @@ def events(conn: sqlite3.Connection, run_id: str, after_id: int, limit: int) -> 
 
 
 def cancel_pending(
-    conn: sqlite3.Connection, run: Run, now: float, build: LeftoverBuilder | None
+    conn: sqlite3.Connection,
+    run: Run,
+    now: float,
+    build: LeftoverBuilder | None,
+    by: str | None = None,
 ) -> None:
-    """Resolve a finished run's pending interrupts as cancelled and drop their timers."""
+    """Resolve a finished run's pending interrupts as cancelled (``by`` the actor, else
+    ``'system'``) and drop their timers."""
     # `+i.status` keeps SQLite on the primary key (run_id, id); the status index would
     # scan every pending interrupt of every run.
     pending = interrupts(conn, "i.run_id = ? AND +i.status = 'pending'", (run.id,))
     if not pending:
         return
     conn.execute(
-        "UPDATE interrupts SET status='cancelled', resolved_at=?, resolved_by='system' "
+        "UPDATE interrupts SET status='cancelled', resolved_at=?, resolved_by=? "
         "WHERE run_id=? AND status='pending'",
-        (now, run.id),
+        (now, by or "system", run.id),
     )
     conn.execute("DELETE FROM timers WHERE run_id=?", (run.id,))
     if build is not None:

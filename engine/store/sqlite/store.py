@@ -37,6 +37,7 @@ from engine.models import (
     Run,
     RunDetail,
     RunStatus,
+    StepStatus,
 )
 from engine.store.base import (
     Decide,
@@ -237,8 +238,9 @@ class SQLiteStore:
         events: list[EventWrite],
         outbox: list[OutboxWrite],
         leftover: LeftoverBuilder | None = None,
+        by: str | None = None,
     ) -> Run:
-        """Cancel an active run and resolve its pending interrupts as cancelled."""
+        """Cancel an active run; its pending interrupts become cancelled ``by`` the actor."""
 
         def op(conn: sqlite3.Connection) -> Run:
             row = ops.run_row(conn, run_id)
@@ -253,7 +255,7 @@ class SQLiteStore:
             )
             append(conn, run_id, now, events, outbox)
             run = run_from_row(ops.run_row(conn, run_id))
-            ops.cancel_pending(conn, run, now, leftover)
+            ops.cancel_pending(conn, run, now, leftover, by)
             return run
 
         return await self._write(op)
@@ -389,7 +391,7 @@ class SQLiteStore:
         return await self._read(op)
 
     async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with steps (with outputs), interrupts and its whole history."""
+        """One run with its ended steps (with outputs), interrupts and whole history."""
 
         def op(conn: sqlite3.Connection) -> RunDetail | None:
             state = ops.load_state(conn, run_id)
@@ -400,6 +402,9 @@ class SQLiteStore:
                     update={"output": loads(o) if (o := state.step_outputs[p]) else None}
                 )
                 for p, rec in sorted(state.steps.items(), key=lambda kv: kv[1].started_at)
+                # An attempt in progress is not a result: it shows as `step_started` in the
+                # history; its record only keeps the attempt count for recovery.
+                if rec.status is not StepStatus.RUNNING
             ]
             return RunDetail(
                 run=state.run,
@@ -458,8 +463,10 @@ class SQLiteStore:
         workflow: str | None,
         run_id: str | None,
         limit: int,
+        label: str | None = None,
+        offset: int = 0,
     ) -> list[Interrupt]:
-        """Interrupts, oldest first, optionally filtered."""
+        """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
         where, args = ["1=1"], []
         if status:
             where.append("i.status=?")
@@ -470,7 +477,12 @@ class SQLiteStore:
         if run_id:
             where.append("i.run_id=?")
             args.append(run_id)
-        return await self._read(lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit))
+        if label:
+            where.append("i.label=?")
+            args.append(label)
+        return await self._read(
+            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit, offset)
+        )
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""

@@ -55,7 +55,7 @@ def write_step(conn: sqlite3.Connection, run_id: str, step: StepWrite, now: floa
     for spec in step.interrupts:
         conn.execute(
             "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
-            "expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            "expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
             (
                 run_id,
                 spec.id,
@@ -65,6 +65,7 @@ def write_step(conn: sqlite3.Connection, run_id: str, step: StepWrite, now: floa
                 spec_json(spec),
                 spec.expires_at,
                 now,
+                spec.label,
             ),
         )
         timers = [(run_id, spec.id, "reminder", t) for t in spec.reminders]

@@ -753,3 +753,31 @@ async def test_list_events_after_an_id(store: Store) -> None:
     assert [e.data for e in later] == [{"n": 2}, {"n": 3}]
     assert await store.list_events("r1", after_id=every[-1].id, limit=10) == []
     assert every[1].at.timestamp() == T0
+
+
+async def test_list_interrupts_filters_by_label_and_pages_with_offset(store: Store) -> None:
+    """Issue 10: ``label`` (a column since schema 2) and ``offset`` for paging."""
+    refund = [ask(f"r{n}") for n in range(3)]
+    for spec in refund:
+        spec.label = "refund"
+    other = ask("o1")
+    await parked(store, "r1", *refund, other)
+
+    def page(**kw: Any) -> Any:
+        return store.list_interrupts(status="pending", workflow=None, run_id=None, **kw)
+
+    assert [i.id for i in await page(limit=-1, label="refund")] == ["r0", "r1", "r2"]
+    assert {i.label for i in await page(limit=-1, label="refund")} == {"refund"}
+    assert [i.id for i in await page(limit=2, label="refund", offset=1)] == ["r1", "r2"]
+    assert [i.id for i in await page(limit=-1)] == ["o1", "r0", "r1", "r2"]  # same time: by id
+    assert [i.id for i in await page(limit=2, offset=1)] == ["r0", "r1"]
+    assert (await page(limit=-1, label="nothing")) == []
+
+
+async def test_cancel_run_records_the_actor_on_the_cancelled_interrupts(store: Store) -> None:
+    """Issue 10: ``cancel_run(by=actor)`` is what ``resolved_by`` says."""
+    await parked(store, "r1", ask("i1"))
+    await store.cancel_run("r1", T0 + 1, [], [], leftovers, by="U0OPS")
+    found = await store.get_interrupt("r1", "i1")
+    assert found is not None
+    assert (found.status, found.resolved_by) == (InterruptStatus.CANCELLED, "U0OPS")
