@@ -27,14 +27,13 @@ from tests.engine.fixtures_runtime import (
     PROBE,
     Collect,
     Probe,
-    eventually,
     finished,
     history,
     parked,
-    probe_fixture,  # noqa: F401
     stored_run,
 )
 from tests.engine.wf_common import Approval, Done, Note, Req, Shown
+from tests.support.polling import eventually
 
 
 class Named(BaseModel):
