@@ -298,7 +298,12 @@ class Console:
         mine = {
             i.id
             for i in await queries.answerable(
-                self.engine, identity, self.authorizer, run_id=run_id, limit=-1
+                # Not limit=-1: with actor= the engine slices mine[:limit], which drops the last.
+                self.engine,
+                identity,
+                self.authorizer,
+                run_id=run_id,
+                limit=1000,
             )
         }
         now = dt.datetime.now(dt.UTC)
