@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.slack.app import SLACK_BOT, SlackBot, attach_slack, make_client
 from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
 from bot.web.api import install_api
+from bot.web.console import announce_console, install_console
 from bot.web.metrics import install_metrics
 from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
@@ -55,6 +56,7 @@ ROUTE_INSTALLERS: list[RouteInstaller] = [
     install_slack_routes,
     install_webhooks,
     install_api,
+    install_console,  # the web console at /
 ]
 
 
@@ -131,6 +133,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
         await site.start()
         for address in runner.addresses:
             log.info("Signoff listening on http://%s:%s", address[0], address[1])
+        announce_console(web_app, "http://{}:{}".format(*runner.addresses[0][:2]))
         slack = web_app.get(SLACK_BOT)
         if slack is not None and settings.socket_mode:
             assert settings.slack_app_token is not None  # socket_mode implies it

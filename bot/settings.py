@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     slack_retries: int = Field(default=2, ge=0, le=10)
     slack_timeout: float = Field(default=10.0, gt=0)
 
+    # The web console (bot/web/console/): where people reach it, and how they sign in.
+    public_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_authorize_url: str = "https://slack.com/openid/connect/authorize"
+    session_secret: SecretStr | None = None
+    session_secret_file: str = ".signoff-session-key"
+    session_hours: float = Field(default=12.0, gt=0)
+    operator_name: str = Field(default="operator", min_length=1, max_length=80)
+    operator_link_minutes: float = Field(default=15.0, gt=0)
+
     @field_validator("workflows", "admins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -102,6 +113,15 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, like https://signoff.example.com")
+        return value.rstrip("/")
 
     @field_validator("slash_command")
     @classmethod
@@ -121,6 +141,16 @@ class Settings(BaseSettings):
             )
         if (self.slack_signing_secret or self.slack_app_token) and not self.slack_bot_token:
             raise ValueError("Slack is half configured: SLACK_BOT_TOKEN is missing")
+        if bool(self.oidc_client_id) != bool(self.oidc_client_secret):
+            raise ValueError(
+                "Sign in with Slack is half configured: set both SIGNOFF_OIDC_CLIENT_ID and "
+                "SIGNOFF_OIDC_CLIENT_SECRET"
+            )
+        if self.oidc_client_id and not self.slack_bot_token:
+            raise ValueError(
+                "SIGNOFF_OIDC_CLIENT_ID needs SLACK_BOT_TOKEN: sign-ins are checked against "
+                "the bot's workspace"
+            )
         return self
 
     def webhook_secret_for(self, workflow: str) -> SecretStr | None:
@@ -131,6 +161,11 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         """True when Slack credentials are configured."""
         return self.slack_bot_token is not None
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when the console offers Sign in with Slack (OpenID Connect)."""
+        return self.oidc_client_id is not None and self.oidc_client_secret is not None
 
     @property
     def socket_mode(self) -> bool:

@@ -72,6 +72,7 @@ from engine.store.base import (
     Store,
     TimerRow,
 )
+from engine.store.rows import CURSOR_SLACK
 from engine.timers import TimerLoop
 
 
@@ -548,10 +549,39 @@ class Engine:
         workflow: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        requester: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
+        """Runs, newest first (``created_at`` descending, then ``id``).
+
+        Args:
+            status, workflow, requester: keep only runs with these values.
+            created_after: keep runs created at or after this time.
+            created_before: keep runs created before this time.
+            before: a keyset cursor, ``(run.created_at, run.id)`` of the last run of the
+                previous page: the next page starts after it. Unlike ``offset`` it reads
+                only the rows it returns (indexed), however deep the page.
+            limit, offset: page size and rows skipped (prefer ``before`` for deep pages).
+        """
+        extra: dict[str, Any] = {}
+        if requester:
+            extra["requester"] = requester
+        # A datetime is the stored Unix seconds rounded to the microsecond: shift the bounds
+        # by half of one so a run's own created_at is inside "after" and outside "before".
+        if created_after is not None:
+            extra["created_after"] = created_after.timestamp() - CURSOR_SLACK
+        if created_before is not None:
+            extra["created_before"] = created_before.timestamp() - CURSOR_SLACK
+        if before is not None:
+            extra["before"] = (before[0].timestamp(), before[1])
         return await self.store.list_runs(
-            status=str(status) if status else None, workflow=workflow, limit=limit, offset=offset
+            status=str(status) if status else None,
+            workflow=workflow,
+            limit=limit,
+            offset=offset,
+            **extra,
         )
 
     async def list_interrupts(

@@ -284,9 +284,25 @@ class Store(Protocol):
         """One run with its ended steps (not ``running`` ones), interrupts and history."""
 
     async def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        offset: int,
+        requester: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
+        """Runs, newest first (``created_at`` descending, then ``id`` ascending).
+
+        ``created_after`` is inclusive and ``created_before`` exclusive (Unix seconds).
+        ``before=(created_at, id)`` is a keyset cursor: only runs after that one in this
+        order, found through an index whatever the page (no OFFSET scan). Its time may be
+        rounded to the microsecond (as ``Run.created_at`` is): rows within half a
+        microsecond of it are ordered by id.
+        """
 
     async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt | None:
         """One interrupt with its responses."""

@@ -45,6 +45,10 @@ def loads(text: str | bytes) -> Any:
     return from_json(text)
 
 
+CURSOR_SLACK = 0.5e-6
+"""Half a microsecond: how far a keyset cursor's time (a ``datetime``, rounded to the
+microsecond) may be from the stored Unix seconds of the run it names."""
+
 RUN_COLS = (
     "id, workflow, version, status, input_json, output_json, error_json, requester, "
     "created_at, updated_at, wake_seq"

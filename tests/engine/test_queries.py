@@ -127,6 +127,27 @@ async def test_list_runs_filters_by_status_and_workflow_newest_first(
     assert await engine.list_runs(offset=5) == []
 
 
+async def test_list_runs_by_requester_time_window_and_keyset_cursor(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    ids = []
+    for name, who in [("a", "U0CAROL"), ("b", "U0DAVE"), ("c", "U0CAROL"), ("d", "U0CAROL")]:
+        ids.append(await engine.start("quick", {"name": name}, requester=who))
+        await settle(engine, ids[-1])
+    a, b, c, d = ids
+    runs = {r.id: r for r in await engine.list_runs()}
+
+    assert [r.id for r in await engine.list_runs(requester="U0CAROL")] == [d, c, a]
+    first = await engine.list_runs(requester="U0CAROL", limit=2)
+    cursor = (first[-1].created_at, first[-1].id)
+    assert [r.id for r in await engine.list_runs(requester="U0CAROL", before=cursor)] == [a]
+    window = await engine.list_runs(
+        created_after=runs[b].created_at, created_before=runs[d].created_at
+    )
+    assert [r.id for r in window] == [c, b]
+
+
 async def test_get_run_has_steps_with_outputs_pending_interrupts_and_ordered_history(
     engine_factory: EngineFactory,
 ) -> None:

@@ -70,7 +70,7 @@ from engine.store.postgres import claims, ops
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
 from engine.store.postgres.write import Params, guarded, write_ctes
-from engine.store.rows import RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
+from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 
 T = TypeVar("T")
 
@@ -480,16 +480,36 @@ class PostgresStore:
         return await self._read(op, snapshot=True)
 
     async def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        offset: int,
+        requester: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first, optionally filtered."""
-        where, args = ["TRUE"], []
-        if status:
-            args.append(status)
-            where.append(f"status=${len(args)}")
-        if workflow:
-            args.append(workflow)
-            where.append(f"workflow=${len(args)}")
+        """Runs, newest first, optionally filtered and keyset-paged (see ``Store``)."""
+        where: list[str] = ["TRUE"]
+        args: list[str | float] = []
+        for column, value in (("status", status), ("workflow", workflow), ("requester", requester)):
+            if value:
+                args.append(value)
+                where.append(f"{column}=${len(args)}")
+        if created_after is not None:
+            args.append(created_after)
+            where.append(f"created_at>=${len(args)}")
+        if created_before is not None:
+            args.append(created_before)
+            where.append(f"created_at<${len(args)}")
+        if before is not None:
+            # Keyset on (created_at DESC, id ASC), with the cursor's rounding window.
+            at, after_id = before
+            args += [at + CURSOR_SLACK, at - CURSOR_SLACK, after_id]
+            n = len(args)
+            where.append(f"created_at<${n - 2} AND (created_at<${n - 1} OR id>${n})")
         n = len(args)
 
         async def op(conn: Conn) -> list[Run]:

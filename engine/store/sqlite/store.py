@@ -54,7 +54,7 @@ from engine.store.base import (
     TimerRow,
     WorkerRow,
 )
-from engine.store.rows import RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
+from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 from engine.store.sqlite import claims, ops
 from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
@@ -416,16 +416,36 @@ class SQLiteStore:
         return await self._read(op)
 
     async def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        offset: int,
+        requester: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first, optionally filtered."""
-        where, args = ["1=1"], []
-        if status:
-            where.append("status=?")
-            args.append(status)
-        if workflow:
-            where.append("workflow=?")
-            args.append(workflow)
+        """Runs, newest first, optionally filtered and keyset-paged (see ``Store``)."""
+        where: list[str] = ["1=1"]
+        args: list[str | float] = []
+        for column, value in (("status", status), ("workflow", workflow), ("requester", requester)):
+            if value:
+                where.append(f"{column}=?")
+                args.append(value)
+        if created_after is not None:
+            where.append("created_at>=?")
+            args.append(created_after)
+        if created_before is not None:
+            where.append("created_at<?")
+            args.append(created_before)
+        if before is not None:
+            # Row-value keyset on (created_at DESC, id ASC); the half-microsecond window
+            # absorbs the cursor's rounding to datetime precision (see Store.list_runs).
+            at, after_id = before
+            where.append("created_at<? AND (created_at<? OR id>?)")
+            args += [at + CURSOR_SLACK, at - CURSOR_SLACK, after_id]
 
         def op(conn: sqlite3.Connection) -> list[Run]:
             rows = conn.execute(

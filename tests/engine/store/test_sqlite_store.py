@@ -211,3 +211,32 @@ async def test_wal_is_checkpointed_in_the_background_not_in_commits(db_path: str
         assert peek(db_path, "SELECT COUNT(*) FROM runs") == [(300,)]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "1=1",
+        "status='suspended'",
+        "workflow='deploy'",
+        "requester='U0CAROL'",
+        "created_at<1 AND (created_at<1 OR id>'r')",
+        "requester='U0CAROL' AND created_at>=1 AND created_at<2",
+    ],
+)
+async def test_run_pages_are_index_scans_in_page_order(tmp_path: Path, where: str) -> None:
+    db = str(tmp_path / "plan.db")
+    store = open_store(db)
+    await store.open()
+    await store.close()
+
+    plan = " ".join(
+        str(row[-1])
+        for row in peek(
+            db,
+            f"EXPLAIN QUERY PLAN SELECT * FROM runs WHERE {where} "
+            "ORDER BY created_at DESC, id LIMIT 50",
+        )
+    )
+
+    assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan

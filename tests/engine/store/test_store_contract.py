@@ -716,6 +716,52 @@ async def test_list_runs_filters_and_pages_newest_first(store: Store) -> None:
     assert await store.count_runs() == {"running": 5, "cancelled": 1}
 
 
+async def test_list_runs_filters_by_requester_and_creation_time(store: Store) -> None:
+    for n in range(6):
+        made = new_run(f"r{n}", now=T0 + n)
+        made.requester = "carol" if n % 2 else "dave"
+        await store.create_run(made)
+
+    async def ids(**kwargs: Any) -> list[str]:
+        found = await store.list_runs(status=None, workflow=None, limit=-1, offset=0, **kwargs)
+        return [r.id for r in found]
+
+    assert await ids(requester="carol") == ["r5", "r3", "r1"]
+    assert await ids(created_after=T0 + 2) == ["r5", "r4", "r3", "r2"]
+    assert await ids(created_before=T0 + 2) == ["r1", "r0"]
+    assert await ids(requester="dave", created_after=T0 + 1, created_before=T0 + 5) == [
+        "r4",
+        "r2",
+    ]
+
+
+async def test_list_runs_keyset_pages_match_offset_pages_even_with_equal_times(
+    store: Store,
+) -> None:
+    # Times with more precision than a datetime keeps, and three runs created at once.
+    times = [T0 + 0.1234567, T0 + 1.7654321, T0 + 1.7654321, T0 + 1.7654321, T0 + 3.3333333]
+    for n, at in enumerate(times):
+        await store.create_run(new_run(f"k{n}", now=at))
+    everything = await store.list_runs(status=None, workflow=None, limit=-1, offset=0)
+
+    pages: list[list[str]] = []
+    cursor: tuple[float, str] | None = None
+    while True:
+        page = await store.list_runs(status=None, workflow=None, limit=2, offset=0, before=cursor)
+        if not page:
+            break
+        pages.append([r.id for r in page])
+        # The cursor is what a client has: the run's datetime, rounded to microseconds.
+        cursor = (page[-1].created_at.timestamp(), page[-1].id)
+
+    assert [r.id for r in everything] == ["k4", "k1", "k2", "k3", "k0"]
+    assert pages == [["k4", "k1"], ["k2", "k3"], ["k0"]]
+    only_default = await store.list_runs(
+        status="running", workflow="wf", limit=9, offset=0, requester="alice", before=cursor
+    )
+    assert only_default == []
+
+
 async def test_list_interrupts_filters_oldest_first(store: Store) -> None:
     await parked(store, "r1", ask("x1"), ask("x2"))
     await store.create_run(new_run("r2", workflow="other"))
