@@ -30,6 +30,7 @@ from engine.errors import (
     WrongInterruptKind,
     field_errors,
 )
+from engine.json_schema import UnsupportedSchema, model_from_json_schema
 from engine.models import (
     SETTLED,
     ErrorInfo,
@@ -89,10 +90,12 @@ __all__ = [
     "StepStatus",
     "Store",
     "StoreError",
+    "UnsupportedSchema",
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
     "field_errors",
+    "model_from_json_schema",
     "open_store",
     "step",
 ]

@@ -13,6 +13,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 # InterruptExpired lived here before joining the SignoffError tree: re-exported so that
 # `from engine.context import InterruptExpired` keeps working.
 from engine.errors import InterruptExpired as InterruptExpired
+from engine.json_schema import model_from_json_schema
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
 S = DefaultTypeVar("S", default=None)
@@ -63,6 +64,7 @@ class InterruptSpec:
     channel: str | None = None
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    resume_schema: dict[str, Any] | None = None  # this interrupt's own resume model
 
 
 class SuspendSignal(BaseException):
@@ -190,6 +192,7 @@ class StepContext(Generic[S, R]):
         channel: str | None = None,
         title: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        resume_schema: Mapping[str, Any] | None = None,
     ) -> R:
         """Wait for a person; return their validated answer (an instance of the resume model).
 
@@ -210,12 +213,18 @@ class StepContext(Generic[S, R]):
             channel: where adapters should ask (e.g. a Slack channel id).
             title: a title for the request (default: the step's title).
             meta: extra data for adapters.
+            resume_schema: the resume model of this interrupt alone, as JSON Schema in the
+                subset of ``engine.json_schema`` (UnsupportedSchema otherwise); answers are
+                validated against it instead of the step's resume model, and it is what
+                this call returns an instance of.
         """
         iid = self._next_id(interrupt_id)
         found = self._existing(iid)
         if found is not None:
             data = self._settle(found)
             model = self._resume_model
+            if found.resume_schema is not None:
+                model = model_from_json_schema(found.resume_schema)
             return cast(R, model.model_validate(data) if model is not None else data)
         if self._suspend_model is None or self._resume_model is None:
             raise TypeError(
@@ -225,12 +234,15 @@ class StepContext(Generic[S, R]):
         shown = self._suspend_model.model_validate(
             payload.model_dump() if isinstance(payload, BaseModel) else payload
         )
+        answer_model = self._resume_model
+        if resume_schema is not None:
+            answer_model = model_from_json_schema(resume_schema)
         if quorum < 1:
             raise ValueError("quorum must be >= 1")
-        if quorum > 1 and not _is_approval(self._resume_model):
+        if quorum > 1 and not _is_approval(answer_model):
             raise TypeError(
                 f"quorum={quorum} needs a resume model with a bool `approved` field "
-                f"({self._resume_model.__name__} has none)"
+                f"({answer_model.__name__} has none)"
             )
         now = self._now()
         spec = InterruptSpec(
@@ -243,8 +255,9 @@ class StepContext(Generic[S, R]):
             channel=channel,
             title=title,
             meta=dict(meta or {}),
+            resume_schema=dict(resume_schema) if resume_schema is not None else None,
         )
-        self._expiry(spec, now, expires, on_expiry, self._resume_model)
+        self._expiry(spec, now, expires, on_expiry, answer_model)
         spec.reminders = sorted(
             now + (r.total_seconds() if isinstance(r, timedelta) else float(r)) for r in reminders
         )

@@ -45,10 +45,12 @@ EXPECTED = [
     "StepStatus",
     "Store",
     "StoreError",
+    "UnsupportedSchema",
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
     "field_errors",
+    "model_from_json_schema",
     "open_store",
     "step",
 ]
