@@ -24,6 +24,7 @@ from bot.slack.app import SLACK_BOT, SlackBot, attach_slack, make_client
 from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
 from bot.web.api import install_api
 from bot.web.metrics import install_metrics
+from bot.web.requests import install_requests
 from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
 
@@ -55,6 +56,7 @@ ROUTE_INSTALLERS: list[RouteInstaller] = [
     install_slack_routes,
     install_webhooks,
     install_api,
+    install_requests,  # /api/requests: ask from anywhere (bot/web/requests.py)
 ]
 
 
