@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.slack_bot",  # bot, make_bot: a running Signoff wired to the fake Slack
     "tests.engine.fixtures_runtime",  # probe
     "tests.e2e.workers",  # workers: real worker processes
+    "tests.e2e.requests_server",  # requests_server, receiver: `signoff serve` for requests
 ]

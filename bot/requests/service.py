@@ -303,7 +303,11 @@ class RequestService:
         )
         stop = asyncio.ensure_future(closing.wait()) if closing is not None else None
         try:
-            await asyncio.wait({waiter, *([stop] if stop else [])}, timeout=seconds + 1)
+            await asyncio.wait(
+                {waiter, *([stop] if stop else [])},
+                timeout=seconds + 1,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             for task in (waiter, stop):
                 if task is not None and not task.done():
