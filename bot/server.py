@@ -25,6 +25,7 @@ from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
 from bot.web.api import install_api
 from bot.web.console import announce_console, install_console
 from bot.web.metrics import install_metrics
+from bot.web.requests import install_requests
 from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
 
@@ -57,6 +58,7 @@ ROUTE_INSTALLERS: list[RouteInstaller] = [
     install_webhooks,
     install_api,
     install_console,  # the web console at /
+    install_requests,  # /api/requests: ask from anywhere (bot/web/requests.py)
 ]
 
 

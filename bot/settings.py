@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from enum import StrEnum
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
     # shared SIGNOFF_WEBHOOK_SECRET so one leaked sender secret exposes one workflow only.
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     api_token: SecretStr | None = None
+    # Named API tokens as a JSON object {"ci": "...", "agent": "..."}: the name is recorded
+    # as the client of what it creates, and one caller is revoked by removing its entry.
+    api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # Signs request callbacks (Standard Webhooks) and decision receipts: whsec_<base64>.
+    callback_secret: SecretStr | None = None
+    # Hosts request callbacks may go to (empty: any http(s) host).
+    callback_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    callback_timeout: float = Field(default=10.0, gt=0, le=120)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
     shutdown_grace: float = Field(default=10.0, ge=0)
@@ -96,7 +105,7 @@ class Settings(BaseSettings):
     operator_name: str = Field(default="operator", min_length=1, max_length=80)
     operator_link_minutes: float = Field(default=15.0, gt=0)
 
-    @field_validator("workflows", "admins", mode="before")
+    @field_validator("workflows", "admins", "callback_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         # Accept "a,b" as well as JSON lists, since .env files are usually written by hand.
@@ -122,6 +131,30 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL, like https://signoff.example.com")
         return value.rstrip("/")
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=False)
+        except ValueError:
+            key = b""
+        if not raw.startswith("whsec_") or len(key) < 16:
+            raise ValueError("must be whsec_ followed by at least 16 bytes in base64")
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _token_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+                raise ValueError("token names are 1-64 letters, digits, '_', '.' or '-'")
+            if len(token.get_secret_value()) < 16:
+                raise ValueError(f"the token of {name!r} is shorter than 16 characters")
+        return value
 
     @field_validator("slash_command")
     @classmethod
@@ -152,6 +185,13 @@ class Settings(BaseSettings):
                 "the bot's workspace"
             )
         return self
+
+    def api_token_names(self) -> list[tuple[str, SecretStr]]:
+        """Every accepted API token with its name (the single SIGNOFF_API_TOKEN is "default")."""
+        tokens = list(self.api_tokens.items())
+        if self.api_token is not None:
+            tokens.append(("default", self.api_token))
+        return tokens
 
     def webhook_secret_for(self, workflow: str) -> SecretStr | None:
         """The secret webhooks for ``workflow`` are signed with (None: not accepted)."""

@@ -32,6 +32,7 @@ from engine.errors import (
     WrongInterruptKind,
     field_errors,
 )
+from engine.json_schema import UnsupportedSchema, model_from_json_schema
 from engine.models import (
     SETTLED,
     ErrorInfo,
@@ -93,10 +94,12 @@ __all__ = [
     "StepTimedOut",
     "Store",
     "StoreError",
+    "UnsupportedSchema",
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
     "field_errors",
+    "model_from_json_schema",
     "open_store",
     "step",
 ]

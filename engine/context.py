@@ -14,6 +14,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 # `from engine.context import InterruptExpired` keeps working.
 from engine.errors import DefinitionError
 from engine.errors import InterruptExpired as InterruptExpired
+from engine.json_schema import model_from_json_schema
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
 S = DefaultTypeVar("S", default=None)
@@ -65,6 +66,7 @@ class InterruptSpec:
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
+    resume_schema: dict[str, Any] | None = None  # this interrupt's own resume model
 
 
 class SuspendSignal(BaseException):
@@ -226,6 +228,7 @@ class StepContext(Generic[S, R]):
         title: str | None = None,
         meta: Mapping[str, Any] | None = None,
         label: str | None = None,
+        resume_schema: Mapping[str, Any] | None = None,
     ) -> R:
         """Wait for a person; return their validated answer (an instance of the resume model).
 
@@ -251,17 +254,30 @@ class StepContext(Generic[S, R]):
                 the interrupt (``Interrupt.label``) and filterable with
                 ``Engine.list_interrupts(label=...)``; distinct from the engine's kinds.
 
+            resume_schema: the resume model of this interrupt alone, as JSON Schema in the
+                subset of ``engine.json_schema`` (UnsupportedSchema otherwise); answers are
+                validated against it instead of the step's resume model, and it is what
+                this call returns an instance of.
+
         Raises:
             DefinitionError: a quorum above 1 on a resume model without a bool
                 ``approved`` field (nothing is written; the step fails, no retry).
         """
         quorum = self._quorum if quorum is None else quorum
-        check_quorum(f"step {self.step!r}", quorum, self._resume_model)
+        check_quorum(
+            f"step {self.step!r}",
+            quorum,
+            model_from_json_schema(resume_schema)
+            if resume_schema is not None
+            else self._resume_model,
+        )
         iid = self._next_id(interrupt_id)
         found = self._existing(iid)
         if found is not None:
             data = self._settle(found)
             model = self._resume_model
+            if found.resume_schema is not None:
+                model = model_from_json_schema(found.resume_schema)
             return cast(R, model.model_validate(data) if model is not None else data)
         if self._suspend_model is None or self._resume_model is None:
             raise TypeError(
@@ -271,6 +287,9 @@ class StepContext(Generic[S, R]):
         shown = self._suspend_model.model_validate(
             payload.model_dump() if isinstance(payload, BaseModel) else payload
         )
+        answer_model = self._resume_model
+        if resume_schema is not None:
+            answer_model = model_from_json_schema(resume_schema)
         now = self._now()
         spec = InterruptSpec(
             id=iid,
@@ -283,8 +302,9 @@ class StepContext(Generic[S, R]):
             title=title,
             meta=dict(meta or {}),
             label=label,
+            resume_schema=dict(resume_schema) if resume_schema is not None else None,
         )
-        self._expiry(spec, now, expires, on_expiry, self._resume_model)
+        self._expiry(spec, now, expires, on_expiry, answer_model)
         spec.reminders = sorted(
             now + (r.total_seconds() if isinstance(r, timedelta) else float(r)) for r in reminders
         )

@@ -202,6 +202,8 @@ class Interrupt(BaseModel):
     data: Any = None
     responses: list[Response] = Field(default_factory=list)
     refs: dict[str, Any] = Field(default_factory=dict)
+    # The resume model of this interrupt alone, as JSON Schema (ctx.suspend(resume_schema=)).
+    resume_schema: dict[str, Any] | None = None
 
     @property
     def approvals(self) -> int:

@@ -46,6 +46,7 @@ from engine.errors import (
     field_errors,
 )
 from engine.execution import Services, dump_json
+from engine.json_schema import model_from_json_schema
 from engine.models import (
     SETTLED,
     Event,
@@ -311,7 +312,13 @@ class Engine:
 
     # -- resuming -----------------------------------------------------------------------
     def resume_model(self, interrupt: Interrupt) -> type[BaseModel]:
-        """The resume model an interrupt's answer is validated against (version-pinned)."""
+        """The resume model an interrupt's answer is validated against (version-pinned).
+
+        An interrupt suspended with ``resume_schema=`` has its own model, built from that
+        JSON Schema (cached by the schema's hash); otherwise it is the step's.
+        """
+        if interrupt.resume_schema is not None:
+            return model_from_json_schema(interrupt.resume_schema)
         wf = self.registry.get(interrupt.workflow, interrupt.version)
         model = find_step(wf, interrupt.path).resume_model
         if model is None:  # pragma: no cover - suspend() requires one

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.support.console",  # make_site: Signoff with its web console, browsers for it
     "tests.engine.fixtures_runtime",  # probe
     "tests.e2e.workers",  # workers: real worker processes
+    "tests.e2e.requests_server",  # requests_server, receiver: `signoff serve` for requests
 ]

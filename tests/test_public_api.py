@@ -47,10 +47,12 @@ EXPECTED = [
     "StepTimedOut",
     "Store",
     "StoreError",
+    "UnsupportedSchema",
     "Workflow",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
     "field_errors",
+    "model_from_json_schema",
     "open_store",
     "step",
 ]

@@ -31,6 +31,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.cli.ask import add_ask_parser, cmd_ask
+from bot.cli.mcp import add_mcp_parser, cmd_mcp
 from bot.cli.tables import event_line, run_report, runs_table, workflow_report, workflows_table
 from bot.loader import load_workflows
 from bot.logs import configure_logging, secrets_of
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id")
     p.add_argument("--reason", default="", help="why (kept in the history)")
     p.add_argument("--as", dest="actor", help="who cancels")
+
+    add_ask_parser(sub)  # signoff ask: through a server (bot/cli/ask.py)
+    add_mcp_parser(sub)  # signoff mcp: the MCP server for agents (bot/mcp/)
     return parser
 
 
@@ -280,9 +285,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+CLIENT_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ask": cmd_ask,
+    "mcp": cmd_mcp,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``signoff`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:  # talk to a server: no database, no settings
+        return CLIENT_COMMANDS[args.command](args)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -11,21 +12,40 @@ from aiohttp.web_urldispatcher import MatchInfoError
 from bot.settings import Settings
 from bot.web.problems import Problem
 
-__all__ = ["authenticate", "bearer_token_middleware"]
+__all__ = ["CLIENT", "authenticate", "bearer_token_middleware", "client_name"]
+
+# aiohttp >= 3.12 wants typed request keys (and warns on strings); older versions have none.
+CLIENT: Any = getattr(web, "RequestKey", lambda name, _type: name)("signoff.client", str)
+"""Request key: the name of the API token that authenticated the request."""
 
 
 def authenticate(request: web.Request, settings: Settings) -> None:
-    """Raise 503 if the API is disabled, 401 unless the bearer token matches."""
-    token = settings.api_token
-    if token is None:
+    """Raise 503 if the API is disabled, 401 unless the bearer token matches.
+
+    Any of the named tokens (``SIGNOFF_API_TOKENS``) or the single ``SIGNOFF_API_TOKEN``
+    (named ``default``) is accepted; the name is kept on the request (``client_name``).
+    """
+    tokens = settings.api_token_names()
+    if not tokens:
         raise Problem(
             503, "api_disabled", "the REST API is disabled: set SIGNOFF_API_TOKEN to enable it"
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    # compare_digest: the time taken must not tell how much of a guessed token was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    offered = given.strip().encode()
+    found = None
+    for name, token in tokens:
+        # compare_digest, and every token compared: the time taken must not tell how much
+        # of a guessed token was right, nor which token it resembled.
+        if hmac.compare_digest(offered, token.get_secret_value().encode()):
+            found = name
+    if scheme.lower() != "bearer" or found is None:
         raise Problem(401, "unauthorized", "send Authorization: Bearer <SIGNOFF_API_TOKEN>")
+    request[CLIENT] = found
+
+
+def client_name(request: web.Request) -> str:
+    """The name of the token the request was authenticated with."""
+    return str(request.get(CLIENT, "default"))
 
 
 def bearer_token_middleware(settings: Settings) -> Middleware:

@@ -40,7 +40,7 @@ from engine import (
     RunStatus,
 )
 
-__all__ = ["HEALTH_TIMEOUT", "Metrics", "install_metrics"]
+__all__ = ["HEALTH_TIMEOUT", "METRICS", "Metrics", "install_metrics"]
 
 log = logging.getLogger("signoff.metrics")
 
@@ -161,9 +161,14 @@ class Metrics:
         return json_response(Health(status="ok", database="ok", worker=worker, slack=slack))
 
 
+METRICS = web.AppKey("signoff.metrics", Metrics)
+"""The app's ``Metrics``: other installers register their own metrics on its registry."""
+
+
 def install_metrics(app: web.Application, engine: Engine, settings: Settings) -> None:
     """Add ``/healthz`` and ``/metrics`` and subscribe the latency histogram to the engine."""
     metrics = Metrics(engine, slack=settings.slack_enabled)
+    app[METRICS] = metrics
     try:
         engine.subscribe(metrics.on_resolved, topics=["interrupt.resolved"], name=SUBSCRIPTION)
     except ValueError:

@@ -78,7 +78,8 @@ def interrupt_view(engine: Engine, interrupt: Interrupt) -> InterruptView:
     url = None
     if interrupt.kind is InterruptKind.INPUT:
         url = f"{API}/runs/{_seg(interrupt.run_id)}/interrupts/{_seg(interrupt.id)}/resume"
-    fields = interrupt.model_dump(include=set(InterruptView.model_fields))
+    # resume_schema is the view's own (a pending interrupt's answer schema), not the record's.
+    fields = interrupt.model_dump(include=set(InterruptView.model_fields) - {"resume_schema"})
     return InterruptView(
         **fields,
         approvals=interrupt.approvals,

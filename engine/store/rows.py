@@ -149,6 +149,7 @@ def interrupt_from_row(r: Row, responses: list[Response]) -> Interrupt:
         workflow=r[13],
         version=r[14],
         requester=r[15],
+        resume_schema=spec.get("resume_schema"),
     )
 
 
@@ -175,22 +176,23 @@ def outbox_from_row(r: Row) -> tuple[OutboxMessage, list[str]]:
 
 def spec_json(s: InterruptSpec) -> str:
     """The stored form of an interrupt's specification."""
-    return dumps(
-        {
-            "payload": s.payload,
-            "event": s.event,
-            "responders": s.responders,
-            "quorum": s.quorum,
-            "allow_requester": s.allow_requester,
-            "on_expiry": s.on_expiry.value if s.on_expiry else None,
-            "expiry_value": s.expiry_value,
-            "reminders": s.reminders,
-            "channel": s.channel,
-            "title": s.title,
-            "meta": s.meta,
-            "label": s.label,
-        }
-    )
+    stored = {
+        "payload": s.payload,
+        "event": s.event,
+        "responders": s.responders,
+        "quorum": s.quorum,
+        "allow_requester": s.allow_requester,
+        "on_expiry": s.on_expiry.value if s.on_expiry else None,
+        "expiry_value": s.expiry_value,
+        "reminders": s.reminders,
+        "channel": s.channel,
+        "title": s.title,
+        "meta": s.meta,
+        "label": s.label,
+    }
+    if s.resume_schema is not None:  # only when set: other interrupts are stored as before
+        stored["resume_schema"] = s.resume_schema
+    return dumps(stored)
 
 
 def resolved_interrupt(before: Interrupt, res: Resolution, now: float) -> Interrupt:

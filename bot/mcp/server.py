@@ -1,0 +1,129 @@
+"""The MCP server for agents: ask a person before a risky action, get their typed answer.
+
+Built on the official ``mcp`` SDK (2.x, ``MCPServer``) and talking to a Signoff server
+through ``bot.client.AsyncClient`` (``$SIGNOFF_URL``, ``$SIGNOFF_TOKEN``). Tools:
+
+* ``request_approval``: ask; returns the decision if it comes within ``wait_seconds``,
+  else the request id and ``pending``. The request is durable either way.
+* ``get_request``: a request's status and answer, optionally waiting for it.
+* ``cancel_request``: withdraw a pending request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from bot.client import AsyncClient, ClientError, RequestView, WaitTimeout
+
+__all__ = ["MAX_TOOL_WAIT", "build_server", "decision"]
+
+MAX_TOOL_WAIT = 55.0  # MCP hosts time tool calls out after about a minute
+
+INSTRUCTIONS = (
+    "Use request_approval before any action a person should sign off: deploys, payments, "
+    "deleting data, messages sent on someone's behalf. Put exactly what you will do in "
+    "title and fields: the approval covers only that. If the result is pending, do not "
+    "act; call get_request later with the request_id. Act only on status approved (or "
+    "answered, for forms); rejected, expired and cancelled mean do not act."
+)
+
+
+def decision(view: RequestView) -> dict[str, Any]:
+    """What a tool returns about a request: short, and explicit about what to do next."""
+    status = view.status.value
+    advice = {
+        "pending": "Nobody decided yet. Do not act. Call get_request with this request_id later.",
+        "approved": "Approved. You may do exactly what was described, nothing else.",
+        "answered": "Answered. Use the answer; act only within what was described.",
+        "rejected": "Rejected. Do not act. Tell the user, with the comment if any.",
+        "expired": "Nobody decided in time. Do not act unless the answer says otherwise.",
+        "cancelled": "Cancelled. Do not act.",
+        "failed": "The request could not be asked. Do not act.",
+    }[status]
+    return {
+        "request_id": view.id,
+        "status": status,
+        "answer": view.answer,
+        "decided_by": view.decided_by,
+        "decided_at": view.decided_at.isoformat() if view.decided_at else None,
+        "approvals": f"{view.quorum.approvals} of {view.quorum.needed}",
+        "next": advice,
+    }
+
+
+def build_server(client: AsyncClient) -> MCPServer:
+    """The MCP server with Signoff's tools, using ``client`` for every call."""
+    server: MCPServer = MCPServer("signoff", instructions=INSTRUCTIONS)
+
+    async def _wait(view: RequestView, wait_seconds: float) -> RequestView:
+        seconds = min(max(wait_seconds, 0.0), MAX_TOOL_WAIT)
+        if view.status.final or seconds == 0:
+            return view
+        try:
+            return await client.wait(view.id, timeout=seconds)
+        except WaitTimeout as exc:
+            return exc.request
+
+    @server.tool()
+    async def request_approval(
+        title: str,
+        details: str = "",
+        fields: dict[str, str | int | float | bool] | None = None,
+        response_schema: dict[str, Any] | None = None,
+        responders: list[str] | None = None,
+        quorum: int = 1,
+        expires_in_minutes: float | None = None,
+        wait_seconds: float = 45,
+    ) -> dict[str, Any]:
+        """Ask a person (in Slack) to approve an action or answer a form, and wait.
+
+        Args:
+            title: one line saying exactly what you want to do.
+            details: markdown context: why, what could go wrong.
+            fields: the exact parameters of the action (shown, and bound to the decision).
+            response_schema: a JSON Schema object for a form answer; omit for approve/reject.
+            responders: Slack user ids (U...) or groups (group:S...); omit for anyone.
+            quorum: distinct approvals needed (needs approve/reject or an "approved" field).
+            expires_in_minutes: after this, the request expires and must not be acted on.
+            wait_seconds: how long to wait for the decision now (at most 55).
+        """
+        try:
+            created = await client.request(
+                title,
+                text=details,
+                fields=fields or {},
+                response=response_schema,
+                responders=responders or [],
+                quorum=quorum,
+                expires=expires_in_minutes * 60 if expires_in_minutes else None,
+                on_expiry="reject" if expires_in_minutes else None,
+            )
+            return decision(await _wait(created, wait_seconds))
+        except ClientError as exc:
+            return {"error": str(exc), "next": "The request was not created. Do not act."}
+
+    @server.tool()
+    async def get_request(request_id: str, wait_seconds: float = 0) -> dict[str, Any]:
+        """A request's status and answer; wait up to wait_seconds (at most 55) for it."""
+        try:
+            return decision(await _wait(await client.get(request_id), wait_seconds))
+        except ClientError as exc:
+            return {"error": str(exc)}
+
+    @server.tool()
+    async def cancel_request(request_id: str, reason: str = "") -> dict[str, Any]:
+        """Withdraw a pending request (e.g. the action is no longer needed)."""
+        try:
+            return decision(await client.cancel(request_id, reason=reason))
+        except ClientError as exc:
+            return {"error": str(exc)}
+
+    return server
+
+
+async def run_stdio() -> None:
+    """Serve the tools over stdio until the host closes it."""
+    async with AsyncClient() as client:
+        await build_server(client).run_stdio_async()

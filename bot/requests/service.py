@@ -1,0 +1,361 @@
+"""Requests on top of the engine: create (idempotent), view, wait for, list and cancel.
+
+A request is a run of the built-in request workflow (``bot.requests.workflow``); its id is
+the run id. Its status, answer, voters and receipt are read from the run and its one
+interrupt, so whatever answers it (a Slack click, the runs API, the CLI) the view is the
+same, on every instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from bot.client.models import (
+    CallbackState,
+    CreateRequest,
+    ExpiryPolicy,
+    QuorumProgress,
+    Receipt,
+    RequestList,
+    RequestsQuery,
+    RequestStatus,
+    RequestView,
+    Vote,
+)
+from bot.client.receipts import (
+    RECEIPT_VERSION,
+    canonical_json,
+    digest_of,
+    shown_of,
+    sign_payload,
+)
+from bot.requests.schema import check_default, response_model, response_schema
+from bot.requests.workflow import INTERRUPT_ID, REQUEST_WORKFLOW, RequestInput
+from bot.web.problems import Problem
+from engine import (
+    Engine,
+    IdempotencyKeyReused,
+    Interrupt,
+    InterruptNotFound,
+    InterruptStatus,
+    Run,
+    RunNotFound,
+    RunStatus,
+)
+
+__all__ = ["CALLBACK_REF", "RequestService", "status_of", "view_of"]
+
+CALLBACK_REF = "callback"  # the interrupt ref where callback delivery state is kept
+_TERMINAL = [s for s in RunStatus if s.terminal]
+_BY_INTERRUPT = {
+    InterruptStatus.APPROVED: RequestStatus.APPROVED,
+    InterruptStatus.REJECTED: RequestStatus.REJECTED,
+    InterruptStatus.RESOLVED: RequestStatus.ANSWERED,
+    InterruptStatus.EXPIRED: RequestStatus.EXPIRED,
+    InterruptStatus.CANCELLED: RequestStatus.CANCELLED,
+}
+
+
+def status_of(run: Run, interrupt: Interrupt | None) -> RequestStatus:
+    """A request's status from its run and its interrupt (None: not asked yet)."""
+    if interrupt is not None and interrupt.status is not InterruptStatus.PENDING:
+        return _BY_INTERRUPT[interrupt.status]
+    if run.status is RunStatus.CANCELLED:
+        return RequestStatus.CANCELLED
+    if run.status.terminal:
+        return RequestStatus.FAILED
+    return RequestStatus.PENDING
+
+
+def _votes(interrupt: Interrupt | None) -> list[Vote]:
+    if interrupt is None:
+        return []
+    return [
+        Vote(
+            actor=r.actor,
+            approved=r.approved,
+            answer=r.data if isinstance(r.data, dict) else None,
+            at=r.at,
+        )
+        for r in interrupt.responses
+    ]
+
+
+def view_of(run: Run, interrupt: Interrupt | None, *, secret: SecretStr | None) -> RequestView:
+    """The API view of a request (with a signed receipt once it is final)."""
+    req = RequestInput.model_validate(run.input)
+    status = status_of(run, interrupt)
+    votes = _votes(interrupt)
+    answer = None
+    decided_by = decided_at = None
+    if interrupt is not None and status.final:
+        answer = interrupt.data if isinstance(interrupt.data, dict) else None
+        decided_by, decided_at = interrupt.resolved_by, interrupt.resolved_at
+    callback = None
+    if req.callback_url:
+        state = interrupt.refs.get(CALLBACK_REF) if interrupt is not None else None
+        callback = CallbackState(url=req.callback_url, **(state or {}))
+    view = RequestView(
+        id=run.id,
+        status=status,
+        title=req.title,
+        text=req.text,
+        fields=req.fields,
+        requester=run.requester,
+        client=req.client,
+        responders=req.responders,
+        channel=req.channel,
+        response_schema=req.response_schema,
+        digest=req.digest,
+        created_at=run.created_at,
+        expires_at=interrupt.expires_at if interrupt is not None else None,
+        expiry_action=req.expiry_action,
+        answer=answer,
+        decided_by=decided_by,
+        decided_at=decided_at,
+        quorum=QuorumProgress(
+            needed=req.quorum, approvals=sum(1 for v in votes if v.approved), voters=votes
+        ),
+        callback=callback,
+        links=_links(run.id),
+    )
+    if status.final and status is not RequestStatus.FAILED:
+        view.receipt = receipt_of(view, secret)
+    return view
+
+
+def receipt_of(view: RequestView, secret: SecretStr | None) -> Receipt:
+    """The receipt binding what was shown (its digest) to the answer, voters and time."""
+    shown = shown_of(view.title, view.text, view.fields, view.response_schema)
+    content = {
+        "version": RECEIPT_VERSION,
+        "request_id": view.id,
+        "status": view.status.value,
+        "digest": view.digest,
+        "shown": shown,
+        "answer": view.answer,
+        "responses": [v.model_dump(mode="json") for v in view.quorum.voters],
+        "decided_by": view.decided_by,
+        "decided_at": view.decided_at.isoformat() if view.decided_at else None,
+        "client": view.client,
+    }
+    payload = canonical_json(content)
+    signature = sign_payload(payload, secret.get_secret_value()) if secret else None
+    return Receipt(payload=payload, signature=signature)
+
+
+def _links(run_id: str) -> dict[str, str]:
+    base = f"/api/requests/{run_id}"
+    return {
+        "self": base,
+        "wait": f"{base}?wait=60",
+        "cancel": f"{base}/cancel",
+        "stream": f"{base}/stream",
+        "run": f"/api/runs/{run_id}",
+    }
+
+
+def _expiry(body: CreateRequest) -> tuple[str | None, dict[str, Any] | None]:
+    policy = body.on_expiry
+    if policy is None:
+        return None, None
+    if isinstance(policy, ExpiryPolicy):
+        return policy.action, policy.answer
+    return policy, None
+
+
+class RequestService:
+    """Create, read, wait for, list and cancel requests on ``engine``.
+
+    Args:
+        engine: a started engine with the request workflow registered.
+        callback_secret: signs receipts and callbacks (``whsec_...``); None: unsigned.
+        callback_hosts: hosts callbacks may go to (empty: any).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        callback_secret: SecretStr | None = None,
+        callback_hosts: list[str] | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.secret = callback_secret
+        self.callback_hosts = [h.lower() for h in callback_hosts or []]
+        self.clock = clock or engine.clock
+
+    # -- create -------------------------------------------------------------------
+    def normalise(self, body: CreateRequest, *, client: str) -> RequestInput:
+        """Check ``body`` (422 naming the field) and build the run's input."""
+        schema = response_schema(body.response)
+        model = response_model(schema, quorum=body.quorum)
+        action, default = _expiry(body)
+        if default is not None:
+            default = check_default(model, default)
+        expires_at = body.expires_at.timestamp() if body.expires_at is not None else None
+        if expires_at is not None and expires_at <= self.clock():
+            raise Problem(
+                422, "invalid_body", "expires_at is in the past", errors={"expires_at": "past"}
+            )
+        if body.callback_url is not None:
+            self._check_callback(body.callback_url)
+        shown = shown_of(body.title, body.text, body.fields, schema)
+        return RequestInput(
+            title=body.title,
+            text=body.text,
+            fields=body.fields,
+            requester=body.requester,
+            channel=body.channel,
+            responders=body.responders,
+            quorum=body.quorum,
+            allow_requester=body.allow_requester,
+            expires_in=body.expires_in,
+            expires_at=expires_at,
+            expiry_action=action,
+            expiry_answer=default,
+            reminders=sorted(body.reminders),
+            response_schema=schema,
+            callback_url=body.callback_url,
+            client=client,
+            digest=digest_of(shown),
+        )
+
+    def _check_callback(self, url: str) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if self.callback_hosts and host not in self.callback_hosts:
+            raise Problem(
+                422,
+                "callback_host_not_allowed",
+                f"callback host {host!r} is not in SIGNOFF_CALLBACK_HOSTS",
+                errors={"callback_url": "host not allowed"},
+            )
+        if self.secret is None:
+            raise Problem(
+                422,
+                "callbacks_disabled",
+                "callbacks need SIGNOFF_CALLBACK_SECRET on the server (they are signed)",
+                errors={"callback_url": "no callback secret configured"},
+            )
+
+    async def create(
+        self, body: CreateRequest, *, client: str, idempotency_key: str | None = None
+    ) -> RequestView:
+        """Create a request (or return the one this client's key created for this body).
+
+        Raises:
+            Problem: 422 for a response outside the subset, a bad expiry default, a
+                callback host not allowed, or an idempotency key reused with another body.
+        """
+        data = self.normalise(body, client=client)
+        key = None
+        if idempotency_key is not None:
+            key = f"{REQUEST_WORKFLOW}:{client}:{idempotency_key}"
+        try:
+            run_id = await self.engine.start(
+                REQUEST_WORKFLOW,
+                data.model_dump(mode="json"),
+                requester=body.requester,
+                idempotency_key=key,
+            )
+        except IdempotencyKeyReused as exc:
+            raise Problem(
+                422,
+                "idempotency_key_reused",
+                f"Idempotency-Key {idempotency_key!r} already created request {exc.run_id} "
+                "with a different body; use a new key for a new request",
+                request_id=exc.run_id,
+            ) from None
+        return await self.get(run_id)
+
+    # -- read ---------------------------------------------------------------------
+    async def _run(self, request_id: str) -> Run:
+        run = await self.engine.find_run(request_id)
+        if run is None or run.workflow != REQUEST_WORKFLOW:
+            raise Problem(404, "not_found", f"no request {request_id!r}")
+        return run
+
+    async def _interrupt(self, run: Run) -> Interrupt | None:
+        with contextlib.suppress(InterruptNotFound, RunNotFound):
+            return await self.engine.get_interrupt(run.id, INTERRUPT_ID)
+        return None
+
+    async def get(self, request_id: str) -> RequestView:
+        """The request (404 if there is none)."""
+        run = await self._run(request_id)
+        return view_of(run, await self._interrupt(run), secret=self.secret)
+
+    async def wait(
+        self, request_id: str, seconds: float, *, closing: asyncio.Event | None = None
+    ) -> RequestView:
+        """The request once it is final, or as it is after ``seconds`` (or on shutdown)."""
+        view = await self.get(request_id)
+        if view.status.final or seconds <= 0:
+            return view
+        waiter = asyncio.ensure_future(
+            self.engine.wait(request_id, until=_TERMINAL, timeout=seconds)
+        )
+        stop = asyncio.ensure_future(closing.wait()) if closing is not None else None
+        try:
+            await asyncio.wait(
+                {waiter, *([stop] if stop else [])},
+                timeout=seconds + 1,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in (waiter, stop):
+                if task is not None and not task.done():
+                    task.cancel()
+            with contextlib.suppress(BaseException):
+                await waiter
+        return await self.get(request_id)
+
+    async def list_page(self, query: RequestsQuery) -> RequestList:
+        """Requests, newest first, filtered by status.
+
+        Runs are read in batches and filtered here, so ``next_offset`` counts runs read
+        (pass it back as ``offset``), not matching requests.
+        """
+        found: list[RequestView] = []
+        offset = query.offset
+        batch = 200
+        while len(found) <= query.limit:
+            runs = await self.engine.list_runs(
+                workflow=REQUEST_WORKFLOW, status=_run_status(query), limit=batch, offset=offset
+            )
+            for i, run in enumerate(runs):
+                view = view_of(run, await self._interrupt(run), secret=self.secret)
+                if query.status is None or view.status is query.status:
+                    found.append(view)
+                    if len(found) > query.limit:
+                        return RequestList(
+                            requests=found[: query.limit],
+                            limit=query.limit,
+                            offset=query.offset,
+                            next_offset=offset + i,
+                        )
+            offset += len(runs)
+            if len(runs) < batch:
+                break
+        return RequestList(requests=found, limit=query.limit, offset=query.offset)
+
+    # -- cancel -------------------------------------------------------------------
+    async def cancel(self, request_id: str, *, reason: str, client: str) -> RequestView:
+        """Cancel a pending request (409 if it is already final)."""
+        await self._run(request_id)
+        await self.engine.cancel(request_id, reason=reason, actor=f"api:{client}")
+        return await self.get(request_id)
+
+
+def _run_status(query: RequestsQuery) -> str | None:
+    if query.status is RequestStatus.CANCELLED:
+        return RunStatus.CANCELLED.value
+    if query.status is RequestStatus.PENDING:
+        return RunStatus.SUSPENDED.value
+    return None
