@@ -318,6 +318,8 @@ class FakeSlack:
             await asyncio.sleep(self._delays[method])
         injected = self._injections.take(method)
         if injected is not None:
+            if injected.applied and token in self.valid_tokens and method in self._handlers:
+                await self._handlers[method](args)
             headers = {}
             if injected.retry_after is not None:
                 headers["Retry-After"] = str(injected.retry_after)
