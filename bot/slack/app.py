@@ -3,7 +3,8 @@
 ``attach_slack(engine, settings)`` is the whole Slack adapter in one call: a Web API client
 pointed at ``SLACK_API_URL`` with retry handlers, the user-group authorizer (installed as
 the engine's ``authorizer`` unless it has one), the reference signer, the bolt app with its
-listeners and slash command, and the notifier subscribed to the engine's outbox.
+listeners and slash command, the notifier subscribed to the engine's outbox, and the
+undelivered-request notice (plus a start-up warning when requests may have nowhere to go).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bot.slack.deps import Deps
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
 from bot.slack.refs import RefSigner
+from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
 from engine import Engine
 
 __all__ = [
@@ -163,4 +165,6 @@ def attach_slack(
         engine, client, signer, default_channel=settings.default_channel, bindings=bindings
     )
     notifier.subscribe()
+    UndeliveredNotice(engine, client, settings.admins).subscribe()
+    warn_without_default_channel(engine, settings.default_channel)
     return SlackBot(app=app, client=client, deps=deps, notifier=notifier)
