@@ -16,7 +16,9 @@ trip: the interrupt's resume model and posted messages come from ``Bindings``, f
 the notifier posts, and everything else is checked inside ``resume``.
 
 A click on a message must come from a message the referenced interrupt was posted in
-(its refs' channel + ts): a reference copied into another message changes nothing.
+(its refs' channel + ts): a reference copied into another message changes nothing. The
+one exception is a copy posted just before a crash, before its ref was recorded: its own
+message metadata (which Slack sends with the click) naming the same interrupt binds it.
 Clicks from views (a modal, App Home) have no message and are not checked this way.
 
 Timing (Slack's 3 s): the app runs with ``process_before_response=True``, so bolt sends
@@ -44,7 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidReference, InvalidSubmission, UnknownAction
 from bot.slack import action_ids
-from bot.slack.bindings import MessageKey
+from bot.slack.bindings import Binding, MessageKey
 from bot.slack.blocks.compose import (
     already_decided_text,
     duplicate_text,
@@ -61,6 +63,7 @@ from bot.slack.blocks.parse import (
 from bot.slack.blocks.render import render_modal
 from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
+from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
 from engine import (
     AlreadyResolved,
@@ -187,7 +190,7 @@ async def handle_click(
     clicked = clicked_message(body)
     try:
         binding = await deps.bindings.lookup(ref.run_id, ref.interrupt_id, clicked)
-        if clicked is not None and clicked not in binding.messages:
+        if clicked is not None and not _bound(binding, clicked, body, ref):
             log.warning("refused a click by %s on %s: not a message of %s/%s",
                         user, clicked, ref.run_id, ref.interrupt_id)  # fmt: skip
             return _teller(body, WRONG_MESSAGE_TEXT)
@@ -201,6 +204,21 @@ async def handle_click(
     if not outcome.resolved:
         return _teller(body, _progress_receipt(outcome))
     return None
+
+
+def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:
+    """Whether the clicked message shows the interrupt ``ref`` names: one recorded on it,
+    or (in the moment after a crash, before the notifier recorded it) a copy whose own
+    metadata, as Slack sent it with the click, names that interrupt."""
+    if clicked in binding.messages:
+        return True
+    metadata = (body.get("message") or {}).get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return (
+        metadata.get("event_type") == EVENT_TYPE
+        and payload.get("run_id") == ref.run_id
+        and payload.get("interrupt_id") == ref.interrupt_id
+    )
 
 
 def clicked_message(body: Mapping[str, Any]) -> MessageKey | None:

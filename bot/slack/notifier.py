@@ -171,23 +171,31 @@ class Notifier:
 
     async def post_request(self, interrupt: Interrupt) -> None:
         """Post the request to each target not posted to yet, recording channel + ts."""
-        if interrupt.status is not InterruptStatus.PENDING:
-            log.info("interrupt %s/%s was %s before it could be posted", interrupt.run_id,
-                     interrupt.id, interrupt.status.value)  # fmt: skip
-            return
         targets = self.targets(interrupt)
+        pending = interrupt.status is InterruptStatus.PENDING
         if not targets:
-            log.error(
-                "interrupt %s/%s names no channel and no user approvers, and "
-                "SIGNOFF_DEFAULT_CHANNEL is not set: it is not shown in Slack",
-                interrupt.run_id,
-                interrupt.id,
-            )
-            await self._undelivered(interrupt, None, NO_DESTINATION)
+            if pending:
+                log.error(
+                    "interrupt %s/%s names no channel and no user approvers, and "
+                    "SIGNOFF_DEFAULT_CHANNEL is not set: it is not shown in Slack",
+                    interrupt.run_id,
+                    interrupt.id,
+                )
+                await self._undelivered(interrupt, None, NO_DESTINATION)
             return
         missing = [t for t in targets if MESSAGE_REF_PREFIX + t not in interrupt.refs]
         if not missing:
             return  # posted before a crash or a retry: never post twice
+        if not pending:
+            log.info("interrupt %s/%s was %s before it could be posted", interrupt.run_id,
+                     interrupt.id, interrupt.status.value)  # fmt: skip
+            if ATTEMPT_REF_PREFIX + REQUEST_KIND in interrupt.refs:
+                # Too late to ask anyone, but a copy posted before a crash may be in Slack
+                # with live buttons (and been answered): record it, so the update that
+                # follows this message shows the outcome on it.
+                for target in missing:
+                    await self._post_once(interrupt, target, None, retried=True)
+            return
         retried = await self._announce(interrupt, REQUEST_KIND)
         message = self._render(interrupt)
         for target in missing:
@@ -203,8 +211,10 @@ class Notifier:
         return count > 0
 
     async def _post_once(
-        self, interrupt: Interrupt, target: str, message: Message, retried: bool
+        self, interrupt: Interrupt, target: str, message: Message | None, retried: bool
     ) -> None:
+        """Post ``message`` to ``target`` unless an earlier copy is found (``retried``);
+        with no ``message``, only look for (and record) an earlier copy."""
         where = f"post {interrupt.run_id}/{interrupt.id} to {target}"
         try:
             channel = await self._conversation(target)
@@ -213,6 +223,8 @@ class Notifier:
             if live:
                 kept, extra = live[0], live[1:]
                 log.info("%s: adopted the copy posted earlier at %s", where, kept.ts)
+            elif message is None:
+                return
             else:
                 metadata = metadata_for(interrupt, target, REQUEST_KIND)
                 response = await self.client.chat_postMessage(

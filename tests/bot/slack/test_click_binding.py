@@ -80,3 +80,18 @@ async def test_a_quorum_receipt_is_sent_after_the_ack_with_the_vote_already_coun
     assert (await bot.interrupt(run_id)).approvals == 1
     receipt = await eventually(lambda: bot.ephemerals("U0ALICE"), what="the receipt")
     assert "1 of 2 approvals" in receipt[0]
+
+
+async def test_a_copy_not_recorded_yet_is_bound_by_its_own_metadata(bot: Bot) -> None:
+    # As a post that reached Slack just before a crash, before its ref was written.
+    run_id = await bot.start("change", {"service": "billing"})
+    message = await bot.message(run_id)
+    posted = await bot.fake.client().chat_postMessage(
+        channel=message.channel, text="copy", blocks=message.blocks, metadata=message.metadata
+    )
+    copy = bot.fake.message(message.channel, posted["ts"])
+
+    reply = await bot.click(copy, action_ids.APPROVE, user="U0ALICE")
+
+    assert reply.status == 200
+    assert (await bot.interrupt(run_id)).resolved_by == "U0ALICE"
