@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -170,7 +171,10 @@ class Client:
         """Answer an interrupt through the REST API."""
         body = json.dumps({"data": data, "actor": actor}).encode()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
-        path = f"/api/runs/{run_id}/interrupts/{interrupt_id}/resume"
+        # Interrupt ids hold characters a path must escape ("0:approve#0").
+        path = (
+            f"/api/runs/{quote(run_id, safe='')}/interrupts/{quote(interrupt_id, safe='')}/resume"
+        )
         return await self._post(url + path, body, headers)
 
     async def _post(self, url: str, body: bytes | str, headers: Mapping[str, str]) -> int | None:
