@@ -3,7 +3,8 @@
 ``attach_slack(engine, settings)`` is the whole Slack adapter in one call: a Web API client
 pointed at ``SLACK_API_URL`` with retry handlers, the user-group authorizer (installed as
 the engine's ``authorizer`` unless it has one), the reference signer, the bolt app with its
-listeners and slash command, and the notifier subscribed to the engine's outbox.
+listeners and slash command, the notifier subscribed to the engine's outbox, and the
+undelivered-request notice (plus a start-up warning when requests may have nowhere to go).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
 from bot.slack.deps import Deps
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
 from bot.slack.refs import RefSigner
+from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
 from engine import Engine
 
 __all__ = [
@@ -122,7 +125,8 @@ def build_slack_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
             client=client,
             signing_secret=secret,  # unused in Socket Mode, whose envelopes are not signed
             # The HTTP response goes out as soon as a listener returns, not at bolt's next
-            # 10 ms poll for ack(): listeners ack, then hand slow work to after_ack.
+            # 10 ms poll for ack(): listeners record the answer, ack, then hand the rest
+            # (ephemeral feedback, modals) to after_ack.
             process_before_response=True,
         )
     register_listeners(app, deps)
@@ -152,8 +156,15 @@ def attach_slack(
     if engine.authorizer is None:
         engine.authorizer = authorizer
     signer = RefSigner(reference_secret(settings))
-    deps = Deps(engine=engine, settings=settings, signer=signer, authorizer=authorizer)
+    bindings = Bindings(engine)
+    deps = Deps(
+        engine=engine, settings=settings, signer=signer, authorizer=authorizer, bindings=bindings
+    )
     app = build_slack_app(deps, client)
-    notifier = Notifier(engine, client, signer, default_channel=settings.default_channel)
+    notifier = Notifier(
+        engine, client, signer, default_channel=settings.default_channel, bindings=bindings
+    )
     notifier.subscribe()
+    UndeliveredNotice(engine, client, settings.admins).subscribe()
+    warn_without_default_channel(engine, settings.default_channel)
     return SlackBot(app=app, client=client, deps=deps, notifier=notifier)

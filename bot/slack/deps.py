@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
+from bot.slack.bindings import Bindings
 from bot.slack.refs import RefSigner
 from engine import Engine
 
@@ -14,9 +15,11 @@ __all__ = ["Deps"]
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """The engine, the settings, the reference signer and the user-group authorizer."""
+    """The engine, the settings, the reference signer, the user-group authorizer and
+    the interrupts' bindings (resume model, posted messages) clicks are checked against."""
 
     engine: Engine
     settings: Settings
     signer: RefSigner
     authorizer: UsergroupAuthorizer
+    bindings: Bindings

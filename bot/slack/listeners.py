@@ -1,24 +1,38 @@
 """Thin bolt listeners for clicks on request messages and submitted response modals.
 
-Each one: ack, verify the signed reference, ask the engine, answer the person. The engine
+Each one: verify the signed reference, ask the engine, answer the person. The engine
 decides everything that matters (is it still pending, may this person answer, is the
 answer valid, who won a race); these handlers only translate. Message updates are not
 made here but by the notifier, from the outbox, so every path that resolves an interrupt
 (Slack, API, expiry, cancel) updates Slack the same way.
 
+The ack means "recorded". Slack never resends an interaction it got a 200 for, so a click
+that decides (Approve, Reject, a choice) is resolved *before* the ack: ``engine.resume``
+validates, authorizes and commits the answer and its outbox message in one transaction,
+and whatever happens to this process after the 200, recovery carries the run on. What the
+clicker is told (a refusal, a quorum receipt) and clicks that only open a modal run after
+the ack (``after_ack``). To keep the ack in the 2 ms range, the click costs one store round
+trip: the interrupt's resume model and posted messages come from ``Bindings``, filled when
+the notifier posts, and everything else is checked inside ``resume``.
+
+A click on a message must come from a message the referenced interrupt was posted in
+(its refs' channel + ts): a reference copied into another message changes nothing. The
+one exception is a copy posted just before a crash, before its ref was recorded: its own
+message metadata (which Slack sends with the click) naming the same interrupt binds it.
+Clicks from views (a modal, App Home) have no message and are not checked this way.
+
 Timing (Slack's 3 s): the app runs with ``process_before_response=True``, so bolt sends
-the HTTP response as soon as a listener returns (its default polls for ``ack()`` every
-10 ms instead). A click is acked and its work handed to ``after_ack``, a task that runs
-after the response is sent. A modal submission must be answered *with* its validation
-errors, so it resumes before acking, bounded by ``SUBMIT_BUDGET``: if the engine is
-slower, the modal is acked with a notice and the resume still completes.
+the HTTP response as soon as a listener returns. Deciding clicks and modal submissions
+(which must be answered *with* their validation errors) resume before acking, bounded by
+``SUBMIT_BUDGET``: if the engine (or a user-group lookup it needs) is slower, the
+interaction is acked anyway and the resume still completes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
 
@@ -32,6 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidReference, InvalidSubmission, UnknownAction
 from bot.slack import action_ids
+from bot.slack.bindings import Binding, MessageKey
 from bot.slack.blocks.compose import (
     already_decided_text,
     duplicate_text,
@@ -48,10 +63,11 @@ from bot.slack.blocks.parse import (
 from bot.slack.blocks.render import render_modal
 from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
+from bot.slack.recall import EVENT_TYPE
+from bot.slack.refs import Ref
 from engine import (
     AlreadyResolved,
     DuplicateResponse,
-    Interrupt,
     InterruptNotFound,
     InterruptStatus,
     NotAuthorized,
@@ -66,6 +82,7 @@ from engine import (
 __all__ = [
     "SUBMIT_BUDGET",
     "after_ack",
+    "clicked_message",
     "handle_click",
     "handle_submission",
     "register_listeners",
@@ -79,6 +96,10 @@ INVALID_REF_TEXT = (
     "(altered, or from another Signoff installation). Nothing was changed."
 )
 GONE_TEXT = ":warning: This request no longer exists. Nothing was changed."
+WRONG_MESSAGE_TEXT = (
+    ":warning: This control does not belong to this message: its reference names another "
+    "request. Nothing was changed."
+)
 NOT_LOADED_TEXT = (
     ":warning: The workflow version of this request is not loaded on this server, so it "
     "can't be answered right now. Nothing was changed."
@@ -91,8 +112,14 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
     async def on_action(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        await ack()  # first, always: the work may take longer than Slack waits
-        after_ack(handle_click(deps, client, body, action), "a click")
+        task = asyncio.ensure_future(handle_click(deps, body, action))
+        try:
+            follow_up = await asyncio.wait_for(asyncio.shield(task), SUBMIT_BUDGET)
+        except TimeoutError:
+            follow_up = partial(_late_click, task)
+        await ack()  # the answer is recorded (or refused) by now
+        if follow_up is not None:
+            after_ack(follow_up(client), "a click")
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str(body["user"]["id"])
@@ -143,53 +170,109 @@ def _log_late_submission(task: asyncio.Future[dict[str, Any] | None]) -> None:
 # -- clicks --------------------------------------------------------------------------------
 
 
+FollowUp = Callable[[AsyncWebClient], Coroutine[Any, Any, None]]
+
+
 async def handle_click(
-    deps: Deps, client: AsyncWebClient, body: Mapping[str, Any], action: Mapping[str, Any]
-) -> None:
-    """Act on a click on a request message (after the ack): resume, open a modal, or
-    tell the clicker (ephemerally) why nothing happened."""
+    deps: Deps, body: Mapping[str, Any], action: Mapping[str, Any]
+) -> FollowUp | None:
+    """Act on a click on a request message, before the ack: resume for a click that
+    decides. Returns what to do after the ack (tell the clicker why nothing happened or
+    how far a quorum got, or open a modal), or None."""
     user = str(body["user"]["id"])
-
-    async def tell(text: str) -> None:
-        await _ephemeral(client, body, user, text)
-
     # A button carries the reference in its value; a select menu in its block_id.
     token = str(action.get("value") or action.get("block_id") or "")
     try:
         ref = deps.signer.verify(token)
     except InvalidReference as exc:
         log.warning("refused a click by %s: %s", user, exc)
-        await tell(INVALID_REF_TEXT)
-        return
+        return _teller(body, INVALID_REF_TEXT)
+    clicked = clicked_message(body)
     try:
-        interrupt = await deps.engine.get_interrupt(ref.run_id, ref.interrupt_id)
-        if interrupt.status is not InterruptStatus.PENDING:
-            await tell(already_decided_text(interrupt))
-            return
-        model = deps.engine.resume_model(interrupt)
-        click = parse_action(model=model, action=action)
-        await deps.engine.check_authorized(interrupt, user)
+        binding = await deps.bindings.lookup(ref.run_id, ref.interrupt_id, clicked)
+        if clicked is not None and not _bound(binding, clicked, body, ref):
+            log.warning("refused a click by %s on %s: not a message of %s/%s",
+                        user, clicked, ref.run_id, ref.interrupt_id)  # fmt: skip
+            return _teller(body, WRONG_MESSAGE_TEXT)
+        click = parse_action(model=binding.model, action=action)
         if click.opens_modal:
-            await _open_modal(deps, client, body, interrupt, token, click.decision)
-            return
-        answer = validate_submission(model, click.values, decision=click.decision)
+            return partial(_open_modal, deps, body, ref, token, click.decision)
+        answer = validate_submission(binding.model, click.values, decision=click.decision)
         outcome = await deps.engine.resume(ref.run_id, ref.interrupt_id, _dump(answer), actor=user)
     except (SignoffError, UnknownAction, InvalidSubmission) as exc:
-        await tell(await _refusal(deps, exc, ref.run_id, ref.interrupt_id))
-        return
+        return partial(_tell_refusal, deps, body, exc, ref)
     if not outcome.resolved:
-        await tell(_progress_receipt(outcome))
+        return _teller(body, _progress_receipt(outcome))
+    return None
+
+
+def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:
+    """Whether the clicked message shows the interrupt ``ref`` names: one recorded on it,
+    or (in the moment after a crash, before the notifier recorded it) a copy whose own
+    metadata, as Slack sent it with the click, names that interrupt."""
+    if clicked in binding.messages:
+        return True
+    metadata = (body.get("message") or {}).get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return (
+        metadata.get("event_type") == EVENT_TYPE
+        and payload.get("run_id") == ref.run_id
+        and payload.get("interrupt_id") == ref.interrupt_id
+    )
+
+
+def clicked_message(body: Mapping[str, Any]) -> MessageKey | None:
+    """(channel, ts) of the message a click came from; None for a click in a view."""
+    container = body.get("container") or {}
+    if container.get("type") != "message":
+        return None
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return (str(channel or ""), str(ts or ""))
+
+
+def _teller(body: Mapping[str, Any], text: str) -> FollowUp:
+    async def tell(client: AsyncWebClient) -> None:
+        await _ephemeral(client, body, str(body["user"]["id"]), text)
+
+    return tell
+
+
+async def _tell_refusal(
+    deps: Deps, body: Mapping[str, Any], exc: Exception, ref: Ref, client: AsyncWebClient
+) -> None:
+    text = await _refusal(deps, exc, ref.run_id, ref.interrupt_id)
+    await _ephemeral(client, body, str(body["user"]["id"]), text)
+
+
+async def _late_click(task: asyncio.Future[FollowUp | None], client: AsyncWebClient) -> None:
+    """The rest of a click that outlasted the budget: it was acked before it resolved."""
+    follow_up = await task
+    if follow_up is not None:
+        await follow_up(client)
 
 
 async def _open_modal(
     deps: Deps,
-    client: AsyncWebClient,
     body: Mapping[str, Any],
-    interrupt: Interrupt,
+    ref: Ref,
     token: str,
     decision: bool | None,
+    client: AsyncWebClient,
 ) -> None:
-    info = request_info(deps.engine, interrupt)
+    """After the ack: open the response modal, if the request waits and the clicker may
+    answer it (otherwise say why)."""
+    user = str(body["user"]["id"])
+    try:
+        interrupt = await deps.engine.get_interrupt(ref.run_id, ref.interrupt_id)
+        if interrupt.status is not InterruptStatus.PENDING:
+            await _ephemeral(client, body, user, already_decided_text(interrupt))
+            return
+        await deps.engine.check_authorized(interrupt, user)
+        info = request_info(deps.engine, interrupt)
+    except SignoffError as exc:
+        await _tell_refusal(deps, body, exc, ref, client)
+        return
     view = render_modal(
         model=info.model,
         ref=token,
@@ -203,9 +286,8 @@ async def _open_modal(
     except SlackApiError as exc:
         log.warning("could not open the response modal: %s", exc)
         await _ephemeral(
-            client, body, str(body["user"]["id"]),
-            ":warning: Slack did not open the form in time; please click again.",
-        )  # fmt: skip
+            client, body, user, ":warning: Slack did not open the form in time; please click again."
+        )
 
 
 async def _ephemeral(client: AsyncWebClient, body: Mapping[str, Any], user: str, text: str) -> None:

@@ -8,38 +8,54 @@
 * ``interrupt.reminder``: a reminder in each message's thread.
 * ``run.finished``: the run's outcome in the thread of each of its messages.
 
-Delivery is at least once, so every handler is idempotent: posts are skipped when the
-interrupt's refs say they were made (checked before posting, written right after), and
-updates always render the current state. The one gap is a crash between Slack accepting a
-post and the ref being written: that post is made again on redelivery.
+Delivery is at least once, so every handler is idempotent. Updates always render the
+current state. Posts are skipped when the interrupt's refs say they were made; and because
+a post can reach Slack without its ref being written (a crash, or a response lost on the
+way back), each post is announced first (``refs["slack.attempt:<kind>"]``, a count) and
+carries message metadata naming the interrupt, target and kind (``bot.slack.recall``). A
+post whose attempt was announced before, by this process or one that died, first reads the
+conversation back for its earlier copy and adopts it instead of posting again. The
+outbox's ``attempt`` is not used for this: a message reclaimed after a crash mid-delivery
+keeps ``attempt == 1`` (attempts are counted when a delivery is settled), so only a marker
+written before the Slack call can tell that a post may already have happened.
 
 Errors: transient ones (429 and 5xx after slack-sdk's own retries, network errors) are
 raised so the outbox retries the message with backoff. Permanent ones (``channel_not_found``,
 ``not_in_channel``, ``invalid_blocks``...) are logged and dropped, because retrying cannot fix
-them and would hold back the run's later notifications.
+them and would hold back the run's later notifications; a request that could not be posted
+at all is reported with ``engine.report_undelivered`` (see ``bot.slack.undelivered``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
     cancellation,
     current_message,
     finished_text,
     reminder_text,
     request_info,
+    superseded_message,
 )
 from bot.slack.blocks.render import Message
 from bot.slack.blocks.responders import group_id
+from bot.slack.failures import error_code, is_transient
+from bot.slack.recall import (
+    FINISHED_KIND,
+    REQUEST_KIND,
+    Copy,
+    find_copies,
+    find_replies,
+    metadata_for,
+    reminder_kind,
+)
 from bot.slack.refs import RefSigner
 from engine import (
     Engine,
@@ -52,54 +68,29 @@ from engine import (
     WorkflowNotRegistered,
 )
 
-__all__ = ["MESSAGE_REF_PREFIX", "Notifier", "PostedMessage", "posted_messages"]
+__all__ = [
+    "MESSAGE_REF_PREFIX",
+    "NO_DESTINATION",
+    "Notifier",
+    "PostedMessage",
+    "is_transient",
+    "posted_messages",
+]
 
 log = logging.getLogger("signoff.bot.notifier")
 
-MESSAGE_REF_PREFIX = "slack.msg:"
-FINISHED_REF = "slack.finished"
-REMINDED_REF_PREFIX = "slack.reminded:"
+ATTEMPT_REF_PREFIX = "slack.attempt:"  # + kind: how many times posting it was started
+UNDELIVERED_REF_PREFIX = "slack.undelivered:"  # + target: reported already
+NO_DESTINATION = "no_destination"  # the undelivered reason when nothing says where to post
 _USER_ID_PREFIXES = ("U", "W")
-# ok:false errors that are worth another try later; every other ok:false is permanent.
-_TRANSIENT_ERRORS = frozenset(
-    {
-        "ratelimited",
-        "rate_limited",
-        "fatal_error",
-        "internal_error",
-        "service_unavailable",
-        "request_timeout",
-    }  # fmt: skip
-)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class PostedMessage:
-    """One Slack message showing an interrupt."""
-
-    target: str  # the channel or user it was addressed to
-    channel: str  # the conversation id it landed in (D… for a DM)
-    ts: str
-
-
-def posted_messages(interrupt: Interrupt) -> list[PostedMessage]:
-    """The Slack messages recorded on ``interrupt.refs`` by the notifier."""
-    found = []
-    for key, value in interrupt.refs.items():
-        if key.startswith(MESSAGE_REF_PREFIX) and isinstance(value, dict):
-            channel, ts = value.get("channel"), value.get("ts")
-            if isinstance(channel, str) and isinstance(ts, str):
-                found.append(PostedMessage(key.removeprefix(MESSAGE_REF_PREFIX), channel, ts))
-    return found
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failed Slack call may succeed if tried again later."""
-    if isinstance(exc, SlackApiError):
-        status = exc.response.status_code
-        return status == 429 or status >= 500 or exc.response.get("error") in _TRANSIENT_ERRORS
-    return isinstance(exc, aiohttp.ClientError | OSError | TimeoutError)
+def _legacy_done(kind: str) -> str:
+    # The ref earlier versions wrote after replying: still honoured after an upgrade.
+    if kind.startswith("reminder:"):
+        return "slack.reminded:" + kind.removeprefix("reminder:")
+    return "slack." + kind
 
 
 class Notifier:
@@ -110,6 +101,7 @@ class Notifier:
         client: A Web API client (with retry handlers) for the bot token.
         signer: Signs the references carried by the controls.
         default_channel: Where requests go that name neither a channel nor user approvers.
+        bindings: Told of every message posted, so clicks on it need no store read.
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -128,11 +120,13 @@ class Notifier:
         signer: RefSigner,
         *,
         default_channel: str | None = None,
+        bindings: Bindings | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
         self.signer = signer
         self.default_channel = default_channel
+        self.bindings = bindings or Bindings(engine)
 
     def subscribe(self) -> None:
         """Subscribe to the engine's outbox. Do it before the engine starts, so nothing
@@ -177,42 +171,113 @@ class Notifier:
 
     async def post_request(self, interrupt: Interrupt) -> None:
         """Post the request to each target not posted to yet, recording channel + ts."""
-        if interrupt.status is not InterruptStatus.PENDING:
+        targets = self.targets(interrupt)
+        pending = interrupt.status is InterruptStatus.PENDING
+        if not targets:
+            if pending:
+                log.error(
+                    "interrupt %s/%s names no channel and no user approvers, and "
+                    "SIGNOFF_DEFAULT_CHANNEL is not set: it is not shown in Slack",
+                    interrupt.run_id,
+                    interrupt.id,
+                )
+                await self._undelivered(interrupt, None, NO_DESTINATION)
+            return
+        missing = [t for t in targets if MESSAGE_REF_PREFIX + t not in interrupt.refs]
+        if not missing:
+            return  # posted before a crash or a retry: never post twice
+        if not pending:
             log.info("interrupt %s/%s was %s before it could be posted", interrupt.run_id,
                      interrupt.id, interrupt.status.value)  # fmt: skip
+            if ATTEMPT_REF_PREFIX + REQUEST_KIND in interrupt.refs:
+                # Too late to ask anyone, but a copy posted before a crash may be in Slack
+                # with live buttons (and been answered): record it, so the update that
+                # follows this message shows the outcome on it.
+                for target in missing:
+                    await self._post_once(interrupt, target, None, retried=True)
             return
-        targets = self.targets(interrupt)
-        if not targets:
-            log.error(
-                "interrupt %s/%s names no channel and no user approvers, and "
-                "SIGNOFF_DEFAULT_CHANNEL is not set: it is not shown in Slack",
-                interrupt.run_id,
-                interrupt.id,
-            )
-            return
+        retried = await self._announce(interrupt, REQUEST_KIND)
         message = self._render(interrupt)
-        for target in targets:
-            key = MESSAGE_REF_PREFIX + target
-            if key in interrupt.refs:
-                continue  # posted before a crash or a retry: never post twice
-            posted = await self._slack(
-                f"post {interrupt.run_id}/{interrupt.id} to {target}",
-                partial(self._post, target, message),
-            )
-            if posted is not None:
-                await self.engine.set_interrupt_ref(
-                    interrupt.run_id, interrupt.id, key, {"channel": posted[0], "ts": posted[1]}
-                )
+        for target in missing:
+            await self._post_once(interrupt, target, message, retried)
 
-    async def _post(self, target: str, message: Message) -> tuple[str, str]:
-        channel = target
-        if target.startswith(_USER_ID_PREFIXES):
-            opened = await self.client.conversations_open(users=target)
-            channel = str(opened["channel"]["id"])
-        response = await self.client.chat_postMessage(
-            channel=channel, text=message.text, blocks=message.blocks
+    async def _announce(self, interrupt: Interrupt, kind: str) -> bool:
+        """Record that posting ``kind`` starts; True if it was started before (a copy of
+        it may be in Slack already)."""
+        key = ATTEMPT_REF_PREFIX + kind
+        before = interrupt.refs.get(key)
+        count = before if isinstance(before, int) else 0
+        await self.engine.set_interrupt_ref(interrupt.run_id, interrupt.id, key, count + 1)
+        return count > 0
+
+    async def _post_once(
+        self, interrupt: Interrupt, target: str, message: Message | None, retried: bool
+    ) -> None:
+        """Post ``message`` to ``target`` unless an earlier copy is found (``retried``);
+        with no ``message``, only look for (and record) an earlier copy."""
+        where = f"post {interrupt.run_id}/{interrupt.id} to {target}"
+        try:
+            channel = await self._conversation(target)
+            copies = await find_copies(self.client, channel, interrupt, target) if retried else []
+            live = [c for c in copies or [] if not c.superseded]
+            if live:
+                kept, extra = live[0], live[1:]
+                log.info("%s: adopted the copy posted earlier at %s", where, kept.ts)
+            elif message is None:
+                return
+            else:
+                metadata = metadata_for(interrupt, target, REQUEST_KIND)
+                response = await self.client.chat_postMessage(
+                    channel=channel, text=message.text, blocks=message.blocks, metadata=metadata
+                )
+                kept, extra = Copy(str(response["channel"]), str(response["ts"]), False), []
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.error("Slack refused to %s: %s", where, exc)
+            await self._undelivered(interrupt, target, error_code(exc))
+            return
+        ref = {"channel": kept.channel, "ts": kept.ts}
+        await self.engine.set_interrupt_ref(
+            interrupt.run_id, interrupt.id, MESSAGE_REF_PREFIX + target, ref
         )
-        return str(response["channel"]), str(response["ts"])
+        self.bindings.remember(interrupt, [(kept.channel, kept.ts)])
+        for orphan in extra:
+            await self._supersede(interrupt, target, orphan)
+
+    async def _conversation(self, target: str) -> str:
+        """The conversation id a post to ``target`` lands in (a user's DM is opened)."""
+        if not target.startswith(_USER_ID_PREFIXES):
+            return target
+        opened = await self.client.conversations_open(users=target)
+        return str(opened["channel"]["id"])
+
+    async def _supersede(self, interrupt: Interrupt, target: str, orphan: Copy) -> None:
+        """Turn a duplicate copy into a notice without controls, so nobody answers it."""
+        message = superseded_message(request_info(self.engine, interrupt))
+        log.warning("superseding duplicate request message %s/%s of %s/%s",
+                    orphan.channel, orphan.ts, interrupt.run_id, interrupt.id)  # fmt: skip
+        await self._slack(
+            f"supersede {orphan.channel}/{orphan.ts}",
+            partial(
+                self.client.chat_update,
+                channel=orphan.channel,
+                ts=orphan.ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=metadata_for(interrupt, target, REQUEST_KIND, superseded=True),
+            ),
+        )
+
+    async def _undelivered(self, interrupt: Interrupt, target: str | None, reason: str) -> None:
+        """Report (once per target) that nobody at ``target`` can see the request."""
+        key = UNDELIVERED_REF_PREFIX + (target or "-")
+        if key in interrupt.refs:
+            return
+        await self.engine.report_undelivered(
+            interrupt.run_id, interrupt.id, target=target, reason=reason
+        )
+        await self.engine.set_interrupt_ref(interrupt.run_id, interrupt.id, key, reason)
 
     # -- updating ----------------------------------------------------------------------------
 
@@ -234,36 +299,69 @@ class Notifier:
                     ts=posted.ts,
                     text=message.text,
                     blocks=message.blocks,
+                    metadata=metadata_for(interrupt, posted.target, REQUEST_KIND),
                 ),
             )
+        retried = interrupt.refs.get(ATTEMPT_REF_PREFIX + REQUEST_KIND)
+        if interrupt.status is not InterruptStatus.PENDING and isinstance(retried, int):
+            if retried > 1:
+                await self._sweep(interrupt, messages)
+
+    async def _sweep(self, interrupt: Interrupt, messages: list[PostedMessage]) -> None:
+        """Supersede copies of a decided request that were posted more than once but not
+        recorded (a response lost after Slack accepted the post; a lookup that missed)."""
+        for posted in messages:
+            copies = await find_copies(self.client, posted.channel, interrupt, posted.target)
+            for copy in copies or []:
+                if copy.ts != posted.ts and not copy.superseded:
+                    await self._supersede(interrupt, posted.target, copy)
 
     async def remind(self, interrupt: Interrupt, due_at: str) -> None:
         """Post a reminder in each message's thread, once per reminder time."""
-        key = REMINDED_REF_PREFIX + due_at
-        if interrupt.status is not InterruptStatus.PENDING or key in interrupt.refs:
+        if interrupt.status is not InterruptStatus.PENDING:
             return
-        text = reminder_text(interrupt)
-        for posted in posted_messages(interrupt):
-            await self._reply(posted, text)
-        await self.engine.set_interrupt_ref(interrupt.run_id, interrupt.id, key, True)
+        await self._reply_in_threads(interrupt, reminder_kind(due_at), reminder_text(interrupt))
 
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
         detail = await self.engine.get_run(run_id)
         text = finished_text(detail.run, cancellation(detail))
         for interrupt in detail.interrupts:
-            messages = posted_messages(interrupt)
-            if not messages or interrupt.refs.get(FINISHED_REF):
-                continue
-            for posted in messages:
-                await self._reply(posted, text)
-            await self.engine.set_interrupt_ref(run_id, interrupt.id, FINISHED_REF, True)
+            await self._reply_in_threads(interrupt, FINISHED_KIND, text)
 
-    async def _reply(self, posted: PostedMessage, text: str) -> None:
+    async def _reply_in_threads(self, interrupt: Interrupt, kind: str, text: str) -> None:
+        """Reply ``text`` once in the thread of each of the interrupt's messages.
+
+        One ref write per reply kind, made *before* replying (``slack.attempt:<kind>``): a
+        redelivery that finds it reads each thread back and replies only where no reply of
+        this kind is (a crash may have cut the earlier attempt short). No write after:
+        the threads themselves say what was done.
+        """
+        messages = posted_messages(interrupt)
+        if not messages or _legacy_done(kind) in interrupt.refs:
+            return
+        retried = await self._announce(interrupt, kind)
+        for posted in messages:
+            await self._reply_once(interrupt, posted, kind, text, retried)
+
+    async def _reply_once(
+        self, interrupt: Interrupt, posted: PostedMessage, kind: str, text: str, retried: bool
+    ) -> None:
+        """Reply in ``posted``'s thread, unless an earlier attempt's reply is there."""
+        if retried:
+            earlier = await find_replies(
+                self.client, posted.channel, posted.ts, interrupt, posted.target, kind
+            )
+            if earlier:
+                return
         await self._slack(
             f"reply in thread {posted.channel}/{posted.ts}",
             partial(
-                self.client.chat_postMessage, channel=posted.channel, thread_ts=posted.ts, text=text
+                self.client.chat_postMessage,
+                channel=posted.channel,
+                thread_ts=posted.ts,
+                text=text,
+                metadata=metadata_for(interrupt, posted.target, kind),
             ),
         )
 

@@ -7,21 +7,26 @@ Metrics:
     ``signoff_resume_latency_seconds{workflow,outcome}``: time from a request for input
     to its resolution (approved, rejected, resolved, expired), i.e. how long people take
     to answer (histogram).
+    ``signoff_requests_undelivered_total{reason}``: requests for input an adapter could
+    not show anyone (``no_destination``, ``channel_not_found``...), from the
+    ``interrupt.undelivered`` outbox topic (counter).
 
 The gauges are read from the database on each scrape, so every instance reports the
 same totals. The histogram is fed by an outbox subscription (``interrupt.resolved``),
 so it counts the resolutions this instance delivered; delivery is at least once, so a
-crash between handling and recording can count one resolution twice.
+crash between handling and recording can count one resolution twice. The undelivered
+counter is fed the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
@@ -111,6 +116,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.undelivered = Counter(
+            "signoff_requests_undelivered",
+            "Requests for input nobody could be shown, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
 
     async def refresh(self) -> None:
         """Read the gauges' values from the database."""
@@ -136,6 +147,10 @@ class Metrics:
         end = interrupt.resolved_at or message.created_at
         waited = max(0.0, (end - interrupt.created_at).total_seconds())
         self.resume_latency.labels(interrupt.workflow, interrupt.status.value).observe(waited)
+
+    async def on_undelivered(self, message: OutboxMessage) -> None:
+        """Outbox handler: count a request for input nobody could be shown."""
+        self.undelivered.labels(str(message.data.get("reason") or "unknown")).inc()
 
     async def serve_metrics(self, request: web.Request) -> web.StreamResponse:
         """``GET /metrics``: Prometheus text exposition."""
@@ -174,6 +189,12 @@ def install_metrics(app: web.Application, engine: Engine, settings: Settings) ->
     except ValueError:
         # Another app on the same engine subscribed already; this one still serves gauges.
         log.debug("engine already has a %s subscription", SUBSCRIPTION)
+    with contextlib.suppress(ValueError):  # as above
+        engine.subscribe(
+            metrics.on_undelivered,
+            topics=["interrupt.undelivered"],
+            name=SUBSCRIPTION + ".undelivered",
+        )
     add_operations(
         app,
         [

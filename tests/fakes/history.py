@@ -5,6 +5,7 @@ messages only, newest first, ``latest``/``oldest`` bounds that exclude the bound
 unless ``inclusive``, ``limit`` (default 100, at most 999) with cursor paging through
 ``response_metadata.next_cursor``, and ``metadata`` only with ``include_all_metadata``.
 Thread parents carry ``thread_ts``, ``reply_count``, ``reply_users`` and ``latest_reply``.
+``conversations.replies`` reads one thread back under the same rules (parent first).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any
 
 from tests.fakes.slack_state import ApiError, SlackState, StoredMessage
 
-__all__ = ["HISTORY_LIMIT_DEFAULT", "HISTORY_LIMIT_MAX", "check_metadata", "conversations_history"]
+__all__ = [
+    "HISTORY_LIMIT_DEFAULT",
+    "HISTORY_LIMIT_MAX",
+    "check_metadata",
+    "conversations_history",
+    "conversations_replies",
+]
 
 HISTORY_LIMIT_DEFAULT = 100
 HISTORY_LIMIT_MAX = 999
@@ -132,3 +139,53 @@ def _cursor_start(cursor: Any, messages: list[StoredMessage]) -> int:
     except InvalidOperation as exc:
         raise ApiError("invalid_cursor") from exc
     return next((i for i, m in enumerate(messages) if Decimal(m.ts) < bound), len(messages))
+
+
+def conversations_replies(state: SlackState, args: dict[str, Any]) -> dict[str, Any]:
+    """The ``conversations.replies`` answer for ``args`` (raises ``ApiError``).
+
+    Like Slack: the thread's parent first, then its replies oldest first, within
+    ``latest``/``oldest``; ``limit`` and cursor paging; ``metadata`` only with
+    ``include_all_metadata``. A ``ts`` naming no message is ``thread_not_found``.
+    """
+    channel = str(args.get("channel") or "")
+    if not _CONVERSATION_ID.match(channel):
+        raise ApiError("channel_not_found")
+    stored = state.messages.get(channel, {})
+    parent = stored.get(str(args.get("ts") or ""))
+    if parent is None:
+        raise ApiError("thread_not_found")
+    inclusive = str(args.get("inclusive", "")).lower() in _TRUE
+    latest, oldest = _bound(args.get("latest")), _bound(args.get("oldest"))
+    limit = _limit(args.get("limit"))
+    with_metadata = str(args.get("include_all_metadata", "")).lower() in _TRUE
+    replies = [
+        m
+        for m in stored.values()
+        if m.thread_ts == parent.ts
+        and m.ts != parent.ts
+        and _within(Decimal(m.ts), latest, oldest, inclusive)
+    ]
+    thread = [parent, *sorted(replies, key=lambda m: Decimal(m.ts))]  # oldest first
+    start = _replies_cursor_start(args.get("cursor"), thread)
+    page = thread[start : start + limit]
+    has_more = start + limit < len(thread)
+    next_cursor = _encode_cursor(thread[start + limit].ts) if has_more else ""
+    return {
+        "ok": True,
+        "messages": [_history_message(m, stored, with_metadata) for m in page],
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": next_cursor},
+    }
+
+
+def _replies_cursor_start(cursor: Any, thread: list[StoredMessage]) -> int:
+    if not cursor:
+        return 0
+    try:
+        decoded = base64.b64decode(str(cursor), validate=True).decode()
+        bound = Decimal(decoded.removeprefix("next_ts:"))
+    except (binascii.Error, UnicodeDecodeError, InvalidOperation) as exc:
+        raise ApiError("invalid_cursor") from exc
+    # The next message at or after the cursor's (it may have been deleted since).
+    return next((i for i, m in enumerate(thread) if Decimal(m.ts) >= bound), len(thread))

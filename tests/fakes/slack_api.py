@@ -22,8 +22,9 @@ Like a real workspace, the fake only knows the users it was told about: register
 Beyond posting and modals:
 
 * Message ``metadata`` (``{"event_type": str, "event_payload": {...}}``) is checked and kept
-  by chat.postMessage / chat.update, and ``conversations.history`` reads the channel back
-  (``tests.fakes.history``); ``settled_at(channel, ts)`` tells when a message last changed.
+  by chat.postMessage / chat.update, and ``conversations.history`` / ``conversations.replies``
+  read the channel and its threads back (``tests.fakes.history``); ``settled_at(channel, ts)``
+  tells when a message last changed.
 * ``views.publish`` keeps each user's Home tab (``home_view(user_id)``), checked by
   ``blockkit.check_home_view``.
 * Rate limits are not enforced unless asked: ``FakeSlack(limits=SlackLimits(...))`` or
@@ -49,7 +50,7 @@ from aiohttp.test_utils import TestServer
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.blockkit import check_home_view, check_message, check_view
-from tests.fakes.history import check_metadata, conversations_history
+from tests.fakes.history import check_metadata, conversations_history, conversations_replies
 from tests.fakes.oidc import AUTHORIZE_PATH, OIDC_METHODS, FakeOidc
 from tests.fakes.ratelimits import RateLimiter, SlackLimits
 from tests.fakes.response_urls import RESPONSE_URL_USES, ResponseUrls
@@ -124,6 +125,7 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
         }
@@ -316,6 +318,8 @@ class FakeSlack:
             await asyncio.sleep(self._delays[method])
         injected = self._injections.take(method)
         if injected is not None:
+            if injected.applied and token in self.valid_tokens and method in self._handlers:
+                await self._handlers[method](args)
             headers = {}
             if injected.retry_after is not None:
                 headers["Retry-After"] = str(injected.retry_after)
@@ -437,6 +441,9 @@ class FakeSlack:
 
     async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         return conversations_history(self.state, args)
+
+    async def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        return conversations_replies(self.state, args)
 
     async def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, **self.state.open_conversation(args)}

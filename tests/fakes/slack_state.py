@@ -96,6 +96,7 @@ class SlackState:
         self.modal_stack: list[str] = []
         self._seq = itertools.count(1)
         self._epoch = int(time.time())
+        self._last_micros = 0
         self.add_user(bot_user_id, name="signoff", is_bot=True)
 
     # -- identities ------------------------------------------------------------------------
@@ -157,8 +158,14 @@ class SlackState:
     # -- messages --------------------------------------------------------------------------
 
     def next_ts(self) -> str:
-        """A unique, increasing message timestamp in Slack's ``seconds.micros`` format."""
-        return f"{self._epoch}.{next(self._seq):06d}"
+        """A unique, increasing message timestamp in Slack's ``seconds.micros`` format.
+
+        Like Slack's, it is the wall-clock time of the post (bumped by a microsecond when
+        two posts share one), so ``oldest``/``latest`` bounds in seconds find it.
+        """
+        micros = max(int(time.time() * 1_000_000), self._last_micros + 1)
+        self._last_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def post_message(self, channel: str, args: dict[str, Any]) -> StoredMessage:
         """Store a new message from chat.postMessage arguments."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -194,3 +195,42 @@ async def test_an_empty_channel_has_an_empty_history(client: AsyncWebClient) -> 
 
     assert (history["messages"], history["has_more"]) == ([], False)
     assert history["response_metadata"]["next_cursor"] == ""
+
+
+async def test_replies_read_a_thread_back_parent_first_with_metadata_and_pages(
+    client: AsyncWebClient,
+) -> None:
+    parent = (await client.chat_postMessage(channel=CHANNEL, text="Deploy?"))["ts"]
+    replies = [
+        (await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text=f"r{i}",
+                                       metadata=META))["ts"]
+        for i in range(3)
+    ]  # fmt: skip
+    await client.chat_postMessage(channel=CHANNEL, text="another thread")
+
+    first = await client.conversations_replies(
+        channel=CHANNEL, ts=parent, limit=2, include_all_metadata=True
+    )
+    assert [m["ts"] for m in first["messages"]] == [parent, replies[0]]
+    assert first["messages"][1]["metadata"] == META
+    assert first["has_more"] is True
+    rest = await client.conversations_replies(
+        channel=CHANNEL, ts=parent, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert [m["ts"] for m in rest["messages"]] == replies[1:]
+    assert "metadata" not in rest["messages"][0]
+    assert rest["has_more"] is False
+
+
+async def test_replies_of_an_unknown_thread_are_refused(client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        await client.conversations_replies(channel=CHANNEL, ts="1.000001")
+    assert raised.value.response["error"] == "thread_not_found"
+
+
+async def test_message_timestamps_follow_the_clock_like_slacks(client: AsyncWebClient) -> None:
+    before = time.time()
+    ts = [(await client.chat_postMessage(channel=CHANNEL, text=f"m{i}"))["ts"] for i in range(3)]
+
+    assert before - 1 <= float(ts[0]) <= time.time() + 1
+    assert ts == sorted(ts, key=float) and len(set(ts)) == 3

@@ -77,6 +77,13 @@ class Failure:
     status: int
     error: str
     retry_after: int | None = None
+    applied: bool = False  # the call takes effect anyway; only its answer is the failure
+
+    @classmethod
+    def lost_answer(cls, *, status: int = 503) -> Failure:
+        """Slack does what was asked, but the caller gets a 5xx instead of the answer (a
+        response lost on the way back)."""
+        return cls(status=status, error="service_unavailable", applied=True)
 
     @classmethod
     def rate_limited(cls, *, retry_after: int = 1) -> Failure:

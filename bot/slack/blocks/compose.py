@@ -25,6 +25,7 @@ from bot.slack.blocks.render import (
     render_outcome_message,
     render_progress_message,
     render_request_message,
+    render_superseded_message,
 )
 from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
@@ -53,6 +54,7 @@ __all__ = [
     "not_authorized_text",
     "reminder_text",
     "request_info",
+    "superseded_message",
 ]
 
 SUMMARY_FIELDS = 10
@@ -148,6 +150,18 @@ def current_message(
         decided_by=_deciders(i),
         decided_at=when,
         **common,
+    )
+
+
+def superseded_message(info: RequestInfo) -> Message:
+    """A duplicate copy of the request, without controls (see ``render_superseded_message``)."""
+    i = info.interrupt
+    return render_superseded_message(
+        workflow=info.workflow,
+        step=info.step,
+        run_id=i.run_id,
+        payload=info.payload,
+        requester=i.requester,
     )
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "render_outcome_message",
     "render_progress_message",
     "render_request_message",
+    "render_superseded_message",
 ]
 
 HEADER_MAX = 150
@@ -224,6 +225,20 @@ def render_cancelled_message(
     by = f" by {mention(cancelled_by)}" if cancelled_by else ""
     status = f":no_entry_sign: *Cancelled*{by} · {slack_date(cancelled_at)}"
     return _closed(workflow, step, run_id, payload, requester, status, reason, "Cancelled")
+
+
+def render_superseded_message(
+    *,
+    workflow: str,
+    step: str,
+    run_id: str,
+    payload: Payload = None,
+    requester: str | None = None,
+) -> Message:
+    """Render a duplicate copy of a request (posted twice after a failure), without
+    controls: the other copy is the one to answer and the one kept up to date."""
+    status = ":link: *Superseded*: this request was posted again; answer the other copy."
+    return _closed(workflow, step, run_id, payload, requester, status, None, "Superseded")
 
 
 def _closed(

@@ -18,8 +18,13 @@ from tests.support.slack_bot import CHANNEL, Bot
 
 
 def request_posts(bot: Bot) -> list[object]:
-    """chat.postMessage calls that were not thread replies (any outcome)."""
-    return [c for c in bot.fake.calls("chat.postMessage") if "thread_ts" not in c.args]
+    """chat.postMessage calls that were not thread replies (any outcome), nor notices sent
+    straight to a user id (requests to users go to their DM's D… id)."""
+    return [
+        c
+        for c in bot.fake.calls("chat.postMessage")
+        if "thread_ts" not in c.args and not str(c.args.get("channel")).startswith(("U", "W"))
+    ]
 
 
 async def test_a_429_on_post_is_retried_after_retry_after_and_posted_once(bot: Bot) -> None:
