@@ -32,9 +32,11 @@ from engine.errors import (
     WrongInterruptKind,
     field_errors,
 )
+from engine.escalation import Escalation
 from engine.models import (
     SETTLED,
     ErrorInfo,
+    EscalationRecord,
     Event,
     EventType,
     ExpiryAction,
@@ -61,6 +63,8 @@ __all__ = [
     "DuplicateResponse",
     "Engine",
     "ErrorInfo",
+    "Escalation",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",

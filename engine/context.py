@@ -12,8 +12,10 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 # InterruptExpired lived here before joining the SignoffError tree: re-exported so that
 # `from engine.context import InterruptExpired` keeps working.
+from engine import escalation
 from engine.errors import DefinitionError
 from engine.errors import InterruptExpired as InterruptExpired
+from engine.escalation import Escalation
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
 S = DefaultTypeVar("S", default=None)
@@ -61,6 +63,7 @@ class InterruptSpec:
     expiry_value: Any = None
     expiry_reason: str = "expired"
     reminders: list[float] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)  # escalation.plan
     channel: str | None = None
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -222,6 +225,7 @@ class StepContext(Generic[S, R]):
         expires: timedelta | datetime | float | None = None,
         on_expiry: OnExpiry | None = None,
         reminders: Sequence[timedelta | float] = (),
+        escalate: Sequence[Escalation] = (),
         channel: str | None = None,
         title: str | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -244,6 +248,10 @@ class StepContext(Generic[S, R]):
             expires: a duration or an aware deadline after which ``on_expiry`` applies.
             on_expiry: ``OnExpiry.resume_with(value)``, ``.fail()`` or ``.bail(reason)``.
             reminders: durations after suspending at which a reminder is sent.
+            escalate: an escalation ladder: ``[Escalation(after=..., add_responders=[...],
+                channel=...), ...]``, applied in order of ``after`` while nobody has
+                answered (steps due at or after ``expires`` are dropped); see
+                ``engine.Escalation``.
             channel: where adapters should ask (e.g. a Slack channel id).
             title: a title for the request (default: the step's title).
             meta: extra data for adapters.
@@ -288,6 +296,7 @@ class StepContext(Generic[S, R]):
         spec.reminders = sorted(
             now + (r.total_seconds() if isinstance(r, timedelta) else float(r)) for r in reminders
         )
+        spec.escalations = escalation.plan(now, spec.expires_at, escalate)
         raise SuspendSignal(spec)
 
     def _expiry(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "SETTLED",
     "ErrorInfo",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",
@@ -116,6 +117,8 @@ class EventType(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
+    ESCALATED = "escalated"  # a step of an escalation ladder fired (ctx.suspend(escalate=))
+    EMITTED = "emitted"  # a running step reported intermediate output (ctx.emit)
 
 
 class ErrorInfo(BaseModel):
@@ -169,6 +172,24 @@ class Response(BaseModel):
     at: datetime
 
 
+class EscalationRecord(BaseModel):
+    """One declared step of an interrupt's escalation ladder, and whether it fired.
+
+    ``add_responders``/``channel`` are what was declared; ``added`` the responders it
+    actually added to ``Interrupt.responders`` when it fired (none on a request open to
+    anyone, or for names listed already); ``escalated_at`` is None until it fires.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    after: float
+    due_at: datetime
+    add_responders: list[str] = Field(default_factory=list)
+    channel: str | None = None
+    escalated_at: datetime | None = None
+    added: list[str] = Field(default_factory=list)
+
+
 class Interrupt(BaseModel):
     """A point where a run waits: for a person, an event or a timer."""
 
@@ -196,6 +217,7 @@ class Interrupt(BaseModel):
     on_expiry: ExpiryAction | None = None
     expiry_value: Any = None
     reminders: list[datetime] = Field(default_factory=list)
+    escalations: list[EscalationRecord] = Field(default_factory=list)
     created_at: datetime
     resolved_at: datetime | None = None
     resolved_by: str | None = None

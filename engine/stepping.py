@@ -467,6 +467,7 @@ class StepRunner:
             "requester": self.state.run.requester,
             "expires_at": spec.expires_at,
             "on_expiry": spec.on_expiry.value if spec.on_expiry else None,
+            "escalations": spec.escalations,
             "channel": spec.channel,
             "label": spec.label,
             "meta": {k: v for k, v in spec.meta.items() if not k.startswith("_")},

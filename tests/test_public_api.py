@@ -15,6 +15,8 @@ EXPECTED = [
     "DuplicateResponse",
     "Engine",
     "ErrorInfo",
+    "Escalation",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",
@@ -85,6 +87,7 @@ EXPECTED_ERRORS = [
 EXPECTED_MODELS = [
     "SETTLED",
     "ErrorInfo",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",
