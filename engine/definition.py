@@ -74,6 +74,7 @@ class StepDef(Generic[In, Out]):
         events: Mapping[str, type[BaseModel]] | None = None,
         quorum: int = 1,
         bail: type[BaseModel] | None = None,
+        max_resumes: int | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -89,6 +90,7 @@ class StepDef(Generic[In, Out]):
         self.events: dict[str, type[BaseModel]] = dict(events or {})
         self.quorum = quorum
         self.bail_model = bail
+        self.max_resumes = max_resumes
         self.input_adapter: TypeAdapter[Any] = TypeAdapter(input_type)
         self.output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         self.__doc__ = fn.__doc__
@@ -119,6 +121,7 @@ def step(
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
     bail: type[BaseModel] | None = None,
+    max_resumes: int | None = None,
 ) -> Callable[[F], StepDef[Any, Any]]: ...
 
 
@@ -136,6 +139,7 @@ def step(
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
     bail: type[BaseModel] | None = None,
+    max_resumes: int | None = None,
 ) -> StepDef[Any, Any] | Callable[[F], StepDef[Any, Any]]:
     """Turn an async function into a workflow step.
 
@@ -162,6 +166,10 @@ def step(
         bail: the model of the typed result ``ctx.bail(reason, result=...)`` records
             (validated; the rejected run's ``Run.output``). Without it, a result must
             be a pydantic model instance.
+        max_resumes: how many times the step may be resumed (each ``suspend``,
+            ``wait_for_event`` or ``sleep`` that parks it counts once); asking again
+            after that fails the step with ``TooManyResumes``, never retried. Counted
+            from the step's recorded interrupts, so crashes do not reset it. None: no cap.
 
     Raises:
         DefinitionError: an unknown ``resume_to``, missing models, ``retries < 0``, or a
@@ -178,6 +186,8 @@ def step(
         if resume_to not in ("step", "output"):
             raise DefinitionError(where, f"resume_to={resume_to!r} is not one of 'step', 'output'")
         check_quorum(where, quorum, r_model)
+        if max_resumes is not None and max_resumes < 1:
+            raise DefinitionError(where, f"max_resumes must be >= 1 (or None), got {max_resumes}")
         if resume_to == "output":
             if r_model is None:
                 raise DefinitionError(where, "resume_to='output' needs a resume model")
@@ -203,6 +213,7 @@ def step(
             events=events,
             quorum=quorum,
             bail=bail,
+            max_resumes=max_resumes,
         )
 
     return decorate(fn) if fn is not None else decorate

@@ -23,17 +23,19 @@ from engine.errors import (
     InterruptExpired,
     StepOutputInvalid,
     StepTimedOut,
+    TooManyResumes,
     field_errors,
 )
 from engine.models import ErrorInfo, EventType, Interrupt, InterruptStatus, StepStatus
 from engine.paths import index_steps
+from engine.resuming import over_cap
 from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite
 
 LIVE_AFTER = 0.02
 """Seconds after which a running step without retries has its start committed (a step
 with retries, or one following buffered results, has it committed before its code runs)."""
 
-NOT_RETRIED = (InterruptExpired, DefinitionError, StepOutputInvalid)
+NOT_RETRIED = (InterruptExpired, DefinitionError, StepOutputInvalid, TooManyResumes)
 """Errors that fail a step at once, whatever its Retry policy: retrying cannot help."""
 
 
@@ -231,7 +233,9 @@ class StepRunner:
                 out, raw = validated(sd.output_adapter, result, f"step {sd.name!r}")
             except SuspendSignal as sig:
                 notes = start.unrecorded()
-                clash = self.claim(sig.spec, sd, path)
+                clash = self.claim(sig.spec, sd, path) or over_cap(
+                    sd, path, sig.spec, self.state.interrupts
+                )
                 if clash is not None:
                     await self.failed(sd, path, started, attempt, clash, notes)
                     raise Failed(error_info(clash)) from None
@@ -314,7 +318,7 @@ class StepRunner:
 
     def claim(
         self, spec: InterruptSpec | None, sd: StepDef[Any, Any], path: str
-    ) -> ValueError | None:
+    ) -> Exception | None:
         """Reserve a new interrupt's id for this step; the error if a sibling took it."""
         if spec is None:
             return None
