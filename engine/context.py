@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar, cast
@@ -154,6 +154,8 @@ class StepContext(Generic[S, R]):
         self._now = now
         self._calls = 0
         self._events = events or {}
+        # Set by the engine for the attempt being run: commits ctx.emit's output.
+        self._emitter: Callable[[Any, str | None], Awaitable[None]] | None = None
 
     @property
     def is_resume(self) -> bool:
@@ -374,6 +376,40 @@ class StepContext(Generic[S, R]):
         due = _deadline(self._now(), duration)
         assert due is not None
         raise SuspendSignal(InterruptSpec(id=iid, kind=InterruptKind.SLEEP, expires_at=due))
+
+    async def emit(self, value: BaseModel | str) -> None:
+        """Report intermediate output of this running step (progress, partial results).
+
+        Recorded in the run's history (an ``emitted`` entry: ``step``, ``path``,
+        ``attempt``, ``seq``, ``model`` and ``value``) and delivered to outbox
+        subscribers (topic ``step.emitted``, same data), committed now, while the step
+        goes on running: when this returns, the entry is durable and observers can see
+        it. Each call is a commit, so emit milestones, not every loop iteration.
+
+        At least once: an attempt that is retried, or run again after a crash, emits
+        again (with its own ``attempt``).
+
+        Args:
+            value: a pydantic model instance (recorded as its JSON, with ``model`` its
+                class name) or a text (``model`` None).
+
+        Raises:
+            TypeError: anything else.
+        """
+        data: Any
+        model: str | None
+        if isinstance(value, BaseModel):
+            data, model = value.model_dump(mode="json"), type(value).__name__
+        elif isinstance(value, str):
+            data, model = value, None
+        else:
+            raise TypeError(
+                f"step {self.step!r}: ctx.emit takes a pydantic model or a str, "
+                f"not {type(value).__name__}"
+            )
+        if self._emitter is None:
+            raise RuntimeError(f"step {self.step!r}: ctx.emit works only while the step runs")
+        await self._emitter(data, model)
 
     def bail(self, reason: str, *, result: Any = None) -> NoReturn:
         """End the run now as ``rejected`` (not failed); later steps do not run.

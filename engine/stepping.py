@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.context import BailSignal, InterruptSpec, StepContext, SuspendSignal
 from engine.definition import StepDef, Workflow
+from engine.emit import Emitter
 from engine.errors import (
     DefinitionError,
     InterruptExpired,
@@ -89,10 +90,11 @@ def validated(adapter: TypeAdapter[Any], value: Any, where: str) -> tuple[Any, s
 
 @dataclass
 class _Start:
-    """An attempt's ``running`` record and whether it was committed yet."""
+    """An attempt's ``running`` record and whether it was committed (or is being) yet."""
 
     write: StepWrite
     committed: bool
+    pending: asyncio.Task[None] | None = None  # its commit in flight (LIVE_AFTER)
 
     def unrecorded(self) -> list[EventWrite]:
         """The start's events if it was not committed (they go with the result then)."""
@@ -228,6 +230,7 @@ class StepRunner:
             notes = []
             ctx = self.context(sd, path, attempt, resuming)
             start = _Start(begin, await self._record_start(sd, begin))
+            ctx._emitter = Emitter(self.commit, start, self.s.clock)
             try:
                 result = await self._attempt(sd, value, ctx, start)
                 out, raw = validated(sd.output_adapter, result, f"step {sd.name!r}")
@@ -290,13 +293,16 @@ class StepRunner:
         ``LIVE_AFTER`` seconds, so live observers see every step that takes longer;
         a quicker step has its start recorded with its result (no extra commit).
         """
-        late: list[asyncio.Task[None]] = []
         handle: asyncio.TimerHandle | None = None
         if not start.committed:
             loop = asyncio.get_running_loop()
-            handle = loop.call_later(
-                LIVE_AFTER, lambda: late.append(loop.create_task(self.commit(start.write)))
-            )
+
+            def commit_start() -> None:
+                if not start.committed:  # ctx.emit may have committed it already
+                    start.committed = True
+                    start.pending = loop.create_task(self.commit(start.write))
+
+            handle = loop.call_later(LIVE_AFTER, commit_start)
         try:
             call = sd.fn(value, ctx) if sd.wants_ctx else sd.fn(value)
             if sd.timeout is None:
@@ -312,9 +318,8 @@ class StepRunner:
         finally:
             if handle is not None:
                 handle.cancel()
-            if late:
-                await late[0]  # the start is committed before anything the attempt records
-                start.committed = True
+            if start.pending is not None:
+                await start.pending  # the start is committed before anything the attempt records
 
     def claim(
         self, spec: InterruptSpec | None, sd: StepDef[Any, Any], path: str
