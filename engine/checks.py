@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, create_model
 
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import DefinitionError
+from engine.models import ItemResult
 from engine.typecheck import fits
 
 Resolve = Callable[[str], Workflow]
@@ -74,6 +75,14 @@ class _Checker:
         if isinstance(node, Foreach):
             if node.concurrency < 1:
                 raise DefinitionError(where, f"foreach {node.name!r}: concurrency must be >= 1")
+            if node.on_item_error not in ("stop", "collect"):
+                raise DefinitionError(
+                    where,
+                    f"foreach {node.name!r}: on_item_error={node.on_item_error!r} is not "
+                    "'stop' or 'collect'",
+                )
+            if node.batch_size is not None and node.batch_size < 1:
+                raise DefinitionError(where, f"foreach {node.name!r}: batch_size must be >= 1")
             node.body = self.node(where, node.body)
             return node
         if callable(node):
@@ -169,16 +178,24 @@ class _Checker:
             node.output_model = create_model(f"{node.name}_output", **fields)
             return [node.output_model]
         if isinstance(node, Foreach):
-            items: list[Any] = []
-            for t in inputs:
-                if typing.get_origin(t) is not list:
-                    raise DefinitionError(
-                        where, f"foreach {node.name!r} needs a list input, got {_tname(t)}"
-                    )
-                items.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
-            outs = self.flow(where, node.body, items)
-            return [list[o] for o in outs]  # type: ignore[valid-type]
+            return self.foreach(where, node, inputs)
         raise DefinitionError(where, f"unknown node {node!r}")  # pragma: no cover
+
+    def foreach(self, where: str, node: Foreach, inputs: list[Any]) -> list[Any]:
+        """A foreach's possible outputs: lists of its body's (or of ``ItemResult`` of them)."""
+        items: list[Any] = []
+        for t in inputs:
+            if typing.get_origin(t) is not list:
+                raise DefinitionError(
+                    where, f"foreach {node.name!r} needs a list input, got {_tname(t)}"
+                )
+            items.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
+        if node.batch_size is not None:  # the body gets lists of items
+            items = [list[i] for i in items]  # type: ignore[valid-type]
+        outs = self.flow(where, node.body, items)
+        if node.on_item_error == "collect":
+            return [list[ItemResult[o]] for o in outs]  # type: ignore[valid-type]
+        return [list[o] for o in outs]  # type: ignore[valid-type]
 
 
 def infer_output(where: str, wf: Workflow, last: list[Any]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, NoReturn, TypeVar, cast
+from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar as DefaultTypeVar
@@ -76,6 +77,19 @@ class SuspendSignal(BaseException):
     def __init__(self, spec: InterruptSpec | None) -> None:
         super().__init__(spec.id if spec else "pending")
         self.spec = spec
+
+
+LoopAction = Literal["skip", "break"]
+_IN_ITEM = re.compile(r"\[\d+\]/")  # a foreach item in a step path (engine.paths)
+
+
+class LoopSignal(BaseException):
+    """Raised by ``ctx.skip_item``/``ctx.break_loop``; a BaseException, like the suspend
+    signal, so a step's ``except Exception`` cannot swallow it."""
+
+    def __init__(self, action: LoopAction) -> None:
+        super().__init__(action)
+        self.action: LoopAction = action
 
 
 class BailSignal(BaseException):
@@ -410,6 +424,31 @@ class StepContext(Generic[S, R]):
         if self._emitter is None:
             raise RuntimeError(f"step {self.step!r}: ctx.emit works only while the step runs")
         await self._emitter(data, model)
+
+    def skip_item(self) -> NoReturn:
+        """Skip this foreach item (``continue``): the step ends now, recorded as
+        ``skipped``, and the item has no place in the loop's output. Only inside a
+        foreach item (the innermost one is meant).
+
+        Raises:
+            RuntimeError: the step is not part of a foreach item.
+        """
+        raise LoopSignal(self._in_loop("skip_item"))
+
+    def break_loop(self) -> NoReturn:
+        """End the innermost foreach here (``break``): this item and every later one
+        are dropped from its output (later items running are cancelled); earlier items
+        finish. The step ends now, recorded as ``skipped``.
+
+        Raises:
+            RuntimeError: the step is not part of a foreach item.
+        """
+        raise LoopSignal(self._in_loop("break_loop"))
+
+    def _in_loop(self, call: str) -> LoopAction:
+        if not _IN_ITEM.search(self.path):
+            raise RuntimeError(f"step {self.step!r}: ctx.{call}() works only inside a foreach item")
+        return "skip" if call == "skip_item" else "break"
 
     def bail(self, reason: str, *, result: Any = None) -> NoReturn:
         """End the run now as ``rejected`` (not failed); later steps do not run.

@@ -31,6 +31,7 @@ Out = TypeVar("Out")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 ResumeTo = Literal["step", "output"]
+OnItemError = Literal["stop", "collect"]
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class Foreach:
     body: Any
     concurrency: int = 1
     name: str = "foreach"
+    on_item_error: OnItemError = "stop"
+    batch_size: int | None = None
 
 
 @dataclass
@@ -316,9 +319,41 @@ class Workflow:
         """
         return self.then(Parallel(list(branches), name or f"parallel{len(self.nodes)}"))
 
-    def foreach(self, body: Any, *, concurrency: int = 1, name: str | None = None) -> Workflow:
-        """Append a loop over the previous output (a list), ``concurrency`` items at a time."""
-        return self.then(Foreach(body, concurrency, name or f"foreach{len(self.nodes)}"))
+    def foreach(
+        self,
+        body: Any,
+        *,
+        concurrency: int = 1,
+        name: str | None = None,
+        on_item_error: OnItemError = "stop",
+        batch_size: int | None = None,
+    ) -> Workflow:
+        """Append a loop over the previous output (a list); the output lists the body's
+        outputs in item order.
+
+        Args:
+            body: a step or sub-workflow run for each item.
+            concurrency: how many items run at once; an item waiting for a person keeps
+                its slot, so ``concurrency=1`` asks one item at a time, in order.
+            name: the node's name (default: ``foreach<position>``).
+            on_item_error: ``"stop"`` (the first failure or bail ends the loop and the
+                run) or ``"collect"``: failures do not stop the others and the output is
+                ``list[ItemResult[Out]]``, one per item (``output`` or ``error``).
+            batch_size: hand the body lists of up to this many items (its input must
+                accept ``list[Item]``, checked at registration); one output per batch.
+
+        Inside the body, ``ctx.skip_item()`` drops the item from the output and
+        ``ctx.break_loop()`` ends the loop there (later items are dropped too).
+        """
+        return self.then(
+            Foreach(
+                body,
+                concurrency,
+                name or f"foreach{len(self.nodes)}",
+                on_item_error,
+                batch_size,
+            )
+        )
 
 
 def node_name(node: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ __all__ = [
     "Interrupt",
     "InterruptKind",
     "InterruptStatus",
+    "ItemResult",
     "OutboxMessage",
     "Response",
     "ResumeOutcome",
@@ -65,6 +66,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SUSPENDED = "suspended"
     BAILED = "bailed"
+    SKIPPED = "skipped"  # ctx.skip_item() / ctx.break_loop() in a foreach item
 
 
 class InterruptKind(StrEnum):
@@ -107,6 +109,7 @@ class EventType(StrEnum):
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"
     STEP_RETRYING = "step_retrying"
+    STEP_SKIPPED = "step_skipped"  # ctx.skip_item() / ctx.break_loop(): data["action"]
     SUSPENDED = "suspended"
     RESPONSE_RECORDED = "response_recorded"
     RESOLVED = "resolved"
@@ -127,6 +130,27 @@ class ErrorInfo(BaseModel):
     type: str
     message: str
     traceback: str = ""
+
+
+T = TypeVar("T")
+
+
+class ItemResult(BaseModel, Generic[T]):
+    """One item's outcome in a ``foreach(..., on_item_error="collect")`` output.
+
+    ``index`` is the item's position in the loop's input (of its batch with
+    ``batch_size``); exactly one of ``output`` (what the body returned) and ``error``
+    (why it failed) is set.
+    """
+
+    index: int
+    output: T | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if the item completed (``output`` is its result)."""
+        return self.error is None
 
 
 class Run(BaseModel):

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from engine.context import BailSignal, InterruptSpec, StepContext, SuspendSignal
+from engine import loops
+from engine.context import BailSignal, InterruptSpec, LoopSignal, StepContext, SuspendSignal
 from engine.definition import StepDef, Workflow
 from engine.emit import Emitter
 from engine.errors import (
@@ -173,6 +174,10 @@ class StepRunner:
             raw = self.state.step_outputs.get(path)
             if rec.status is StepStatus.COMPLETED:
                 return sd.output_adapter.validate_json(raw or "null")
+            if rec.status is StepStatus.SKIPPED:  # ctx.skip_item()/break_loop(), recorded
+                raise loops.replayed(raw, path)
+            if rec.status is StepStatus.FAILED and rec.error is not None:
+                raise Failed(rec.error)  # a collected foreach item: fails the same again
             if rec.status is StepStatus.SUSPENDED:
                 waiting = self.state.interrupts.get(json.loads(raw or "{}").get("waiting_on", ""))
                 if waiting is None or waiting.status is InterruptStatus.PENDING:
@@ -247,6 +252,12 @@ class StepRunner:
             except BailSignal as sig:
                 await self.bailed(sd, path, started, attempt, sig, start.unrecorded())
                 raise Bailed(sig.reason, sig.result) from None
+            except LoopSignal as sig:
+                times = (started, self.s.clock())
+                notes = start.unrecorded()
+                raise await loops.record(
+                    self.commit, sd.name, path, times, attempt, sig.action, notes
+                ) from None
             except Exception as exc:
                 notes = start.unrecorded()
                 retryable = isinstance(exc, sd.retry.on) and not isinstance(exc, NOT_RETRIED)
