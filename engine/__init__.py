@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from engine.context import OnExpiry, StepContext
-from engine.definition import Retry, StepDef, Workflow, step
+from engine.definition import ResumeTo, Retry, StepDef, Workflow, step
 from engine.errors import (
     AlreadyResolved,
     DefinitionError,
@@ -84,6 +84,7 @@ __all__ = [
     "Response",
     "ResumeOutcome",
     "ResumeRejected",
+    "ResumeTo",
     "ResumeValidationError",
     "Retry",
     "Run",

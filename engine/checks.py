@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, create_model
 
+from engine import paths
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import DefinitionError
 from engine.models import ItemResult
@@ -54,6 +55,7 @@ class _Checker:
                 infer_output(where, wf, current)
             for t in current:
                 self.expect(where, t, wf.output, "the workflow's output")
+            check_resume_events(where, wf)
             wf._checked = True
         finally:
             self.stack.pop()
@@ -196,6 +198,32 @@ class _Checker:
         if node.on_item_error == "collect":
             return [list[ItemResult[o]] for o in outs]  # type: ignore[valid-type]
         return [list[o] for o in outs]  # type: ignore[valid-type]
+
+
+def check_resume_events(where: str, wf: Workflow) -> None:
+    """Every ``ResumeTo.event(name)`` needs a step of ``wf`` waiting for ``name`` (declared
+    ``@step(events={name: Model})``) with a model the asking step's resume model fits."""
+    steps = list(paths.index_steps(wf).values())
+    for asker in steps:
+        name = asker.resume_event
+        if name is None:
+            continue
+        waiters = [s for s in steps if name in s.events]
+        if not waiters:
+            raise DefinitionError(
+                where,
+                f"step {asker.name!r} resumes to event {name!r} but no step of the workflow "
+                f"waits for it: declare @step(events={{{name!r}: Model}}) on the step that "
+                f"calls ctx.wait_for_event({name!r}, Model)",
+            )
+        for w in waiters:
+            problem = fits(asker.resume_model, w.events[name])
+            if problem:
+                raise DefinitionError(
+                    where,
+                    f"step {w.name!r} waits for event {name!r} with a model the answers of "
+                    f"step {asker.name!r} do not fit: {problem}",
+                )
 
 
 def infer_output(where: str, wf: Workflow, last: list[Any]) -> None:

@@ -72,11 +72,15 @@ class InterruptSpec:
 
 
 class SuspendSignal(BaseException):
-    """Raised inside a step to park it. A BaseException so `except Exception` can't eat it."""
+    """Raised inside a step to park it. A BaseException so `except Exception` can't eat it.
 
-    def __init__(self, spec: InterruptSpec | None) -> None:
+    ``waiting_for`` names the ``ResumeTo.event`` the step waits for (no interrupt of its own).
+    """
+
+    def __init__(self, spec: InterruptSpec | None, waiting_for: str | None = None) -> None:
         super().__init__(spec.id if spec else "pending")
         self.spec = spec
+        self.waiting_for = waiting_for
 
 
 LoopAction = Literal["skip", "break"]
@@ -146,6 +150,7 @@ class StepContext(Generic[S, R]):
         quorum: int = 1,
         resuming: Interrupt | None = None,
         bail_model: type[BaseModel] | None = None,
+        resume_events: frozenset[str] = frozenset(),
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -168,6 +173,7 @@ class StepContext(Generic[S, R]):
         self._now = now
         self._calls = 0
         self._events = events or {}
+        self._resume_events = resume_events  # names some step's ResumeTo.event delivers
         # Set by the engine for the attempt being run: commits ctx.emit's output.
         self._emitter: Callable[[Any, str | None], Awaitable[None]] | None = None
 
@@ -350,6 +356,10 @@ class StepContext(Generic[S, R]):
 
         The interrupt id is the event name, so it must be unique within the run. The step
         must declare the event: ``@step(events={"name": Model})``.
+
+        When a step of the workflow declares ``resume_to=ResumeTo.event(name)``, the
+        event is that step's answer: this waits for it (no event interrupt of its own)
+        and returns it, validated against ``model``; if it was answered already, at once.
         """
         if self._events.get(name) is not model:
             raise TypeError(
@@ -357,6 +367,11 @@ class StepContext(Generic[S, R]):
                 f"use @step(events={{{name!r}: {model.__name__}}})"
             )
         self._calls += 1
+        if name in self._resume_events:  # an answer delivered as this event
+            source = answer_for_event(self._interrupts, name)
+            if source is None or source.status is InterruptStatus.PENDING:
+                raise SuspendSignal(None, waiting_for=name)
+            return model.model_validate(self._settle(source))
         found = self._existing(name)
         if found is not None:
             return model.model_validate(self._settle(found))
@@ -481,6 +496,16 @@ class StepContext(Generic[S, R]):
     def utcnow() -> datetime:
         """The current time, timezone-aware (UTC)."""
         return datetime.now(UTC)
+
+
+RESUME_EVENT = "_resume_event"
+"""Meta key naming the event an interrupt's answer is delivered as (``ResumeTo.event``)."""
+
+
+def answer_for_event(interrupts: Mapping[str, Interrupt], name: str) -> Interrupt | None:
+    """The request whose answer is delivered as event ``name`` (the first one asked)."""
+    found = [i for i in interrupts.values() if i.meta.get(RESUME_EVENT) == name]
+    return min(found, key=lambda i: (i.created_at, i.id)) if found else None
 
 
 def is_approval(model: type[BaseModel] | None) -> bool:

@@ -30,7 +30,34 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-ResumeTo = Literal["step", "output"]
+ResumeKind = Literal["step", "output", "event"]
+
+
+@dataclass(frozen=True)
+class ResumeTo:
+    """Where an answer goes when an interrupt of the step is resolved.
+
+    ``"step"`` and ``"output"`` (plain strings) re-run the step or make the answer its
+    output. ``ResumeTo.event(name)`` delivers the answer to the run as the named event
+    instead: the step that asked completes as soon as it asked (its output is the
+    payload it showed, validated against its output type, or None for ``-> None``),
+    and the step that waits for the event (``ctx.wait_for_event(name, Model)``,
+    declared with ``@step(events={name: Model})``) receives the answer, once, typed
+    like any event. Checked at registration: some step of the workflow must wait for
+    the event with a model the resume model fits.
+    """
+
+    kind: ResumeKind
+    name: str | None = None
+
+    @classmethod
+    def event(cls, name: str) -> ResumeTo:
+        """Deliver the answer as the event ``name`` to the step waiting for it."""
+        if not name:
+            raise ValueError("ResumeTo.event needs an event name")
+        return cls("event", name)
+
+
 OnItemError = Literal["stop", "collect"]
 
 
@@ -68,7 +95,7 @@ class StepDef(Generic[In, Out]):
         wants_ctx: bool,
         suspend_model: type[BaseModel] | None,
         resume_model: type[BaseModel] | None,
-        resume_to: ResumeTo,
+        resume_to: ResumeKind,
         retry: Retry,
         timeout: timedelta | None,
         title: str | None,
@@ -76,6 +103,7 @@ class StepDef(Generic[In, Out]):
         quorum: int = 1,
         bail: type[BaseModel] | None = None,
         max_resumes: int | None = None,
+        resume_event: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -92,6 +120,7 @@ class StepDef(Generic[In, Out]):
         self.quorum = quorum
         self.bail_model = bail
         self.max_resumes = max_resumes
+        self.resume_event = resume_event  # with resume_to == "event"
         self.input_adapter: TypeAdapter[Any] = TypeAdapter(input_type)
         self.output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         self.__doc__ = fn.__doc__
@@ -115,7 +144,7 @@ def step(
     name: str | None = None,
     suspend: type[BaseModel] | None = None,
     resume: type[BaseModel] | None = None,
-    resume_to: ResumeTo = "step",
+    resume_to: Literal["step", "output"] | ResumeTo = "step",
     retries: int | Retry = 0,
     timeout: timedelta | float | None = None,
     title: str | None = None,
@@ -133,7 +162,7 @@ def step(
     name: str | None = None,
     suspend: type[BaseModel] | None = None,
     resume: type[BaseModel] | None = None,
-    resume_to: ResumeTo = "step",
+    resume_to: Literal["step", "output"] | ResumeTo = "step",
     retries: int | Retry = 0,
     timeout: timedelta | float | None = None,
     title: str | None = None,
@@ -154,7 +183,9 @@ def step(
         suspend: model of what the person is shown (the suspend payload).
         resume: model of what the person must supply.
         resume_to: ``"step"`` re-runs the step after the answer, and ``ctx.suspend``
-            returns it; ``"output"`` makes the validated answer the step's output.
+            returns it; ``"output"`` makes the validated answer the step's output;
+            ``ResumeTo.event(name)`` delivers it to the step waiting for that event
+            (see ``ResumeTo``).
         retries: extra attempts (an int) or a full ``Retry`` policy.
         timeout: limit of one attempt (a timedelta or seconds).
         title: human title shown with the step's interrupts.
@@ -184,8 +215,18 @@ def step(
         r_model = merge_model(where, "resume", resume, r_model)
         if (s_model is None) != (r_model is None):
             raise DefinitionError(where, "declare both a suspend model and a resume model")
-        if resume_to not in ("step", "output"):
-            raise DefinitionError(where, f"resume_to={resume_to!r} is not one of 'step', 'output'")
+        kind, event = (
+            (resume_to.kind, resume_to.name)
+            if isinstance(resume_to, ResumeTo)
+            else (resume_to, None)
+        )
+        if kind not in ("step", "output", "event"):
+            raise DefinitionError(
+                where,
+                f"resume_to={resume_to!r} is not one of 'step', 'output', ResumeTo.event(name)",
+            )
+        if kind == "event":
+            check_event_asker(where, s_model, r_model, out_t)
         check_quorum(where, quorum, r_model)
         if max_resumes is not None and max_resumes < 1:
             raise DefinitionError(where, f"max_resumes must be >= 1 (or None), got {max_resumes}")
@@ -207,7 +248,7 @@ def step(
             wants_ctx=wants_ctx,
             suspend_model=s_model,
             resume_model=r_model,
-            resume_to=resume_to,
+            resume_to=kind,
             retry=retry,
             timeout=t,
             title=title,
@@ -215,9 +256,27 @@ def step(
             quorum=quorum,
             bail=bail,
             max_resumes=max_resumes,
+            resume_event=event,
         )
 
     return decorate(fn) if fn is not None else decorate
+
+
+def check_event_asker(
+    where: str, shown: type[BaseModel] | None, answer: type[BaseModel] | None, out_t: Any
+) -> None:
+    """A ``ResumeTo.event`` step needs a resume model, and outputs what it showed (or None)."""
+    if answer is None or shown is None:
+        raise DefinitionError(where, "resume_to=ResumeTo.event(...) needs a resume model")
+    if out_t is None or out_t is type(None):
+        return
+    problem = fits(shown, out_t)
+    if problem:
+        raise DefinitionError(
+            where,
+            "resume_to=ResumeTo.event(...) completes the step with the payload it showed, "
+            f"but {problem}; return the suspend model or None",
+        )
 
 
 # --- composition nodes -------------------------------------------------------------------

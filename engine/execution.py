@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from engine import foreach, paths
+from engine import foreach, paths, resuming
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import StepOutputInvalid
 from engine.models import StepStatus
@@ -91,6 +91,7 @@ class Execution(StepRunner):
         self.state = state
         self.run = state.run
         self.input = wf.input_adapter.validate_python(state.run.input)
+        self.resume_events = resuming.resume_events(wf)
         # Interrupt ids created in this pass, so steps running side by side (parallel
         # branches, foreach items) cannot both create one with the same id.
         self.claimed: dict[str, tuple[str, str]] = {}

@@ -30,7 +30,7 @@ from engine.errors import (
 )
 from engine.models import ErrorInfo, EventType, Interrupt, InterruptStatus, StepStatus
 from engine.paths import index_steps
-from engine.resuming import over_cap
+from engine.resuming import awaited, mark_asker, over_cap
 from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite
 
 LIVE_AFTER = 0.02
@@ -114,6 +114,7 @@ class StepRunner:
     unflushed: list[StepWrite]
     must_flush: bool
     _by_name: dict[str, StepDef[Any, Any]] | None = None
+    resume_events: frozenset[str] = frozenset()  # set by Execution (resuming.resume_events)
 
     async def commit(self, write: StepWrite | None = None) -> None:  # pragma: no cover
         """Commit ``write`` with buffered results (implemented by ``Execution``)."""
@@ -163,6 +164,7 @@ class StepRunner:
             quorum=sd.quorum,
             resuming=resuming,
             bail_model=sd.bail_model,
+            resume_events=self.resume_events,
         )
 
     async def step(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
@@ -179,7 +181,9 @@ class StepRunner:
             if rec.status is StepStatus.FAILED and rec.error is not None:
                 raise Failed(rec.error)  # a collected foreach item: fails the same again
             if rec.status is StepStatus.SUSPENDED:
-                waiting = self.state.interrupts.get(json.loads(raw or "{}").get("waiting_on", ""))
+                waiting = awaited(json.loads(raw or "{}"), self.state.interrupts)
+                if sd.resume_event is not None and waiting is not None:  # asked: it is done
+                    return self.asked(sd, path, rec.attempts, waiting.payload)
                 if waiting is None or waiting.status is InterruptStatus.PENDING:
                     raise Parked(path)
                 if sd.resume_to == "output":
@@ -247,7 +251,10 @@ class StepRunner:
                 if clash is not None:
                     await self.failed(sd, path, started, attempt, clash, notes)
                     raise Failed(error_info(clash)) from None
-                await self.suspended(sd, path, started, attempt, sig.spec, notes)
+                asker = mark_asker(sd, sig.spec)
+                await self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
+                if asker and sig.spec is not None:
+                    return self.asked(sd, path, attempt, sig.spec.payload)
                 raise Parked(path) from None
             except BailSignal as sig:
                 await self.bailed(sd, path, started, attempt, sig, start.unrecorded())
@@ -437,6 +444,13 @@ class StepRunner:
             )
         )
 
+    def asked(self, sd: StepDef[Any, Any], path: str, attempts: int, payload: Any) -> Any:
+        """A ``ResumeTo.event`` step asked: it completes with what it showed (or None)."""
+        shown = None if sd.output_type in (None, type(None)) else payload
+        out, raw = validated(sd.output_adapter, shown, f"step {sd.name!r}")
+        self.completed(sd, path, self.s.clock(), attempts, raw, [], derived=True)
+        return out
+
     async def suspended(
         self,
         sd: StepDef[Any, Any],
@@ -445,8 +459,26 @@ class StepRunner:
         attempts: int,
         spec: InterruptSpec | None,
         notes: list[EventWrite],
+        waiting_for: str | None = None,
     ) -> None:
-        """Record a step parked on a new interrupt (or on one it already had)."""
+        """Record a step parked on a new interrupt (or on one it already had, or on the
+        answer a ``ResumeTo.event`` step will get)."""
+        if spec is None and waiting_for is not None:
+            on = json.dumps({"waiting_for_event": waiting_for})
+            await self.commit(
+                StepWrite(
+                    path,
+                    sd.name,
+                    StepStatus.SUSPENDED,
+                    on,
+                    None,
+                    attempts,
+                    started,
+                    self.s.clock(),
+                    events=notes,
+                )
+            )
+            return
         if spec is None:
             # Waiting on an interrupt that already exists: find the pending one it asked for.
             pending = [

@@ -34,6 +34,7 @@ EXPECTED = [
     "Response",
     "ResumeOutcome",
     "ResumeRejected",
+    "ResumeTo",
     "ResumeValidationError",
     "Retry",
     "Run",
