@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar as DefaultTypeVar
@@ -14,6 +13,9 @@ from typing_extensions import TypeVar as DefaultTypeVar
 # InterruptExpired lived here before joining the SignoffError tree: re-exported so that
 # `from engine.context import InterruptExpired` keeps working.
 from engine import escalation
+from engine.controls import LoopAction as LoopAction
+from engine.controls import LoopSignal as LoopSignal
+from engine.controls import StepControls
 from engine.errors import DefinitionError
 from engine.errors import InterruptExpired as InterruptExpired
 from engine.escalation import Escalation
@@ -83,19 +85,6 @@ class SuspendSignal(BaseException):
         self.waiting_for = waiting_for
 
 
-LoopAction = Literal["skip", "break"]
-_IN_ITEM = re.compile(r"\[\d+\]/")  # a foreach item in a step path (engine.paths)
-
-
-class LoopSignal(BaseException):
-    """Raised by ``ctx.skip_item``/``ctx.break_loop``; a BaseException, like the suspend
-    signal, so a step's ``except Exception`` cannot swallow it."""
-
-    def __init__(self, action: LoopAction) -> None:
-        super().__init__(action)
-        self.action: LoopAction = action
-
-
 class BailSignal(BaseException):
     """Raised by ``ctx.bail``: end the run as ``rejected``. Not an error."""
 
@@ -123,7 +112,7 @@ def _dump(value: Any) -> Any:
     return TypeAdapter(Any).dump_python(value, mode="json")
 
 
-class StepContext(Generic[S, R]):
+class StepContext(StepControls, Generic[S, R]):
     """Passed to a step that declares a second parameter.
 
     ``StepContext[Shown, Answer]`` also declares the step's suspend and resume models.
@@ -174,8 +163,7 @@ class StepContext(Generic[S, R]):
         self._calls = 0
         self._events = events or {}
         self._resume_events = resume_events  # names some step's ResumeTo.event delivers
-        # Set by the engine for the attempt being run: commits ctx.emit's output.
-        self._emitter: Callable[[Any, str | None], Awaitable[None]] | None = None
+        self._emitter = None  # set by the engine for the attempt being run (ctx.emit)
 
     @property
     def is_resume(self) -> bool:
@@ -405,65 +393,6 @@ class StepContext(Generic[S, R]):
         due = _deadline(self._now(), duration)
         assert due is not None
         raise SuspendSignal(InterruptSpec(id=iid, kind=InterruptKind.SLEEP, expires_at=due))
-
-    async def emit(self, value: BaseModel | str) -> None:
-        """Report intermediate output of this running step (progress, partial results).
-
-        Recorded in the run's history (an ``emitted`` entry: ``step``, ``path``,
-        ``attempt``, ``seq``, ``model`` and ``value``) and delivered to outbox
-        subscribers (topic ``step.emitted``, same data), committed now, while the step
-        goes on running: when this returns, the entry is durable and observers can see
-        it. Each call is a commit, so emit milestones, not every loop iteration.
-
-        At least once: an attempt that is retried, or run again after a crash, emits
-        again (with its own ``attempt``).
-
-        Args:
-            value: a pydantic model instance (recorded as its JSON, with ``model`` its
-                class name) or a text (``model`` None).
-
-        Raises:
-            TypeError: anything else.
-        """
-        data: Any
-        model: str | None
-        if isinstance(value, BaseModel):
-            data, model = value.model_dump(mode="json"), type(value).__name__
-        elif isinstance(value, str):
-            data, model = value, None
-        else:
-            raise TypeError(
-                f"step {self.step!r}: ctx.emit takes a pydantic model or a str, "
-                f"not {type(value).__name__}"
-            )
-        if self._emitter is None:
-            raise RuntimeError(f"step {self.step!r}: ctx.emit works only while the step runs")
-        await self._emitter(data, model)
-
-    def skip_item(self) -> NoReturn:
-        """Skip this foreach item (``continue``): the step ends now, recorded as
-        ``skipped``, and the item has no place in the loop's output. Only inside a
-        foreach item (the innermost one is meant).
-
-        Raises:
-            RuntimeError: the step is not part of a foreach item.
-        """
-        raise LoopSignal(self._in_loop("skip_item"))
-
-    def break_loop(self) -> NoReturn:
-        """End the innermost foreach here (``break``): this item and every later one
-        are dropped from its output (later items running are cancelled); earlier items
-        finish. The step ends now, recorded as ``skipped``.
-
-        Raises:
-            RuntimeError: the step is not part of a foreach item.
-        """
-        raise LoopSignal(self._in_loop("break_loop"))
-
-    def _in_loop(self, call: str) -> LoopAction:
-        if not _IN_ITEM.search(self.path):
-            raise RuntimeError(f"step {self.step!r}: ctx.{call}() works only inside a foreach item")
-        return "skip" if call == "skip_item" else "break"
 
     def bail(self, reason: str, *, result: Any = None) -> NoReturn:
         """End the run now as ``rejected`` (not failed); later steps do not run.

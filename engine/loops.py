@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.context import LoopAction
+from engine.controls import LoopAction
 from engine.models import EventType, StepStatus
 from engine.store.base import EventWrite, StepWrite
 
