@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from engine.context import OnExpiry, StepContext
-from engine.definition import Retry, StepDef, Workflow, step
+from engine.definition import ResumeTo, Retry, StepDef, Workflow, step
 from engine.errors import (
     AlreadyResolved,
     DefinitionError,
@@ -28,20 +28,24 @@ from engine.errors import (
     StepOutputInvalid,
     StepTimedOut,
     StoreError,
+    TooManyResumes,
     WorkflowNotRegistered,
     WrongInterruptKind,
     field_errors,
 )
+from engine.escalation import Escalation
 from engine.json_schema import UnsupportedSchema, model_from_json_schema
 from engine.models import (
     SETTLED,
     ErrorInfo,
+    EscalationRecord,
     Event,
     EventType,
     ExpiryAction,
     Interrupt,
     InterruptKind,
     InterruptStatus,
+    ItemResult,
     OutboxMessage,
     Response,
     ResumeOutcome,
@@ -62,6 +66,8 @@ __all__ = [
     "DuplicateResponse",
     "Engine",
     "ErrorInfo",
+    "Escalation",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",
@@ -72,12 +78,14 @@ __all__ = [
     "InterruptNotFound",
     "InterruptStatus",
     "InvalidInput",
+    "ItemResult",
     "NotAuthorized",
     "OnExpiry",
     "OutboxMessage",
     "Response",
     "ResumeOutcome",
     "ResumeRejected",
+    "ResumeTo",
     "ResumeValidationError",
     "Retry",
     "Run",
@@ -94,6 +102,7 @@ __all__ = [
     "StepTimedOut",
     "Store",
     "StoreError",
+    "TooManyResumes",
     "UnsupportedSchema",
     "Workflow",
     "WorkflowNotRegistered",

@@ -20,8 +20,10 @@ from typing import Any
 
 from pydantic import TypeAdapter, create_model
 
+from engine import paths
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import DefinitionError
+from engine.models import ItemResult
 from engine.typecheck import fits
 
 Resolve = Callable[[str], Workflow]
@@ -53,6 +55,7 @@ class _Checker:
                 infer_output(where, wf, current)
             for t in current:
                 self.expect(where, t, wf.output, "the workflow's output")
+            check_resume_events(where, wf)
             wf._checked = True
         finally:
             self.stack.pop()
@@ -74,6 +77,14 @@ class _Checker:
         if isinstance(node, Foreach):
             if node.concurrency < 1:
                 raise DefinitionError(where, f"foreach {node.name!r}: concurrency must be >= 1")
+            if node.on_item_error not in ("stop", "collect"):
+                raise DefinitionError(
+                    where,
+                    f"foreach {node.name!r}: on_item_error={node.on_item_error!r} is not "
+                    "'stop' or 'collect'",
+                )
+            if node.batch_size is not None and node.batch_size < 1:
+                raise DefinitionError(where, f"foreach {node.name!r}: batch_size must be >= 1")
             node.body = self.node(where, node.body)
             return node
         if callable(node):
@@ -169,16 +180,50 @@ class _Checker:
             node.output_model = create_model(f"{node.name}_output", **fields)
             return [node.output_model]
         if isinstance(node, Foreach):
-            items: list[Any] = []
-            for t in inputs:
-                if typing.get_origin(t) is not list:
-                    raise DefinitionError(
-                        where, f"foreach {node.name!r} needs a list input, got {_tname(t)}"
-                    )
-                items.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
-            outs = self.flow(where, node.body, items)
-            return [list[o] for o in outs]  # type: ignore[valid-type]
+            return self.foreach(where, node, inputs)
         raise DefinitionError(where, f"unknown node {node!r}")  # pragma: no cover
+
+    def foreach(self, where: str, node: Foreach, inputs: list[Any]) -> list[Any]:
+        """A foreach's possible outputs: lists of its body's (or of ``ItemResult`` of them)."""
+        items: list[Any] = []
+        for t in inputs:
+            if typing.get_origin(t) is not list:
+                raise DefinitionError(
+                    where, f"foreach {node.name!r} needs a list input, got {_tname(t)}"
+                )
+            items.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
+        if node.batch_size is not None:  # the body gets lists of items
+            items = [list[i] for i in items]  # type: ignore[valid-type]
+        outs = self.flow(where, node.body, items)
+        if node.on_item_error == "collect":
+            return [list[ItemResult[o]] for o in outs]  # type: ignore[valid-type]
+        return [list[o] for o in outs]  # type: ignore[valid-type]
+
+
+def check_resume_events(where: str, wf: Workflow) -> None:
+    """Every ``ResumeTo.event(name)`` needs a step of ``wf`` waiting for ``name`` (declared
+    ``@step(events={name: Model})``) with a model the asking step's resume model fits."""
+    steps = list(paths.index_steps(wf).values())
+    for asker in steps:
+        name = asker.resume_event
+        if name is None:
+            continue
+        waiters = [s for s in steps if name in s.events]
+        if not waiters:
+            raise DefinitionError(
+                where,
+                f"step {asker.name!r} resumes to event {name!r} but no step of the workflow "
+                f"waits for it: declare @step(events={{{name!r}: Model}}) on the step that "
+                f"calls ctx.wait_for_event({name!r}, Model)",
+            )
+        for w in waiters:
+            problem = fits(asker.resume_model, w.events[name])
+            if problem:
+                raise DefinitionError(
+                    where,
+                    f"step {w.name!r} waits for event {name!r} with a model the answers of "
+                    f"step {asker.name!r} do not fit: {problem}",
+                )
 
 
 def infer_output(where: str, wf: Workflow, last: list[Any]) -> None:

@@ -12,8 +12,13 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 # InterruptExpired lived here before joining the SignoffError tree: re-exported so that
 # `from engine.context import InterruptExpired` keeps working.
+from engine import escalation
+from engine.controls import LoopAction as LoopAction
+from engine.controls import LoopSignal as LoopSignal
+from engine.controls import StepControls
 from engine.errors import DefinitionError
 from engine.errors import InterruptExpired as InterruptExpired
+from engine.escalation import Escalation
 from engine.json_schema import model_from_json_schema
 from engine.models import ExpiryAction, Interrupt, InterruptKind, InterruptStatus
 
@@ -62,6 +67,7 @@ class InterruptSpec:
     expiry_value: Any = None
     expiry_reason: str = "expired"
     reminders: list[float] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)  # escalation.plan
     channel: str | None = None
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -70,11 +76,15 @@ class InterruptSpec:
 
 
 class SuspendSignal(BaseException):
-    """Raised inside a step to park it. A BaseException so `except Exception` can't eat it."""
+    """Raised inside a step to park it. A BaseException so `except Exception` can't eat it.
 
-    def __init__(self, spec: InterruptSpec | None) -> None:
+    ``waiting_for`` names the ``ResumeTo.event`` the step waits for (no interrupt of its own).
+    """
+
+    def __init__(self, spec: InterruptSpec | None, waiting_for: str | None = None) -> None:
         super().__init__(spec.id if spec else "pending")
         self.spec = spec
+        self.waiting_for = waiting_for
 
 
 class BailSignal(BaseException):
@@ -104,7 +114,7 @@ def _dump(value: Any) -> Any:
     return TypeAdapter(Any).dump_python(value, mode="json")
 
 
-class StepContext(Generic[S, R]):
+class StepContext(StepControls, Generic[S, R]):
     """Passed to a step that declares a second parameter.
 
     ``StepContext[Shown, Answer]`` also declares the step's suspend and resume models.
@@ -131,6 +141,7 @@ class StepContext(Generic[S, R]):
         quorum: int = 1,
         resuming: Interrupt | None = None,
         bail_model: type[BaseModel] | None = None,
+        resume_events: frozenset[str] = frozenset(),
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -153,6 +164,8 @@ class StepContext(Generic[S, R]):
         self._now = now
         self._calls = 0
         self._events = events or {}
+        self._resume_events = resume_events  # names some step's ResumeTo.event delivers
+        self._emitter = None  # set by the engine for the attempt being run (ctx.emit)
 
     @property
     def is_resume(self) -> bool:
@@ -224,6 +237,7 @@ class StepContext(Generic[S, R]):
         expires: timedelta | datetime | float | None = None,
         on_expiry: OnExpiry | None = None,
         reminders: Sequence[timedelta | float] = (),
+        escalate: Sequence[Escalation] = (),
         channel: str | None = None,
         title: str | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -247,6 +261,10 @@ class StepContext(Generic[S, R]):
             expires: a duration or an aware deadline after which ``on_expiry`` applies.
             on_expiry: ``OnExpiry.resume_with(value)``, ``.fail()`` or ``.bail(reason)``.
             reminders: durations after suspending at which a reminder is sent.
+            escalate: an escalation ladder: ``[Escalation(after=..., add_responders=[...],
+                channel=...), ...]``, applied in order of ``after`` while nobody has
+                answered (steps due at or after ``expires`` are dropped); see
+                ``engine.Escalation``.
             channel: where adapters should ask (e.g. a Slack channel id).
             title: a title for the request (default: the step's title).
             meta: extra data for adapters.
@@ -308,6 +326,7 @@ class StepContext(Generic[S, R]):
         spec.reminders = sorted(
             now + (r.total_seconds() if isinstance(r, timedelta) else float(r)) for r in reminders
         )
+        spec.escalations = escalation.plan(now, spec.expires_at, escalate)
         raise SuspendSignal(spec)
 
     def _expiry(
@@ -345,6 +364,10 @@ class StepContext(Generic[S, R]):
 
         The interrupt id is the event name, so it must be unique within the run. The step
         must declare the event: ``@step(events={"name": Model})``.
+
+        When a step of the workflow declares ``resume_to=ResumeTo.event(name)``, the
+        event is that step's answer: this waits for it (no event interrupt of its own)
+        and returns it, validated against ``model``; if it was answered already, at once.
         """
         if self._events.get(name) is not model:
             raise TypeError(
@@ -352,6 +375,11 @@ class StepContext(Generic[S, R]):
                 f"use @step(events={{{name!r}: {model.__name__}}})"
             )
         self._calls += 1
+        if name in self._resume_events:  # an answer delivered as this event
+            source = answer_for_event(self._interrupts, name)
+            if source is None or source.status is InterruptStatus.PENDING:
+                raise SuspendSignal(None, waiting_for=name)
+            return model.model_validate(self._settle(source))
         found = self._existing(name)
         if found is not None:
             return model.model_validate(self._settle(found))
@@ -417,6 +445,16 @@ class StepContext(Generic[S, R]):
     def utcnow() -> datetime:
         """The current time, timezone-aware (UTC)."""
         return datetime.now(UTC)
+
+
+RESUME_EVENT = "_resume_event"
+"""Meta key naming the event an interrupt's answer is delivered as (``ResumeTo.event``)."""
+
+
+def answer_for_event(interrupts: Mapping[str, Interrupt], name: str) -> Interrupt | None:
+    """The request whose answer is delivered as event ``name`` (the first one asked)."""
+    found = [i for i in interrupts.values() if i.meta.get(RESUME_EVENT) == name]
+    return min(found, key=lambda i: (i.created_at, i.id)) if found else None
 
 
 def is_approval(model: type[BaseModel] | None) -> bool:

@@ -30,7 +30,35 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-ResumeTo = Literal["step", "output"]
+ResumeKind = Literal["step", "output", "event"]
+
+
+@dataclass(frozen=True)
+class ResumeTo:
+    """Where an answer goes when an interrupt of the step is resolved.
+
+    ``"step"`` and ``"output"`` (plain strings) re-run the step or make the answer its
+    output. ``ResumeTo.event(name)`` delivers the answer to the run as the named event
+    instead: the step that asked completes as soon as it asked (its output is the
+    payload it showed, validated against its output type, or None for ``-> None``),
+    and the step that waits for the event (``ctx.wait_for_event(name, Model)``,
+    declared with ``@step(events={name: Model})``) receives the answer, once, typed
+    like any event. Checked at registration: some step of the workflow must wait for
+    the event with a model the resume model fits.
+    """
+
+    kind: ResumeKind
+    name: str | None = None
+
+    @classmethod
+    def event(cls, name: str) -> ResumeTo:
+        """Deliver the answer as the event ``name`` to the step waiting for it."""
+        if not name:
+            raise ValueError("ResumeTo.event needs an event name")
+        return cls("event", name)
+
+
+OnItemError = Literal["stop", "collect"]
 
 
 @dataclass(frozen=True)
@@ -67,13 +95,15 @@ class StepDef(Generic[In, Out]):
         wants_ctx: bool,
         suspend_model: type[BaseModel] | None,
         resume_model: type[BaseModel] | None,
-        resume_to: ResumeTo,
+        resume_to: ResumeKind,
         retry: Retry,
         timeout: timedelta | None,
         title: str | None,
         events: Mapping[str, type[BaseModel]] | None = None,
         quorum: int = 1,
         bail: type[BaseModel] | None = None,
+        max_resumes: int | None = None,
+        resume_event: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -89,6 +119,8 @@ class StepDef(Generic[In, Out]):
         self.events: dict[str, type[BaseModel]] = dict(events or {})
         self.quorum = quorum
         self.bail_model = bail
+        self.max_resumes = max_resumes
+        self.resume_event = resume_event  # with resume_to == "event"
         self.input_adapter: TypeAdapter[Any] = TypeAdapter(input_type)
         self.output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         self.__doc__ = fn.__doc__
@@ -112,13 +144,14 @@ def step(
     name: str | None = None,
     suspend: type[BaseModel] | None = None,
     resume: type[BaseModel] | None = None,
-    resume_to: ResumeTo = "step",
+    resume_to: Literal["step", "output"] | ResumeTo = "step",
     retries: int | Retry = 0,
     timeout: timedelta | float | None = None,
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
     bail: type[BaseModel] | None = None,
+    max_resumes: int | None = None,
 ) -> Callable[[F], StepDef[Any, Any]]: ...
 
 
@@ -129,13 +162,14 @@ def step(
     name: str | None = None,
     suspend: type[BaseModel] | None = None,
     resume: type[BaseModel] | None = None,
-    resume_to: ResumeTo = "step",
+    resume_to: Literal["step", "output"] | ResumeTo = "step",
     retries: int | Retry = 0,
     timeout: timedelta | float | None = None,
     title: str | None = None,
     events: Mapping[str, type[BaseModel]] | None = None,
     quorum: int = 1,
     bail: type[BaseModel] | None = None,
+    max_resumes: int | None = None,
 ) -> StepDef[Any, Any] | Callable[[F], StepDef[Any, Any]]:
     """Turn an async function into a workflow step.
 
@@ -149,7 +183,9 @@ def step(
         suspend: model of what the person is shown (the suspend payload).
         resume: model of what the person must supply.
         resume_to: ``"step"`` re-runs the step after the answer, and ``ctx.suspend``
-            returns it; ``"output"`` makes the validated answer the step's output.
+            returns it; ``"output"`` makes the validated answer the step's output;
+            ``ResumeTo.event(name)`` delivers it to the step waiting for that event
+            (see ``ResumeTo``).
         retries: extra attempts (an int) or a full ``Retry`` policy.
         timeout: limit of one attempt (a timedelta or seconds).
         title: human title shown with the step's interrupts.
@@ -162,6 +198,10 @@ def step(
         bail: the model of the typed result ``ctx.bail(reason, result=...)`` records
             (validated; the rejected run's ``Run.output``). Without it, a result must
             be a pydantic model instance.
+        max_resumes: how many times the step may be resumed (each ``suspend``,
+            ``wait_for_event`` or ``sleep`` that parks it counts once); asking again
+            after that fails the step with ``TooManyResumes``, never retried. Counted
+            from the step's recorded interrupts, so crashes do not reset it. None: no cap.
 
     Raises:
         DefinitionError: an unknown ``resume_to``, missing models, ``retries < 0``, or a
@@ -175,9 +215,21 @@ def step(
         r_model = merge_model(where, "resume", resume, r_model)
         if (s_model is None) != (r_model is None):
             raise DefinitionError(where, "declare both a suspend model and a resume model")
-        if resume_to not in ("step", "output"):
-            raise DefinitionError(where, f"resume_to={resume_to!r} is not one of 'step', 'output'")
+        kind, event = (
+            (resume_to.kind, resume_to.name)
+            if isinstance(resume_to, ResumeTo)
+            else (resume_to, None)
+        )
+        if kind not in ("step", "output", "event"):
+            raise DefinitionError(
+                where,
+                f"resume_to={resume_to!r} is not one of 'step', 'output', ResumeTo.event(name)",
+            )
+        if kind == "event":
+            check_event_asker(where, s_model, r_model, out_t)
         check_quorum(where, quorum, r_model)
+        if max_resumes is not None and max_resumes < 1:
+            raise DefinitionError(where, f"max_resumes must be >= 1 (or None), got {max_resumes}")
         if resume_to == "output":
             if r_model is None:
                 raise DefinitionError(where, "resume_to='output' needs a resume model")
@@ -196,16 +248,35 @@ def step(
             wants_ctx=wants_ctx,
             suspend_model=s_model,
             resume_model=r_model,
-            resume_to=resume_to,
+            resume_to=kind,
             retry=retry,
             timeout=t,
             title=title,
             events=events,
             quorum=quorum,
             bail=bail,
+            max_resumes=max_resumes,
+            resume_event=event,
         )
 
     return decorate(fn) if fn is not None else decorate
+
+
+def check_event_asker(
+    where: str, shown: type[BaseModel] | None, answer: type[BaseModel] | None, out_t: Any
+) -> None:
+    """A ``ResumeTo.event`` step needs a resume model, and outputs what it showed (or None)."""
+    if answer is None or shown is None:
+        raise DefinitionError(where, "resume_to=ResumeTo.event(...) needs a resume model")
+    if out_t is None or out_t is type(None):
+        return
+    problem = fits(shown, out_t)
+    if problem:
+        raise DefinitionError(
+            where,
+            "resume_to=ResumeTo.event(...) completes the step with the payload it showed, "
+            f"but {problem}; return the suspend model or None",
+        )
 
 
 # --- composition nodes -------------------------------------------------------------------
@@ -238,6 +309,8 @@ class Foreach:
     body: Any
     concurrency: int = 1
     name: str = "foreach"
+    on_item_error: OnItemError = "stop"
+    batch_size: int | None = None
 
 
 @dataclass
@@ -305,9 +378,41 @@ class Workflow:
         """
         return self.then(Parallel(list(branches), name or f"parallel{len(self.nodes)}"))
 
-    def foreach(self, body: Any, *, concurrency: int = 1, name: str | None = None) -> Workflow:
-        """Append a loop over the previous output (a list), ``concurrency`` items at a time."""
-        return self.then(Foreach(body, concurrency, name or f"foreach{len(self.nodes)}"))
+    def foreach(
+        self,
+        body: Any,
+        *,
+        concurrency: int = 1,
+        name: str | None = None,
+        on_item_error: OnItemError = "stop",
+        batch_size: int | None = None,
+    ) -> Workflow:
+        """Append a loop over the previous output (a list); the output lists the body's
+        outputs in item order.
+
+        Args:
+            body: a step or sub-workflow run for each item.
+            concurrency: how many items run at once; an item waiting for a person keeps
+                its slot, so ``concurrency=1`` asks one item at a time, in order.
+            name: the node's name (default: ``foreach<position>``).
+            on_item_error: ``"stop"`` (the first failure or bail ends the loop and the
+                run) or ``"collect"``: failures do not stop the others and the output is
+                ``list[ItemResult[Out]]``, one per item (``output`` or ``error``).
+            batch_size: hand the body lists of up to this many items (its input must
+                accept ``list[Item]``, checked at registration); one output per batch.
+
+        Inside the body, ``ctx.skip_item()`` drops the item from the output and
+        ``ctx.break_loop()`` ends the loop there (later items are dropped too).
+        """
+        return self.then(
+            Foreach(
+                body,
+                concurrency,
+                name or f"foreach{len(self.nodes)}",
+                on_item_error,
+                batch_size,
+            )
+        )
 
 
 def node_name(node: Any) -> str:

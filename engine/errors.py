@@ -13,6 +13,7 @@ The hierarchy::
     ├── InterruptExpired             an interrupt with OnExpiry.fail() expired: the step fails
     ├── StepTimedOut                 an attempt of a step ran over its timeout (a TimeoutError)
     ├── StepOutputInvalid            a step's (or the run's) output failed its declared model
+    ├── TooManyResumes               a step asked again after @step(max_resumes=N) resumes
     ├── ResumeRejected               a resume was refused; nothing was changed
     │   ├── ResumeValidationError    the data failed the resume model (per-field messages)
     │   ├── AlreadyResolved          the interrupt was decided already (who, when, how)
@@ -22,13 +23,14 @@ The hierarchy::
     └── StoreError                   the database is unusable (schema too new, closed, ...)
 
 Every error builds its own message from the ids it carries, so ``str(err)`` is
-something a user can act on. All but ``InterruptExpired``, ``StepTimedOut`` and
-``StepOutputInvalid`` are raised to callers of the engine's API; those three are raised
-inside a run and are what the failed step and run record (``Run.error.type``).
-``InterruptExpired`` and ``StepOutputInvalid`` are never retried, whatever the step's
-``Retry``; ``StepTimedOut`` is retried like any other exception. A ``DefinitionError``
-raised inside a step (e.g. ``ctx.suspend(quorum=2)`` without an ``approved`` field)
-fails the step at once, before anything is written, and is never retried either.
+something a user can act on. All but ``InterruptExpired``, ``StepTimedOut``,
+``StepOutputInvalid`` and ``TooManyResumes`` are raised to callers of the engine's API;
+those four are raised inside a run and are what the failed step and run record
+(``Run.error.type``). ``InterruptExpired``, ``StepOutputInvalid`` and ``TooManyResumes``
+are never retried, whatever the step's ``Retry``; ``StepTimedOut`` is retried like any
+other exception. A ``DefinitionError`` raised inside a step (e.g.
+``ctx.suspend(quorum=2)`` without an ``approved`` field) fails the step at once, before
+anything is written, and is never retried either.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "StepOutputInvalid",
     "StepTimedOut",
     "StoreError",
+    "TooManyResumes",
     "WorkflowNotRegistered",
     "WrongInterruptKind",
     "field_errors",
@@ -200,6 +203,24 @@ class StepOutputInvalid(SignoffError):
         self.errors = dict(errors)
         detail = "; ".join(f"{k or '(value)'}: {v}" for k, v in self.errors.items())
         super().__init__(f"{where} returned an invalid output: {detail}")
+
+
+class TooManyResumes(SignoffError):
+    """A step with ``@step(max_resumes=N)`` asked again after being resumed N times.
+
+    A guard against a step that never stops asking (e.g. re-suspending whenever the
+    answer is not the one it hoped for). Counted from the step's recorded interrupts,
+    so the count survives crashes and restarts. The step fails (never retried) and the
+    request it was about to make is not created.
+    """
+
+    def __init__(self, step: str, cap: int) -> None:
+        self.step = step
+        self.cap = cap
+        super().__init__(
+            f"step {step!r} was resumed {cap} times (@step(max_resumes={cap})) and asked "
+            "again: end the loop in the step (return, or ctx.bail) or raise max_resumes"
+        )
 
 
 class ResumeRejected(SignoffError):

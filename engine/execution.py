@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from engine import paths
+from engine import foreach, paths, resuming
 from engine.definition import Branch, Foreach, Parallel, StepDef, Workflow, node_name
 from engine.errors import StepOutputInvalid
 from engine.models import StepStatus
@@ -91,6 +91,7 @@ class Execution(StepRunner):
         self.state = state
         self.run = state.run
         self.input = wf.input_adapter.validate_python(state.run.input)
+        self.resume_events = resuming.resume_events(wf)
         # Interrupt ids created in this pass, so steps running side by side (parallel
         # branches, foreach items) cannot both create one with the same id.
         self.claimed: dict[str, tuple[str, str]] = {}
@@ -139,39 +140,9 @@ class Execution(StepRunner):
         raise TypeError(f"unknown node {node!r}")  # pragma: no cover - checked at registration
 
     async def foreach(self, node: Foreach, value: list[Any], path: str) -> list[Any]:
-        """Run the body for each item, ``concurrency`` at a time, in item order.
-
-        The first item that fails or bails stops the loop: items not started yet never
-        start, and running ones are cancelled (their code runs at least once anyway);
-        the run then fails or bails with that item's outcome. Parked items do not stop
-        the others: the run parks once every item finished or parked.
-        """
-        gate = asyncio.Semaphore(node.concurrency)
-        stopped: list[BaseException] = []
-
-        async def item(k: int, v: Any) -> Any:
-            async with gate:
-                if stopped:  # an earlier item failed or bailed while this one queued
-                    raise stopped[0]
-                try:
-                    return await self.node(node.body, v, paths.in_item(path, k))
-                except (Failed, Bailed) as exc:
-                    stopped.append(exc)
-                    raise
-
-        tasks = [asyncio.ensure_future(item(k, v)) for k, v in enumerate(value)]
-        try:
-            waiting = set(tasks)
-            while waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
-                stop = [t.exception() for t in done if isinstance(t.exception(), Failed | Bailed)]
-                if stop:
-                    raise stop[0]  # type: ignore[misc]
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return await self.gather(list(tasks))
+        """Run the body for each item (see ``engine.foreach``: slots, loop control,
+        failure policy, batches)."""
+        return await foreach.run(self, node, value, path)
 
     async def gather(self, coros: list[Awaitable[Any]]) -> list[Any]:
         """Run all; every branch settles before the outcome is decided."""

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "SETTLED",
     "ErrorInfo",
+    "EscalationRecord",
     "Event",
     "EventType",
     "ExpiryAction",
     "Interrupt",
     "InterruptKind",
     "InterruptStatus",
+    "ItemResult",
     "OutboxMessage",
     "Response",
     "ResumeOutcome",
@@ -64,6 +66,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SUSPENDED = "suspended"
     BAILED = "bailed"
+    SKIPPED = "skipped"  # ctx.skip_item() / ctx.break_loop() in a foreach item
 
 
 class InterruptKind(StrEnum):
@@ -106,6 +109,7 @@ class EventType(StrEnum):
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"
     STEP_RETRYING = "step_retrying"
+    STEP_SKIPPED = "step_skipped"  # ctx.skip_item() / ctx.break_loop(): data["action"]
     SUSPENDED = "suspended"
     RESPONSE_RECORDED = "response_recorded"
     RESOLVED = "resolved"
@@ -116,6 +120,8 @@ class EventType(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
+    ESCALATED = "escalated"  # a step of an escalation ladder fired (ctx.suspend(escalate=))
+    EMITTED = "emitted"  # a running step reported intermediate output (ctx.emit)
 
 
 class ErrorInfo(BaseModel):
@@ -124,6 +130,27 @@ class ErrorInfo(BaseModel):
     type: str
     message: str
     traceback: str = ""
+
+
+T = TypeVar("T")
+
+
+class ItemResult(BaseModel, Generic[T]):
+    """One item's outcome in a ``foreach(..., on_item_error="collect")`` output.
+
+    ``index`` is the item's position in the loop's input (of its batch with
+    ``batch_size``); exactly one of ``output`` (what the body returned) and ``error``
+    (why it failed) is set.
+    """
+
+    index: int
+    output: T | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if the item completed (``output`` is its result)."""
+        return self.error is None
 
 
 class Run(BaseModel):
@@ -169,6 +196,24 @@ class Response(BaseModel):
     at: datetime
 
 
+class EscalationRecord(BaseModel):
+    """One declared step of an interrupt's escalation ladder, and whether it fired.
+
+    ``add_responders``/``channel`` are what was declared; ``added`` the responders it
+    actually added to ``Interrupt.responders`` when it fired (none on a request open to
+    anyone, or for names listed already); ``escalated_at`` is None until it fires.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    after: float
+    due_at: datetime
+    add_responders: list[str] = Field(default_factory=list)
+    channel: str | None = None
+    escalated_at: datetime | None = None
+    added: list[str] = Field(default_factory=list)
+
+
 class Interrupt(BaseModel):
     """A point where a run waits: for a person, an event or a timer."""
 
@@ -196,6 +241,7 @@ class Interrupt(BaseModel):
     on_expiry: ExpiryAction | None = None
     expiry_value: Any = None
     reminders: list[datetime] = Field(default_factory=list)
+    escalations: list[EscalationRecord] = Field(default_factory=list)
     created_at: datetime
     resolved_at: datetime | None = None
     resolved_by: str | None = None

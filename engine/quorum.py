@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.errors import AlreadyResolved, DuplicateResponse
 from engine.models import EventType, Interrupt, InterruptStatus, Run
-from engine.store.base import Decide, EventWrite, OutboxWrite, Resolution
+from engine.store.base import ChangeSpec, Decide, EventWrite, OutboxWrite, Resolution, SpecChange
 
 
 def ensure_pending(interrupt: Interrupt) -> None:
@@ -135,3 +135,42 @@ def expiry() -> Decide:
         )
 
     return decide
+
+
+def escalation(index: int, now: float) -> ChangeSpec:
+    """Step ``index`` of a pending interrupt's escalation ladder fires.
+
+    The responders it adds join ``responders`` at once (unless the request is open to
+    anyone, which stays so); the step is marked as fired. Nothing changes if it fired
+    already or the ladder has no such step.
+    """
+
+    def change(interrupt: Interrupt, spec: dict[str, Any]) -> SpecChange | None:
+        ladder = [dict(e) for e in spec.get("escalations") or ()]
+        if index >= len(ladder) or ladder[index].get("escalated_at") is not None:
+            return None
+        rung = ladder[index]
+        responders = list(spec.get("responders") or [])
+        added = [r for r in dict.fromkeys(rung["add_responders"]) if r not in responders]
+        if not responders:  # open to anyone: adding names would shut everyone else out
+            added = []
+        rung.update(escalated_at=now, added=added)
+        spec.update(responders=responders + added, escalations=ladder)
+        info = {
+            "interrupt_id": interrupt.id,
+            "escalation": index,
+            "after": rung["after"],
+            "due_at": rung["due_at"],
+            "add_responders": rung["add_responders"],
+            "added_responders": added,
+            "responders": spec["responders"],
+            "channel": rung.get("channel"),
+            "title": interrupt.title,
+        }
+        return SpecChange(
+            spec,
+            events=[EventWrite(EventType.ESCALATED, info)],
+            outbox=[OutboxWrite("interrupt.escalated", interrupt.id, info)],
+        )
+
+    return change

@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine import access, quorum
+from engine import access, escalation, quorum
 from engine.access import Authorizer
 from engine.definition import StepDef, Workflow
 from engine.driver import Driver, cancelled_leftovers
@@ -154,7 +154,9 @@ class Engine:
 
         Topics: ``interrupt.created``, ``interrupt.response`` (a quorum vote that did not
         decide yet), ``interrupt.resolved`` (approved/rejected/resolved/expired/cancelled),
-        ``interrupt.reminder``, ``run.finished``. ``name`` must be stable across restarts:
+        ``interrupt.reminder``, ``interrupt.escalated`` (a step of an escalation ladder
+        fired: ``added_responders``, ``responders``, ``channel``), ``step.emitted``
+        (``ctx.emit``), ``run.finished``. ``name`` must be stable across restarts:
         it records which handlers already got a message.
         """
         sub_name = name or str(getattr(handler, "__qualname__", None) or repr(handler))
@@ -445,6 +447,12 @@ class Engine:
         )
 
     async def _fire_timer(self, timer: TimerRow) -> None:
+        rung = escalation.step_index(timer.kind)
+        if rung is not None:
+            now = self.clock()
+            if await self.store.fire_escalation(timer, quorum.escalation(rung, now), now):
+                self._on_commit()
+            return
         if timer.kind == "reminder":
             info = {"interrupt_id": timer.interrupt_id, "due_at": timer.due_at}
             await self.store.fire_reminder(

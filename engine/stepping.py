@@ -16,24 +16,29 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from engine.context import BailSignal, InterruptSpec, StepContext, SuspendSignal
+from engine import loops
+from engine.context import BailSignal, InterruptSpec, LoopSignal, StepContext, SuspendSignal
 from engine.definition import StepDef, Workflow
+from engine.emit import Emitter
 from engine.errors import (
     DefinitionError,
     InterruptExpired,
     StepOutputInvalid,
     StepTimedOut,
+    TooManyResumes,
     field_errors,
 )
 from engine.models import ErrorInfo, EventType, Interrupt, InterruptStatus, StepStatus
 from engine.paths import index_steps
-from engine.store.base import EventWrite, OutboxWrite, RunState, StepWrite
+from engine.resuming import awaited, mark_asker, over_cap
+from engine.store.base import EventWrite, RunState, StepWrite
+from engine.suspending import Suspending
 
 LIVE_AFTER = 0.02
 """Seconds after which a running step without retries has its start committed (a step
 with retries, or one following buffered results, has it committed before its code runs)."""
 
-NOT_RETRIED = (InterruptExpired, DefinitionError, StepOutputInvalid)
+NOT_RETRIED = (InterruptExpired, DefinitionError, StepOutputInvalid, TooManyResumes)
 """Errors that fail a step at once, whatever its Retry policy: retrying cannot help."""
 
 
@@ -87,17 +92,18 @@ def validated(adapter: TypeAdapter[Any], value: Any, where: str) -> tuple[Any, s
 
 @dataclass
 class _Start:
-    """An attempt's ``running`` record and whether it was committed yet."""
+    """An attempt's ``running`` record and whether it was committed (or is being) yet."""
 
     write: StepWrite
     committed: bool
+    pending: asyncio.Task[None] | None = None  # its commit in flight (LIVE_AFTER)
 
     def unrecorded(self) -> list[EventWrite]:
         """The start's events if it was not committed (they go with the result then)."""
         return [] if self.committed else list(self.write.events)
 
 
-class StepRunner:
+class StepRunner(Suspending):
     """The step-level half of ``Execution`` (the graph-level half lives there)."""
 
     s: Any  # engine.execution.Services (not imported: that module imports this one)
@@ -109,6 +115,7 @@ class StepRunner:
     unflushed: list[StepWrite]
     must_flush: bool
     _by_name: dict[str, StepDef[Any, Any]] | None = None
+    resume_events: frozenset[str] = frozenset()  # set by Execution (resuming.resume_events)
 
     async def commit(self, write: StepWrite | None = None) -> None:  # pragma: no cover
         """Commit ``write`` with buffered results (implemented by ``Execution``)."""
@@ -158,6 +165,7 @@ class StepRunner:
             quorum=sd.quorum,
             resuming=resuming,
             bail_model=sd.bail_model,
+            resume_events=self.resume_events,
         )
 
     async def step(self, sd: StepDef[Any, Any], value: Any, path: str) -> Any:
@@ -169,8 +177,14 @@ class StepRunner:
             raw = self.state.step_outputs.get(path)
             if rec.status is StepStatus.COMPLETED:
                 return sd.output_adapter.validate_json(raw or "null")
+            if rec.status is StepStatus.SKIPPED:  # ctx.skip_item()/break_loop(), recorded
+                raise loops.replayed(raw, path)
+            if rec.status is StepStatus.FAILED and rec.error is not None:
+                raise Failed(rec.error)  # a collected foreach item: fails the same again
             if rec.status is StepStatus.SUSPENDED:
-                waiting = self.state.interrupts.get(json.loads(raw or "{}").get("waiting_on", ""))
+                waiting = awaited(json.loads(raw or "{}"), self.state.interrupts)
+                if sd.resume_event is not None and waiting is not None:  # asked: it is done
+                    return self.asked(sd, path, rec.attempts, waiting.payload)
                 if waiting is None or waiting.status is InterruptStatus.PENDING:
                     raise Parked(path)
                 if sd.resume_to == "output":
@@ -226,20 +240,32 @@ class StepRunner:
             notes = []
             ctx = self.context(sd, path, attempt, resuming)
             start = _Start(begin, await self._record_start(sd, begin))
+            ctx._emitter = Emitter(self.commit, start, self.s.clock)
             try:
                 result = await self._attempt(sd, value, ctx, start)
                 out, raw = validated(sd.output_adapter, result, f"step {sd.name!r}")
             except SuspendSignal as sig:
                 notes = start.unrecorded()
-                clash = self.claim(sig.spec, sd, path)
+                clash = self.claim(sig.spec, sd, path) or over_cap(
+                    sd, path, sig.spec, self.state.interrupts
+                )
                 if clash is not None:
                     await self.failed(sd, path, started, attempt, clash, notes)
                     raise Failed(error_info(clash)) from None
-                await self.suspended(sd, path, started, attempt, sig.spec, notes)
+                asker = mark_asker(sd, sig.spec)
+                await self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
+                if asker and sig.spec is not None:
+                    return self.asked(sd, path, attempt, sig.spec.payload)
                 raise Parked(path) from None
             except BailSignal as sig:
                 await self.bailed(sd, path, started, attempt, sig, start.unrecorded())
                 raise Bailed(sig.reason, sig.result) from None
+            except LoopSignal as sig:
+                times = (started, self.s.clock())
+                notes = start.unrecorded()
+                raise await loops.record(
+                    self.commit, sd.name, path, times, attempt, sig.action, notes
+                ) from None
             except Exception as exc:
                 notes = start.unrecorded()
                 retryable = isinstance(exc, sd.retry.on) and not isinstance(exc, NOT_RETRIED)
@@ -286,13 +312,16 @@ class StepRunner:
         ``LIVE_AFTER`` seconds, so live observers see every step that takes longer;
         a quicker step has its start recorded with its result (no extra commit).
         """
-        late: list[asyncio.Task[None]] = []
         handle: asyncio.TimerHandle | None = None
         if not start.committed:
             loop = asyncio.get_running_loop()
-            handle = loop.call_later(
-                LIVE_AFTER, lambda: late.append(loop.create_task(self.commit(start.write)))
-            )
+
+            def commit_start() -> None:
+                if not start.committed:  # ctx.emit may have committed it already
+                    start.committed = True
+                    start.pending = loop.create_task(self.commit(start.write))
+
+            handle = loop.call_later(LIVE_AFTER, commit_start)
         try:
             call = sd.fn(value, ctx) if sd.wants_ctx else sd.fn(value)
             if sd.timeout is None:
@@ -308,13 +337,12 @@ class StepRunner:
         finally:
             if handle is not None:
                 handle.cancel()
-            if late:
-                await late[0]  # the start is committed before anything the attempt records
-                start.committed = True
+            if start.pending is not None:
+                await start.pending  # the start is committed before anything the attempt records
 
     def claim(
         self, spec: InterruptSpec | None, sd: StepDef[Any, Any], path: str
-    ) -> ValueError | None:
+    ) -> Exception | None:
         """Reserve a new interrupt's id for this step; the error if a sibling took it."""
         if spec is None:
             return None
@@ -417,72 +445,9 @@ class StepRunner:
             )
         )
 
-    async def suspended(
-        self,
-        sd: StepDef[Any, Any],
-        path: str,
-        started: float,
-        attempts: int,
-        spec: InterruptSpec | None,
-        notes: list[EventWrite],
-    ) -> None:
-        """Record a step parked on a new interrupt (or on one it already had)."""
-        if spec is None:
-            # Waiting on an interrupt that already exists: find the pending one it asked for.
-            pending = [
-                i
-                for i in self.state.interrupts.values()
-                if i.path == path and i.status is InterruptStatus.PENDING
-            ]
-            if not pending:
-                return
-            await self.commit(
-                StepWrite(
-                    path,
-                    sd.name,
-                    StepStatus.SUSPENDED,
-                    json.dumps({"waiting_on": pending[-1].id}),
-                    None,
-                    attempts,
-                    started,
-                    self.s.clock(),
-                    events=notes,
-                )
-            )
-            return
-        spec.title = spec.title or sd.title  # the stored interrupt gets the default title too
-        info = {
-            "interrupt_id": spec.id,
-            "kind": spec.kind.value,
-            "workflow": self.wf.name,
-            "version": self.wf.version,
-            "step": sd.name,
-            "title": spec.title or sd.title,
-            "path": path,
-            "payload": spec.payload,
-            "event": spec.event,
-            "responders": spec.responders,
-            "quorum": spec.quorum,
-            "allow_requester": spec.allow_requester,
-            "requester": self.state.run.requester,
-            "expires_at": spec.expires_at,
-            "on_expiry": spec.on_expiry.value if spec.on_expiry else None,
-            "channel": spec.channel,
-            "label": spec.label,
-            "meta": {k: v for k, v in spec.meta.items() if not k.startswith("_")},
-        }
-        await self.commit(
-            StepWrite(
-                path,
-                sd.name,
-                StepStatus.SUSPENDED,
-                json.dumps({"waiting_on": spec.id}),
-                None,
-                attempts,
-                started,
-                self.s.clock(),
-                interrupts=[spec],
-                events=[*notes, EventWrite(EventType.SUSPENDED, info)],
-                outbox=[OutboxWrite("interrupt.created", spec.id, info)],
-            )
-        )
+    def asked(self, sd: StepDef[Any, Any], path: str, attempts: int, payload: Any) -> Any:
+        """A ``ResumeTo.event`` step asked: it completes with what it showed (or None)."""
+        shown = None if sd.output_type in (None, type(None)) else payload
+        out, raw = validated(sd.output_adapter, shown, f"step {sd.name!r}")
+        self.completed(sd, path, self.s.clock(), attempts, raw, [], derived=True)
+        return out

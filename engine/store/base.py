@@ -109,6 +109,20 @@ class Resolution:
     outbox: list[OutboxWrite] = field(default_factory=list)
 
 
+@dataclass
+class SpecChange:
+    """A pending interrupt's new specification (e.g. escalated responders) and what to
+    record with it."""
+
+    spec: dict[str, Any]
+    events: list[EventWrite] = field(default_factory=list)
+    outbox: list[OutboxWrite] = field(default_factory=list)
+
+
+ChangeSpec = Callable[[Interrupt, dict[str, Any]], SpecChange | None]
+"""Called inside the store's transaction with a pending interrupt and its stored
+specification (a copy: change it freely); None changes nothing."""
+
 Decide = Callable[[Interrupt, Run], Resolution]
 """Called inside the store's transaction with fresh rows; may raise to abort."""
 
@@ -142,7 +156,7 @@ class TimerRow:
     id: int
     run_id: str
     interrupt_id: str
-    kind: str  # "expiry" | "reminder"
+    kind: str  # "expiry" | "reminder" | "escalation:<n>"
     due_at: float
 
 
@@ -246,6 +260,11 @@ class Store(Protocol):
     ) -> None:
         """Delete a reminder timer and record that it fired (only if this call deleted it
         and the interrupt still waits: a reminder fired twice is recorded once)."""
+
+    async def fire_escalation(self, timer: TimerRow, change: ChangeSpec, now: float) -> bool:
+        """Delete an escalation timer and apply ``change`` to its interrupt: only if this
+        call deleted the timer and the interrupt still waits (fired twice, applied once);
+        True if something changed."""
 
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer whose interrupt was resolved already."""

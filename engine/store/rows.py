@@ -10,6 +10,7 @@ from pydantic_core import from_json, to_json
 from engine.context import InterruptSpec
 from engine.models import (
     ErrorInfo,
+    EscalationRecord,
     Event,
     EventType,
     ExpiryAction,
@@ -140,6 +141,7 @@ def interrupt_from_row(r: Row, responses: list[Response]) -> Interrupt:
         on_expiry=ExpiryAction(on_expiry) if on_expiry else None,
         expiry_value=spec.get("expiry_value"),
         reminders=[dt(x) for x in spec.get("reminders", [])],
+        escalations=[_escalation(e) for e in spec.get("escalations", ())],
         created_at=dt(r[8]),
         resolved_at=ts(r[9]),
         resolved_by=r[10],
@@ -150,6 +152,17 @@ def interrupt_from_row(r: Row, responses: list[Response]) -> Interrupt:
         version=r[14],
         requester=r[15],
         resume_schema=spec.get("resume_schema"),
+    )
+
+
+def _escalation(e: dict[str, Any]) -> EscalationRecord:
+    return EscalationRecord.model_construct(
+        after=e["after"],
+        due_at=dt(e["due_at"]),
+        add_responders=e.get("add_responders", []),
+        channel=e.get("channel"),
+        escalated_at=ts(e.get("escalated_at")),
+        added=e.get("added", []),
     )
 
 
@@ -185,6 +198,7 @@ def spec_json(s: InterruptSpec) -> str:
         "on_expiry": s.on_expiry.value if s.on_expiry else None,
         "expiry_value": s.expiry_value,
         "reminders": s.reminders,
+        "escalations": s.escalations,
         "channel": s.channel,
         "title": s.title,
         "meta": s.meta,

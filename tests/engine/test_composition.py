@@ -272,7 +272,7 @@ async def test_foreach_items_that_suspend_each_get_their_own_interrupt(
 ) -> None:
     calls: Counter[str] = Counter()
     wf = Workflow("f", input=list[Named], output=list[Done])
-    wf.foreach(asking("review", calls), concurrency=2)
+    wf.foreach(asking("review", calls), concurrency=3)  # a waiting item keeps its slot
     engine = await engine_factory(wf)
     run = await settle(engine, await engine.start("f", [{"name": n} for n in ("a", "b", "c")]))
     assert run.status is RunStatus.SUSPENDED
@@ -374,7 +374,7 @@ async def test_nested_composition_resumes_each_item_with_its_own_answer(
         return await ctx.suspend(Shown(question=r.name))
 
     child = Workflow("child", input=Req, output=Note).then(pick)
-    inner = Workflow("inner", input=list[Req], output=list[Note]).foreach("child")
+    inner = Workflow("inner", input=list[Req], output=list[Note]).foreach("child", concurrency=2)
     wf = Workflow("outer", input=list[Req], output=Any).branch((lambda xs: len(xs) > 1, inner))
     engine = await engine_factory(child, wf)
     run_id = await engine.start("outer", [{"name": "a"}, {"name": "b"}])

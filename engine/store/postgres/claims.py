@@ -17,10 +17,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.models import OutboxMessage
-from engine.store.base import EventWrite, OutboxResult, OutboxWrite, TimerRow, WorkerRow
+from engine.store.base import (
+    ChangeSpec,
+    EventWrite,
+    OutboxResult,
+    OutboxWrite,
+    TimerRow,
+    WorkerRow,
+)
 from engine.store.postgres import ops
 from engine.store.postgres.ops import Conn
-from engine.store.rows import OUTBOX_COLS, dumps, outbox_from_row
+from engine.store.rows import OUTBOX_COLS, dumps, loads, outbox_from_row
 
 OUTBOX_LOCK = 0x5349474E4F4647
 """Advisory lock key serialising outbox claims ("SIGNOFG" in ASCII: any fixed bigint)."""
@@ -114,6 +121,37 @@ async def fire_reminder(
     )
     if pending is not None:
         await ops.append(conn, timer.run_id, now, events, outbox)
+
+
+async def fire_escalation(conn: Conn, timer: TimerRow, change: ChangeSpec, now: float) -> bool:
+    """Delete the escalation timer and apply ``change``, if the interrupt still waits."""
+    await ops.run_row(conn, timer.run_id, lock=True)  # serialises with resolves of the run
+    # As with reminders, only the caller that deletes the timer applies it.
+    if await conn.fetchval("DELETE FROM timers WHERE id=$1 RETURNING 1", timer.id) is None:
+        return False
+    found = await ops.interrupts(
+        conn,
+        "i.run_id = $1 AND i.id = $2 AND i.status = 'pending'",
+        (timer.run_id, timer.interrupt_id),
+    )
+    if not found:
+        return False
+    spec_text = await conn.fetchval(
+        "SELECT spec_json FROM interrupts WHERE run_id=$1 AND id=$2",
+        timer.run_id,
+        timer.interrupt_id,
+    )
+    changed = change(found[0], loads(spec_text))
+    if changed is None:
+        return False
+    await conn.execute(
+        "UPDATE interrupts SET spec_json=$1 WHERE run_id=$2 AND id=$3",
+        dumps(changed.spec),
+        timer.run_id,
+        timer.interrupt_id,
+    )
+    await ops.append(conn, timer.run_id, now, changed.events, changed.outbox)
+    return True
 
 
 async def claim_outbox(

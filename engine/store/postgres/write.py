@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from engine.escalation import timer_kind
 from engine.store.base import EventWrite, OutboxWrite, StepWrite
 from engine.store.rows import dumps, spec_json
 
@@ -103,6 +104,7 @@ def write_ctes(
     timers: list[tuple[str, str, float]] = []
     for _, spec in specs:
         timers.extend((spec.id, "reminder", t) for t in spec.reminders)
+        timers.extend((spec.id, timer_kind(n), e["due_at"]) for n, e in enumerate(spec.escalations))
         if spec.expires_at is not None:
             timers.append((spec.id, "expiry", spec.expires_at))
     if timers:

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.models import OutboxMessage
-from engine.store.base import EventWrite, OutboxResult, OutboxWrite, TimerRow, WorkerRow
-from engine.store.rows import OUTBOX_COLS, dumps, outbox_from_row
+from engine.store.base import (
+    ChangeSpec,
+    EventWrite,
+    OutboxResult,
+    OutboxWrite,
+    TimerRow,
+    WorkerRow,
+)
+from engine.store.rows import OUTBOX_COLS, dumps, loads, outbox_from_row
+from engine.store.sqlite import ops
 from engine.store.sqlite.write import append
 
 
@@ -106,6 +114,35 @@ def fire_reminder(
     ).fetchone()
     if pending:
         append(conn, timer.run_id, now, events, outbox)
+
+
+def fire_escalation(
+    conn: sqlite3.Connection, timer: TimerRow, change: ChangeSpec, now: float
+) -> bool:
+    """Delete the escalation timer and apply ``change``, if the interrupt still waits."""
+    # As with reminders, only the caller that deletes the timer applies it.
+    if conn.execute("DELETE FROM timers WHERE id=?", (timer.id,)).rowcount == 0:
+        return False
+    found = ops.interrupts(
+        conn,
+        "i.run_id = ? AND i.id = ? AND i.status = 'pending'",
+        (timer.run_id, timer.interrupt_id),
+    )
+    if not found:
+        return False
+    (spec_text,) = conn.execute(
+        "SELECT spec_json FROM interrupts WHERE run_id=? AND id=?",
+        (timer.run_id, timer.interrupt_id),
+    ).fetchone()
+    changed = change(found[0], loads(spec_text))
+    if changed is None:
+        return False
+    conn.execute(
+        "UPDATE interrupts SET spec_json=? WHERE run_id=? AND id=?",
+        (dumps(changed.spec), timer.run_id, timer.interrupt_id),
+    )
+    append(conn, timer.run_id, now, changed.events, changed.outbox)
+    return True
 
 
 def claim_outbox(

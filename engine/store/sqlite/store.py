@@ -40,6 +40,7 @@ from engine.models import (
     StepStatus,
 )
 from engine.store.base import (
+    ChangeSpec,
     Decide,
     EventWrite,
     FinishWrite,
@@ -319,6 +320,10 @@ class SQLiteStore:
     ) -> None:
         """Delete the reminder timer and record the reminder, if the interrupt still waits."""
         await self._write(lambda conn: claims.fire_reminder(conn, timer, events, outbox, now))
+
+    async def fire_escalation(self, timer: TimerRow, change: ChangeSpec, now: float) -> bool:
+        """Delete the escalation timer and apply ``change``, if the interrupt still waits."""
+        return await self._write(lambda conn: claims.fire_escalation(conn, timer, change, now))
 
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from engine.escalation import timer_kind
 from engine.store.base import EventWrite, OutboxWrite, StepWrite
 from engine.store.rows import dumps, spec_json
 
@@ -69,6 +70,9 @@ def write_step(conn: sqlite3.Connection, run_id: str, step: StepWrite, now: floa
             ),
         )
         timers = [(run_id, spec.id, "reminder", t) for t in spec.reminders]
+        timers += [
+            (run_id, spec.id, timer_kind(n), e["due_at"]) for n, e in enumerate(spec.escalations)
+        ]
         if spec.expires_at is not None:
             timers.append((run_id, spec.id, "expiry", spec.expires_at))
         if timers:

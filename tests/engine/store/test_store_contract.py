@@ -827,3 +827,42 @@ async def test_cancel_run_records_the_actor_on_the_cancelled_interrupts(store: S
     found = await store.get_interrupt("r1", "i1")
     assert found is not None
     assert (found.status, found.resolved_by) == (InterruptStatus.CANCELLED, "U0OPS")
+
+
+async def test_an_escalation_fired_by_two_claimers_is_applied_once(store: Store) -> None:
+    from engine import escalation, quorum
+
+    spec = ask("i1")
+    spec.escalations = escalation.plan(T0, None, [escalation.Escalation(1, ["dan"], "C0")])
+    await parked(store, "r1", spec)
+    (slow,) = await store.claim_timers("w1", T0 + 2, T0 + 3, [], 10)
+    (late,) = await store.claim_timers("w2", T0 + 4, T0 + 100, [], 10)
+    assert slow.id == late.id and slow.kind == "escalation:0"
+
+    fired = await asyncio.gather(
+        store.fire_escalation(slow, quorum.escalation(0, T0 + 4), T0 + 4),
+        store.fire_escalation(late, quorum.escalation(0, T0 + 4), T0 + 4),
+    )
+
+    assert sorted(fired) == [False, True]
+    interrupt = await store.get_interrupt("r1", "i1")
+    assert interrupt is not None and interrupt.responders == ["bob", "carol", "dan"]
+    assert interrupt.escalations[0].added == ["dan"]
+    types = [e.type for e in await store.list_events("r1", after_id=0, limit=100)]
+    assert types.count("escalated") == 1
+    claimed = await store.claim_outbox("w3", T0 + 5, T0 + 100, [], 100)
+    assert [m.topic for m, _ in claimed].count("interrupt.escalated") == 1
+
+
+async def test_an_escalation_of_a_decided_interrupt_changes_nothing(store: Store) -> None:
+    from engine import escalation, quorum
+
+    spec = ask("i1")
+    spec.escalations = escalation.plan(T0, None, [escalation.Escalation(1, ["dan"])])
+    await parked(store, "r1", spec)
+    (timer,) = await store.claim_timers("w1", T0 + 2, T0 + 100, [], 10)
+    await resolve(store, approve("bob"))
+
+    assert not await store.fire_escalation(timer, quorum.escalation(0, T0 + 6), T0 + 6)
+    interrupt = await store.get_interrupt("r1", "i1")
+    assert interrupt is not None and interrupt.responders == ["bob", "carol"]
