@@ -226,7 +226,10 @@ async def test_two_processes_racing_to_resume_the_same_interrupts_resolve_each_o
     ]
     await workers.until(lambda: all((workers.work / f"ready-{a}").exists() for a in ("p1", "p2")))
 
-    go.write_text(str(time.time() + 0.3))  # both start resuming at this instant
+    # Written whole, then renamed: a racer polling for the file never reads it half-written.
+    staged = workers.work / "go.tmp"
+    staged.write_text(str(time.time() + 0.3))  # both start resuming at this instant
+    staged.rename(go)
     for racer in racers:
         await workers.finish(racer)
 
