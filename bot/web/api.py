@@ -191,7 +191,7 @@ class ApiHandlers:
         """Pending interrupts (oldest first) with their resume schemas."""
         q = parse_query(request, InterruptsQuery)
         found = await self.engine.list_interrupts(
-            workflow=q.workflow, run_id=q.run_id, actor=q.actor, limit=q.limit
+            workflow=q.workflow, run_id=q.run_id, label=q.label, actor=q.actor, limit=q.limit
         )
         views = [interrupt_view(self.engine, i) for i in found]
         return json_response(InterruptList(interrupts=views))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import (
     ErrorInfo,
+    EscalationRecord,
     Event,
     ExpiryAction,
     InterruptKind,
@@ -93,6 +94,9 @@ class InterruptsQuery(BaseModel):
 
     workflow: str | None = Field(default=None, max_length=255)
     run_id: str | None = Field(default=None, max_length=255)
+    label: str | None = Field(
+        default=None, max_length=255, description="Only interrupts with this label"
+    )
     actor: str | None = Field(
         default=None, max_length=255, description="Only interrupts this actor may answer"
     )
@@ -170,6 +174,7 @@ class InterruptView(BaseModel):
     workflow: str
     step: str
     title: str | None = None
+    label: str | None = Field(default=None, description="The caller's own kind of request")
     kind: InterruptKind
     status: InterruptStatus
     payload: Any = None
@@ -186,6 +191,9 @@ class InterruptView(BaseModel):
     resolved_by: str | None = None
     data: Any = None
     responses: list[Response] = Field(default_factory=list)
+    escalations: list[EscalationRecord] = Field(
+        default_factory=list, description="The declared escalation ladder and what fired"
+    )
     resume_schema: dict[str, Any] | None = Field(
         default=None, description="JSON schema of the answer (pending interrupts only)"
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from pydantic import BaseModel
 
-from engine import RunStatus
-from tests.bot.web.service import AUTH, Service, running_service
+from engine import Escalation, RunStatus, StepContext, Workflow, step
+from tests.bot.web.service import AUTH, WORKFLOWS, Service, running_service
+from tests.bot.web.workflows import Decision, Order, Question, Result
 
 
 @pytest.fixture
@@ -234,3 +237,68 @@ async def test_workflows_list_their_schemas(db: str) -> None:
         billing = await (await svc.client.get("/api/workflows/billing", headers=AUTH)).json()
         assert "amount" in billing["steps"][0]["events"]["payment"]["properties"]
         assert (await svc.client.get("/api/workflows/nope", headers=AUTH)).status == 404
+
+
+class Refusal(BaseModel):
+    """A rejected order's typed result."""
+
+    item: str
+    reason: str
+
+
+@step(title="Approve refund", bail=Refusal)
+async def approve_refund(order: Order, ctx: StepContext[Question, Decision]) -> Result:
+    """Labelled, with an escalation ladder; a rejection bails with a typed result."""
+    answer = await ctx.suspend(
+        Question(question=f"Refund {order.item}?"),
+        responders=["alice"],
+        label="refund",
+        expires=timedelta(days=2),
+        escalate=[Escalation(after=timedelta(hours=4), add_responders=["bob"], channel="C0ESC")],
+    )
+    if not answer.approved:
+        ctx.bail("refund refused", result=Refusal(item=order.item, reason=answer.comment))
+    return Result(item=order.item, approved=True)
+
+
+refund = Workflow("refund", input=Order, output=Result).then(approve_refund)
+
+
+async def test_interrupts_show_their_label_and_ladder_and_filter_by_label(db: str) -> None:
+    async with running_service(db, workflows=[*WORKFLOWS, refund]) as svc:
+        await start_order(svc)
+        resp = await svc.client.post(
+            "/api/runs", json={"workflow": "refund", "input": {"item": "mug"}}, headers=AUTH
+        )
+        run_id = (await resp.json())["run_id"]
+        await svc.engine.wait(run_id, timeout=10)
+        listed = await svc.client.get("/api/interrupts?label=refund", headers=AUTH)
+        (shown,) = (await listed.json())["interrupts"]
+        assert (shown["run_id"], shown["label"]) == (run_id, "refund")
+        (ladder,) = shown["escalations"]
+        assert (ladder["after"], ladder["add_responders"], ladder["channel"]) == (
+            4 * 3600,
+            ["bob"],
+            "C0ESC",
+        )
+        assert ladder["escalated_at"] is None
+        everything = await svc.client.get("/api/interrupts", headers=AUTH)
+        assert len((await everything.json())["interrupts"]) == 2
+
+
+async def test_a_rejected_run_shows_its_typed_bail_result(db: str) -> None:
+    async with running_service(db, workflows=[*WORKFLOWS, refund]) as svc:
+        resp = await svc.client.post(
+            "/api/runs", json={"workflow": "refund", "input": {"item": "mug"}}, headers=AUTH
+        )
+        run_id = (await resp.json())["run_id"]
+        await svc.engine.wait(run_id, timeout=10)
+        (pending,) = await svc.engine.list_interrupts(run_id=run_id)
+        answer = {"actor": "alice", "data": {"approved": False, "comment": "broken"}}
+        resumed = await svc.client.post(resume_url(run_id, pending.id), json=answer, headers=AUTH)
+        assert resumed.status == 200, await resumed.text()
+        await svc.engine.wait(run_id, timeout=10, until=[RunStatus.REJECTED])
+        detail = await (await svc.client.get(f"/api/runs/{run_id}", headers=AUTH)).json()
+        assert detail["status"] == "rejected"
+        assert detail["output"] == {"item": "mug", "reason": "broken"}
+        assert detail["error"]["message"] == "refund refused"
