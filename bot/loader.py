@@ -2,7 +2,8 @@
 
 Each entry is a module path (``myapp.workflows``: every module-level ``Workflow``, or the
 module's ``WORKFLOWS`` list if it defines one) or ``module:attribute`` (one ``Workflow`` or
-a list of them).
+a list of them). The built-in request workflow (``bot.requests.workflow``) is always
+added, so every engine the service or the CLI opens can run, show and answer requests.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from engine import DefinitionError, StepDef, Workflow
 __all__ = ["check_slack_renderable", "load_workflows"]
 
 
-def load_workflows(paths: Iterable[str]) -> list[Workflow]:
+def load_workflows(paths: Iterable[str], *, builtins: bool = True) -> list[Workflow]:
     """Import each path and collect its workflows, in order, without duplicates.
+
+    Args:
+        paths: ``SIGNOFF_WORKFLOWS`` entries.
+        builtins: also return Signoff's own workflows (the request workflow), last.
 
     Raises:
         ImportError: if a module cannot be imported (the message names the entry).
@@ -29,6 +34,12 @@ def load_workflows(paths: Iterable[str]) -> list[Workflow]:
     for path in paths:
         for wf in _from_entry(path.strip()):
             found.setdefault(id(wf), wf)
+    if builtins:
+        # Imported here: the request workflow needs only the engine, but importing it at
+        # module level would load bot.requests for every user of this module.
+        from bot.requests.workflow import request_workflow
+
+        found.setdefault(id(request_workflow), request_workflow)
     return list(found.values())
 
 

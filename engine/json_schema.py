@@ -22,6 +22,10 @@ produces for such models)::
     each with "title", "description", "default"; nullable as ``"anyOf": [X, {"type":
     "null"}]`` or ``"type": [T, "null"]``; enums may sit in ``$defs`` behind ``$ref``.
 
+One extension: ``"x-required-on-reject": [NAME, ...]`` (with a boolean ``approved``
+property) makes those properties required when ``approved`` is false, as a reason for a
+rejection; the model keeps the keyword in its own JSON Schema so adapters can see it.
+
 Property names are identifiers (``[A-Za-z][A-Za-z0-9_]*``) that are not pydantic's own
 attribute names, so answers keep exactly the keys the schema names.
 """
@@ -46,6 +50,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     create_model,
+    model_validator,
 )
 
 from engine.errors import SignoffError
@@ -63,7 +68,8 @@ SUPPORTED = (
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _ANNOTATIONS = {"title", "description", "default", "examples", "$comment"}
 _TOP_KEYS = {"type", "properties", "required", "title", "description", "additionalProperties"}
-_TOP_KEYS |= {"$schema", "$defs", "definitions", "$id", "$comment"}
+_TOP_KEYS |= {"$schema", "$defs", "definitions", "$id", "$comment", "x-required-on-reject"}
+REQUIRED_ON_REJECT = "x-required-on-reject"
 _KEYS: dict[str, set[str]] = {
     "string": {"enum", "format", "minLength", "maxLength", "pattern", "const"},
     "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum"},
@@ -148,16 +154,43 @@ def _build(text: str, name: str) -> type[BaseModel]:
             raise UnsupportedSchema(prop, "the name is reserved by pydantic")
         fields[prop] = _field(prop, spec, prop in required, defs)
     model_name = re.sub(r"\W", "_", str(schema.get("title") or name)) or name
+    on_reject = _required_on_reject(schema, props)
+    config = ConfigDict(extra="forbid")
+    validators: dict[str, Any] = {}
+    if on_reject:
+        config["json_schema_extra"] = {REQUIRED_ON_REJECT: list(on_reject)}
+        validators["_reason_on_reject"] = _reason_validator(on_reject)
     try:
         model = create_model(
             model_name if model_name[0].isalpha() else name,
-            __config__=ConfigDict(extra="forbid"),
+            __config__=config,
             __doc__=schema.get("description"),
+            __validators__=validators,
             **fields,
         )
     except Exception as exc:  # a pattern pydantic cannot compile, an impossible bound...
         raise UnsupportedSchema(None, f"cannot build a model: {exc}") from None
     return model
+
+
+def _required_on_reject(schema: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[str, ...]:
+    names = schema.get(REQUIRED_ON_REJECT, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n in props for n in names):
+        raise UnsupportedSchema(None, f"{REQUIRED_ON_REJECT} must list property names")
+    if names and (props.get("approved") or {}).get("type") != "boolean":
+        raise UnsupportedSchema(None, f'{REQUIRED_ON_REJECT} needs a boolean "approved"')
+    return tuple(names)
+
+
+def _reason_validator(names: tuple[str, ...]) -> Any:
+    def check(self: BaseModel) -> BaseModel:
+        if getattr(self, "approved", None) is False:
+            empty = [n for n in names if getattr(self, n, None) in (None, "", [])]
+            if empty:
+                raise ValueError(f"{', '.join(empty)} is required to reject")
+        return self
+
+    return model_validator(mode="after")(check)
 
 
 def _field(prop: str, spec: Any, required: bool, defs: Mapping[str, Any]) -> tuple[Any, Any]:

@@ -79,7 +79,12 @@ def add_ask_parser(sub: Any) -> None:
     p.add_argument("--on-expiry", choices=["reject", "fail"], help="what expiry means")
     p.add_argument("--remind", action="append", type=_duration, default=[], help="e.g. 15m")
     p.add_argument("--schema", help="response JSON Schema: inline JSON or @file.json")
-    p.add_argument("--comment", choices=["none", "optional", "required"], default="optional")
+    p.add_argument(
+        "--comment",
+        choices=["none", "optional", "required", "required_on_reject"],
+        default="optional",
+        help="required_on_reject: Reject asks for a reason in Slack, Approve does not",
+    )
     p.add_argument("--callback-url", help="POSTed (signed) when decided")
     p.add_argument("--idempotency-key", help="the same key and body return the same request")
     p.add_argument("--wait", action="store_true", help="wait for the decision")

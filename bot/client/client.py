@@ -112,6 +112,29 @@ def build_body(
     return body
 
 
+def list_params(
+    *,
+    limit: int = 50,
+    status: str | None = None,
+    requester: str | None = None,
+    client: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The query of ``GET /api/requests`` (aware datetimes for the creation range)."""
+    params: dict[str, Any] = {"limit": limit}
+    named = {"status": status, "requester": requester, "client": client, "cursor": cursor}
+    params.update({k: v for k, v in named.items() if v})
+    for key, at in (("created_after", created_after), ("created_before", created_before)):
+        if at is not None:
+            params[key] = at.isoformat()
+    if offset:
+        params["offset"] = offset
+    return params
+
+
 def _error(response: httpx.Response) -> ApiError:
     try:
         data = response.json()
@@ -323,13 +346,14 @@ class AsyncClient(_Base):
         )
         return RequestView.model_validate(data)
 
-    async def list(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> RequestList:
-        """Requests, newest first."""
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if status:
-            params["status"] = status
+    async def list(self, *, limit: int = 50, **filters: Any) -> RequestList:
+        """A page of requests, newest first.
+
+        Filters (see ``list_params``): ``status``, ``requester``, ``client``,
+        ``created_after``, ``created_before``, then ``cursor`` (a page's ``next_cursor``)
+        or ``offset``.
+        """
+        params = list_params(limit=limit, **filters)
         return RequestList.model_validate(await self._call("GET", "/api/requests", params=params))
 
     @overload
@@ -446,11 +470,9 @@ class Client(_Base):
         data = self._call("POST", f"/api/requests/{request_id}/cancel", json={"reason": reason})
         return RequestView.model_validate(data)
 
-    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> RequestList:
-        """Requests, newest first."""
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if status:
-            params["status"] = status
+    def list(self, *, limit: int = 50, **filters: Any) -> RequestList:
+        """A page of requests, newest first (filters as in ``AsyncClient.list``)."""
+        params = list_params(limit=limit, **filters)
         return RequestList.model_validate(self._call("GET", "/api/requests", params=params))
 
     @overload

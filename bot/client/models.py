@@ -59,9 +59,13 @@ class ApprovalPreset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: Literal["approval"] = "approval"
-    comment: Literal["none", "optional", "required"] = Field(
+    comment: Literal["none", "optional", "required", "required_on_reject"] = Field(
         default="optional",
-        description="optional: a comment may be added; required: a modal asks for one",
+        description=(
+            "optional: a comment may be given (API); required: a modal asks for one on "
+            "both buttons; required_on_reject: Approve answers at once, Reject opens a "
+            "modal asking for the reason"
+        ),
     )
 
 
@@ -206,7 +210,13 @@ class RequestView(BaseModel):
     digest: str = ""
     created_at: datetime
     expires_at: datetime | None = None
-    expiry_action: str | None = None
+    expiry_action: str | None = Field(
+        default=None, description="on_expiry's action: default, reject or fail (None: none set)"
+    )
+    expired: bool = Field(
+        default=False,
+        description="it expired (status expired); answer then holds the default, if any",
+    )
     answer: dict[str, Any] | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
@@ -217,22 +227,39 @@ class RequestView(BaseModel):
 
 
 class RequestList(BaseModel):
-    """A page of requests, newest first."""
+    """A page of matching requests, newest first.
+
+    ``next_cursor`` (pass it back as ``cursor``) continues after the last request of this
+    page, reading only what it returns; ``next_offset`` counts matching requests (pass it
+    back as ``offset``). Both are null on the last page.
+    """
 
     requests: list[RequestView]
     limit: int
-    offset: int
+    offset: int = 0
     next_offset: int | None = None
+    next_cursor: str | None = None
 
 
 class RequestsQuery(BaseModel):
-    """Filters of ``GET /api/requests``."""
+    """Filters of ``GET /api/requests`` (all optional, combined with AND)."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: RequestStatus | None = None
+    requester: str | None = Field(default=None, max_length=64, description="Slack user id")
+    client: str | None = Field(default=None, max_length=64, description="API token name")
+    created_after: AwareDatetime | None = Field(
+        default=None, description="created at or after this time"
+    )
+    created_before: AwareDatetime | None = Field(
+        default=None, description="created before this time"
+    )
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=1_000_000, description="matching requests to skip")
+    cursor: str | None = Field(
+        default=None, max_length=200, description="next_cursor of the previous page"
+    )
 
 
 class WaitQuery(BaseModel):

@@ -1,7 +1,9 @@
 """The MCP server for agents: ask a person before a risky action, get their typed answer.
 
-Built on the official ``mcp`` SDK (2.x, ``MCPServer``) and talking to a Signoff server
-through ``bot.client.AsyncClient`` (``$SIGNOFF_URL``, ``$SIGNOFF_TOKEN``). Tools:
+Built on the official ``mcp`` SDK (2.x, ``MCPServer``). ``signoff mcp`` serves it over
+stdio and talks to a Signoff server through ``bot.client.AsyncClient`` (``$SIGNOFF_URL``,
+``$SIGNOFF_TOKEN``); ``signoff serve`` also serves it at ``/mcp`` over streamable HTTP
+(``bot.mcp.http``), calling the request service directly. Tools:
 
 * ``request_approval``: ask; returns the decision if it comes within ``wait_seconds``,
   else the request id and ``pending``. The request is durable either way.
@@ -11,13 +13,14 @@ through ``bot.client.AsyncClient`` (``$SIGNOFF_URL``, ``$SIGNOFF_TOKEN``). Tools
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 from bot.client import AsyncClient, ClientError, RequestView, WaitTimeout
 
-__all__ = ["MAX_TOOL_WAIT", "build_server", "decision"]
+__all__ = ["MAX_TOOL_WAIT", "Requests", "build_server", "decision"]
 
 MAX_TOOL_WAIT = 55.0  # MCP hosts time tool calls out after about a minute
 
@@ -28,6 +31,22 @@ INSTRUCTIONS = (
     "act; call get_request later with the request_id. Act only on status approved (or "
     "answered, for forms); rejected, expired and cancelled mean do not act."
 )
+
+
+class Requests(Protocol):
+    """What the tools need: ``AsyncClient``, or the server's own request service."""
+
+    async def request(self, title: str, **options: Any) -> RequestView:
+        """Create a request (options as in ``bot.client.client.build_body``)."""
+
+    async def get(self, request_id: str) -> RequestView:
+        """The request now (``ApiError`` 404 if there is none)."""
+
+    async def wait(self, request_id: str, *, timeout: float | None = None) -> RequestView:
+        """The request once final (``WaitTimeout`` after ``timeout`` seconds)."""
+
+    async def cancel(self, request_id: str, *, reason: str = "") -> RequestView:
+        """Cancel a pending request."""
 
 
 def decision(view: RequestView) -> dict[str, Any]:
@@ -53,11 +72,16 @@ def decision(view: RequestView) -> dict[str, Any]:
     }
 
 
-def build_server(client: AsyncClient) -> MCPServer:
-    """The MCP server with Signoff's tools, using ``client`` for every call."""
+def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
+    """The MCP server with Signoff's tools.
+
+    Args:
+        requests_for: the ``Requests`` to use for a tool call (given its context, which
+            tells who is calling over HTTP).
+    """
     server: MCPServer = MCPServer("signoff", instructions=INSTRUCTIONS)
 
-    async def _wait(view: RequestView, wait_seconds: float) -> RequestView:
+    async def _wait(client: Requests, view: RequestView, wait_seconds: float) -> RequestView:
         seconds = min(max(wait_seconds, 0.0), MAX_TOOL_WAIT)
         if view.status.final or seconds == 0:
             return view
@@ -76,6 +100,7 @@ def build_server(client: AsyncClient) -> MCPServer:
         quorum: int = 1,
         expires_in_minutes: float | None = None,
         wait_seconds: float = 45,
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Ask a person (in Slack) to approve an action or answer a form, and wait.
 
@@ -89,6 +114,7 @@ def build_server(client: AsyncClient) -> MCPServer:
             expires_in_minutes: after this, the request expires and must not be acted on.
             wait_seconds: how long to wait for the decision now (at most 55).
         """
+        client = requests_for(_required(ctx))
         try:
             created = await client.request(
                 title,
@@ -100,21 +126,27 @@ def build_server(client: AsyncClient) -> MCPServer:
                 expires=expires_in_minutes * 60 if expires_in_minutes else None,
                 on_expiry="reject" if expires_in_minutes else None,
             )
-            return decision(await _wait(created, wait_seconds))
+            return decision(await _wait(client, created, wait_seconds))
         except ClientError as exc:
             return {"error": str(exc), "next": "The request was not created. Do not act."}
 
     @server.tool()
-    async def get_request(request_id: str, wait_seconds: float = 0) -> dict[str, Any]:
+    async def get_request(
+        request_id: str, wait_seconds: float = 0, ctx: Context | None = None
+    ) -> dict[str, Any]:
         """A request's status and answer; wait up to wait_seconds (at most 55) for it."""
+        client = requests_for(_required(ctx))
         try:
-            return decision(await _wait(await client.get(request_id), wait_seconds))
+            return decision(await _wait(client, await client.get(request_id), wait_seconds))
         except ClientError as exc:
             return {"error": str(exc)}
 
     @server.tool()
-    async def cancel_request(request_id: str, reason: str = "") -> dict[str, Any]:
+    async def cancel_request(
+        request_id: str, reason: str = "", ctx: Context | None = None
+    ) -> dict[str, Any]:
         """Withdraw a pending request (e.g. the action is no longer needed)."""
+        client = requests_for(_required(ctx))
         try:
             return decision(await client.cancel(request_id, reason=reason))
         except ClientError as exc:
@@ -123,7 +155,13 @@ def build_server(client: AsyncClient) -> MCPServer:
     return server
 
 
+def _required(ctx: Context | None) -> Context:
+    # The SDK always passes the context to a parameter annotated with it.
+    assert ctx is not None, "the MCP SDK passes ctx to every tool"
+    return ctx
+
+
 async def run_stdio() -> None:
     """Serve the tools over stdio until the host closes it."""
     async with AsyncClient() as client:
-        await build_server(client).run_stdio_async()
+        await build_server(lambda _ctx: client).run_stdio_async()

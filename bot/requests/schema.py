@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.client.models import ApprovalPreset
 from bot.errors import UnsupportedResumeModel
-from bot.slack.blocks.forms import check_renderable
+from bot.slack.blocks.forms import REQUIRED_ON_REJECT, check_renderable
 from bot.web.problems import Problem
 from engine import UnsupportedSchema, field_errors, model_from_json_schema
 
@@ -27,12 +27,19 @@ def approval_schema(preset: ApprovalPreset) -> dict[str, Any]:
     """The JSON Schema of the approve/reject preset."""
     props: dict[str, Any] = {"approved": {"type": "boolean", "title": "Approved"}}
     required = ["approved"]
-    if preset.comment != "none":
-        props["comment"] = {"type": "string", "title": "Comment", "maxLength": COMMENT_MAX}
-        if preset.comment == "required":
-            props["comment"]["minLength"] = 1
-            required.append("comment")
-    return {"type": "object", "properties": props, "required": required}
+    schema: dict[str, Any] = {"type": "object", "properties": props, "required": required}
+    if preset.comment == "none":
+        return schema
+    props["comment"] = {"type": "string", "title": "Comment", "maxLength": COMMENT_MAX}
+    if preset.comment == "required":
+        props["comment"]["minLength"] = 1
+        required.append("comment")
+    elif preset.comment == "required_on_reject":
+        # Approve answers at once; Reject opens a modal asking for the reason.
+        props["comment"]["title"] = "Reason"
+        props["comment"]["minLength"] = 1
+        schema[REQUIRED_ON_REJECT] = ["comment"]
+    return schema
 
 
 def response_schema(response: ApprovalPreset | dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ same, on every instance.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,6 +117,7 @@ def view_of(run: Run, interrupt: Interrupt | None, *, secret: SecretStr | None) 
         created_at=run.created_at,
         expires_at=interrupt.expires_at if interrupt is not None else None,
         expiry_action=req.expiry_action,
+        expired=status is RequestStatus.EXPIRED,
         answer=answer,
         decided_by=decided_by,
         decided_at=decided_at,
@@ -317,33 +320,50 @@ class RequestService:
         return await self.get(request_id)
 
     async def list_page(self, query: RequestsQuery) -> RequestList:
-        """Requests, newest first, filtered by status.
+        """Matching requests, newest first, a page at a time.
 
-        Runs are read in batches and filtered here, so ``next_offset`` counts runs read
-        (pass it back as ``offset``), not matching requests.
+        Runs of the request workflow are read newest first with a keyset cursor (the
+        engine's indexed ``before=``; requester and creation range filtered there too),
+        and status and client, which live on the interrupt and the input, filtered here.
+        ``offset`` and ``next_offset`` count matching requests; ``next_cursor`` continues
+        after the last request returned.
         """
         found: list[RequestView] = []
-        offset = query.offset
-        batch = 200
-        while len(found) <= query.limit:
+        skip = query.offset
+        before = _decode_cursor(query.cursor)
+        batch = min(500, max(50, 2 * (query.limit + skip)))
+        while True:
             runs = await self.engine.list_runs(
-                workflow=REQUEST_WORKFLOW, status=_run_status(query), limit=batch, offset=offset
+                workflow=REQUEST_WORKFLOW,
+                status=_run_status(query),
+                requester=query.requester,
+                created_after=query.created_after,
+                created_before=query.created_before,
+                before=before,
+                limit=batch,
             )
-            for i, run in enumerate(runs):
+            for run in runs:
+                before = (run.created_at, run.id)
+                if query.client is not None and (run.input or {}).get("client") != query.client:
+                    continue
                 view = view_of(run, await self._interrupt(run), secret=self.secret)
-                if query.status is None or view.status is query.status:
-                    found.append(view)
-                    if len(found) > query.limit:
-                        return RequestList(
-                            requests=found[: query.limit],
-                            limit=query.limit,
-                            offset=query.offset,
-                            next_offset=offset + i,
-                        )
-            offset += len(runs)
+                if query.status is not None and view.status is not query.status:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                if len(found) == query.limit:  # one more exists: there is a next page
+                    last = found[-1]
+                    return RequestList(
+                        requests=found,
+                        limit=query.limit,
+                        offset=query.offset,
+                        next_offset=query.offset + len(found),
+                        next_cursor=_encode_cursor(last.created_at, last.id),
+                    )
+                found.append(view)
             if len(runs) < batch:
-                break
-        return RequestList(requests=found, limit=query.limit, offset=query.offset)
+                return RequestList(requests=found, limit=query.limit, offset=query.offset)
 
     # -- cancel -------------------------------------------------------------------
     async def cancel(self, request_id: str, *, reason: str, client: str) -> RequestView:
@@ -354,8 +374,31 @@ class RequestService:
 
 
 def _run_status(query: RequestsQuery) -> str | None:
-    if query.status is RequestStatus.CANCELLED:
-        return RunStatus.CANCELLED.value
-    if query.status is RequestStatus.PENDING:
-        return RunStatus.SUSPENDED.value
+    # Only where the run's status alone decides; a pending request may still be running
+    # (not yet asked), and a cancelled one may have a cancelled interrupt on a finished run.
+    if query.status is RequestStatus.FAILED:
+        return RunStatus.FAILED.value
     return None
+
+
+def _encode_cursor(created_at: datetime, run_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{run_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, run_id = raw.partition("|")
+        created_at = datetime.fromisoformat(at)
+    except ValueError:
+        raise Problem(
+            400, "invalid_query", "cursor is not a next_cursor", errors={"cursor": "invalid"}
+        ) from None
+    if not run_id or created_at.tzinfo is None:
+        raise Problem(
+            400, "invalid_query", "cursor is not a next_cursor", errors={"cursor": "invalid"}
+        )
+    return created_at, run_id

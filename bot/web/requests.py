@@ -148,7 +148,8 @@ class RequestHandlers:
 
 
 def install_requests(app: web.Application, engine: Engine, settings: Settings) -> None:
-    """Register the request workflow, mount ``/api/requests`` and subscribe callbacks."""
+    """Register the request workflow, mount ``/api/requests`` (and ``/mcp``, with the
+    mcp SDK installed) and subscribe callbacks."""
     ensure_registered(engine)
     service = RequestService(
         engine, callback_secret=settings.callback_secret, callback_hosts=settings.callback_hosts
@@ -166,3 +167,9 @@ def install_requests(app: web.Application, engine: Engine, settings: Settings) -
     app.add_subapp(REQUESTS_PREFIX, sub)
     install_openapi(app)
     install_callbacks(app, service, settings)
+    try:
+        from bot.mcp.http import install_mcp  # needs the optional mcp SDK
+    except ImportError:
+        log.info("/mcp is off: install signoff[mcp] to serve the agent tools over HTTP")
+    else:
+        install_mcp(app, service, settings)

@@ -119,9 +119,10 @@ def test_a_bot_token_without_a_signing_secret_is_refused_at_start() -> None:
 
 
 def test_workflows_load_from_modules_attributes_and_workflows_lists() -> None:
-    assert load_workflows(["tests.e2e.wf_approvals"]) == wf_approvals.WORKFLOWS
-    assert load_workflows(["tests.e2e.wf_approvals:change"]) == [wf_approvals.change]
-    scanned = load_workflows(["tests.bot.wf_loader_samples", "tests.bot.wf_loader_samples"])
+    only = {"builtins": False}
+    assert load_workflows(["tests.e2e.wf_approvals"], **only) == wf_approvals.WORKFLOWS
+    assert load_workflows(["tests.e2e.wf_approvals:change"], **only) == [wf_approvals.change]
+    scanned = load_workflows(["tests.bot.wf_loader_samples"] * 2, builtins=False)
     assert scanned == [wf_loader_samples.simple, wf_loader_samples.nested]
 
 

@@ -7,6 +7,7 @@ process; tests reach it over HTTP on 127.0.0.1 and click as Slack users do.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,11 @@ from aiohttp.test_utils import TestServer
 
 from bot.slack import action_ids
 from tests.e2e.test_process import _DROPPED_ENV, ROOT, Service
-from tests.fakes.signing import block_actions_payload, interactive_body
+from tests.fakes.signing import (
+    block_actions_payload,
+    interactive_body,
+    view_submission_payload,
+)
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
@@ -87,6 +92,30 @@ class RequestsServer:
         )
         status, _ = await self.service.send(interactive_body(payload))
         return status
+
+    async def open_modal(
+        self, message: StoredMessage, action: str, *, user: str = "U0ALICE"
+    ) -> dict[str, Any]:
+        """Click ``action`` (a button that opens a modal); the modal Slack then shows."""
+        before = set(self.fake.views())
+        assert await self.click(message, action, user=user) == 200
+
+        def opened() -> dict[str, Any] | None:
+            new = [v for k, v in self.fake.views().items() if k not in before]
+            return new[-1] if new else None
+
+        view: dict[str, Any] = await eventually(opened, timeout=10, what="the modal")
+        return view
+
+    async def submit(
+        self, view: dict[str, Any], answers: dict[str, Any], *, user: str = "U0ALICE"
+    ) -> dict[str, Any]:
+        """Submit ``view`` with ``answers`` (by block id) as ``user``; the JSON answered
+        to Slack (``{}`` when the modal simply closes)."""
+        payload = view_submission_payload(view=view, answers=answers, user_id=user)
+        status, text = await self.service.send(interactive_body(payload))
+        assert status == 200, text
+        return json.loads(text) if text.strip() else {}
 
 
 @pytest.fixture

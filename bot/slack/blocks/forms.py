@@ -5,7 +5,9 @@ A resume model is what the approver must supply. Each field becomes a ``FieldSpe
 message carries:
 
 * ``APPROVAL``: a ``bool`` decision field (named ``approved``, or the only ``bool``), shown as
-  Approve / Reject buttons. If any other field is required, the click opens a modal.
+  Approve / Reject buttons. If any other field is required, the click opens a modal; fields
+  listed in the model's ``x-required-on-reject`` JSON Schema keyword (a reason) are asked,
+  as required, only by Reject's modal.
 * ``CHOICE``: one ``Literal``/``Enum`` field and nothing else required: a button per option
   (up to ``INLINE_CHOICES_MAX``) or a select menu.
 * ``ACKNOWLEDGE``: no fields at all: a single button.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +41,7 @@ from bot.slack.blocks.text import humanize
 __all__ = [
     "DECISION_FIELD",
     "INLINE_CHOICES_MAX",
+    "REQUIRED_ON_REJECT",
     "Choice",
     "FieldKind",
     "FieldSpec",
@@ -50,6 +53,7 @@ __all__ = [
 ]
 
 DECISION_FIELD = "approved"
+REQUIRED_ON_REJECT = "x-required-on-reject"  # JSON Schema keyword: asked only when rejecting
 # Up to this many options are shown inline (buttons, radio buttons, checkboxes); more get a menu.
 INLINE_CHOICES_MAX = 5
 TEXT_INPUT_MAX = 3000  # plain_text_input min_length / max_length ceiling
@@ -119,6 +123,7 @@ class ResumeSchema:
     decision_field: str | None = None  # APPROVAL only
     choice_field: str | None = None  # CHOICE only
     needs_modal: bool = False  # APPROVAL only: a click cannot answer on its own
+    required_on_reject: tuple[str, ...] = ()  # APPROVAL only: Reject opens a modal for these
 
     def field(self, name: str) -> FieldSpec:
         """The spec of the field called ``name``."""
@@ -131,7 +136,13 @@ class ResumeSchema:
         """Fields a modal asks for; a decision already made by the clicked button is left out."""
         if decision is None or self.decision_field is None:
             return self.fields
-        return tuple(spec for spec in self.fields if spec.name != self.decision_field)
+        return tuple(
+            replace(spec, required=True, nullable=False)
+            if decision is False and spec.name in self.required_on_reject
+            else spec
+            for spec in self.fields
+            if spec.name != self.decision_field
+        )
 
 
 def check_renderable(model: type[BaseModel]) -> None:
@@ -233,6 +244,15 @@ def _bound(
     return value
 
 
+def _required_on_reject(model: type[BaseModel], specs: tuple[FieldSpec, ...]) -> tuple[str, ...]:
+    extra = model.model_config.get("json_schema_extra")
+    names = extra.get(REQUIRED_ON_REJECT) if isinstance(extra, dict) else None
+    known = {spec.name for spec in specs}
+    if not isinstance(names, list):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n in known)
+
+
 def _with_shape(model: type[BaseModel], specs: tuple[FieldSpec, ...]) -> ResumeSchema:
     if not specs:
         return ResumeSchema(model=model, fields=specs, shape=Shape.ACKNOWLEDGE)
@@ -248,6 +268,7 @@ def _with_shape(model: type[BaseModel], specs: tuple[FieldSpec, ...]) -> ResumeS
             shape=Shape.APPROVAL,
             decision_field=decision.name,
             needs_modal=others_required,
+            required_on_reject=_required_on_reject(model, specs),
         )
     choices = [spec for spec in specs if spec.kind is FieldKind.CHOICE]
     if len(choices) == 1:

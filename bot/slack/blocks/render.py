@@ -283,7 +283,8 @@ def _controls(schema: ResumeSchema, ref: str) -> ActionsBlock:
         raise ValueError(f"ref must be 1..{BUTTON_VALUE_MAX} characters, got {len(ref)}")
     if schema.shape is Shape.APPROVAL:
         approve = action_ids.APPROVE_MODAL if schema.needs_modal else action_ids.APPROVE
-        reject = action_ids.REJECT_MODAL if schema.needs_modal else action_ids.REJECT
+        reject_modal = schema.needs_modal or bool(schema.required_on_reject)
+        reject = action_ids.REJECT_MODAL if reject_modal else action_ids.REJECT
         elements: list[InteractiveElement] = [
             ButtonElement(text="Approve", action_id=approve, value=ref, style="primary"),
             ButtonElement(text="Reject", action_id=reject, value=ref, style="danger"),

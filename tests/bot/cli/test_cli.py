@@ -59,7 +59,8 @@ def test_workflows_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "workflows")
     assert code == 0
     assert out.splitlines()[0].split()[:2] == ["WORKFLOW", "VERSION"]
-    assert {line.split()[0] for line in out.splitlines()[1:]} == {"order", "billing", "slow"}
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert listed == {"order", "billing", "slow", "signoff_request"}  # the built-in too
     code, out, _ = run(capsys, "workflows", "show", "order")
     assert code == 0 and "Input schema" in out and '"approved"' in out
     code, _, err = run(capsys, "workflows", "show", "nope")
