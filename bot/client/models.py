@@ -19,6 +19,7 @@ __all__ = [
     "CallbackState",
     "CancelRequestBody",
     "CreateRequest",
+    "EscalationStep",
     "ExpiryPolicy",
     "QuorumProgress",
     "Receipt",
@@ -86,6 +87,27 @@ class ExpiryPolicy(BaseModel):
         return self
 
 
+class EscalationStep(BaseModel):
+    """One step of a request's escalation ladder: after ``after`` seconds, more people may
+    answer (``add_responders``) and/or the request is announced in ``channel``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: float = Field(gt=0, le=MAX_EXPIRY_SECONDS, description="seconds after asking")
+    add_responders: list[str] = Field(
+        default_factory=list, max_length=50, description="Slack user ids and groups to add"
+    )
+    channel: str | None = Field(
+        default=None, max_length=64, description="a Slack channel to announce it in"
+    )
+
+    @model_validator(mode="after")
+    def _does_something(self) -> EscalationStep:
+        if not self.add_responders and not self.channel:
+            raise ValueError("an escalation needs add_responders or channel (or both)")
+        return self
+
+
 class CreateRequest(BaseModel):
     """``POST /api/requests``: ask people something."""
 
@@ -114,6 +136,11 @@ class CreateRequest(BaseModel):
     on_expiry: ExpiryPolicy | Literal["reject", "fail"] | None = None
     reminders: list[float] = Field(
         default_factory=list, max_length=10, description="seconds after asking to remind"
+    )
+    escalate: list[EscalationStep] = Field(
+        default_factory=list,
+        max_length=10,
+        description="reminders, then these escalations, then expiry (see docs/requests.md)",
     )
     response: ApprovalPreset | dict[str, Any] = Field(
         default_factory=ApprovalPreset,

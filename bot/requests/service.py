@@ -224,6 +224,7 @@ class RequestService:
             expiry_action=action,
             expiry_answer=default,
             reminders=sorted(body.reminders),
+            escalate=[step.model_dump() for step in sorted(body.escalate, key=lambda s: s.after)],
             response_schema=schema,
             callback_url=body.callback_url,
             client=client,

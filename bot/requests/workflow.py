@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import Engine, InterruptStatus, OnExpiry, StepContext, Workflow, step
+from engine import Engine, Escalation, InterruptStatus, OnExpiry, StepContext, Workflow, step
 
 __all__ = [
     "INTERRUPT_ID",
@@ -47,6 +47,8 @@ class RequestInput(BaseModel):
     expiry_action: Literal["default", "reject", "fail"] | None = None
     expiry_answer: dict[str, Any] | None = None
     reminders: list[float] = Field(default_factory=list)
+    # Each: {"after": seconds, "add_responders": [...], "channel": ...}
+    escalate: list[dict[str, Any]] = Field(default_factory=list)
     response_schema: dict[str, Any]
     callback_url: str | None = None
     client: str | None = None  # the API token's name
@@ -107,6 +109,7 @@ async def ask(req: RequestInput, ctx: StepContext[RequestShown, RequestAnswer]) 
         expires=expires,
         on_expiry=_on_expiry(req),
         reminders=req.reminders,
+        escalate=[Escalation(**step) for step in req.escalate],
         channel=req.channel,
         title=req.title,
         meta={"description": req.text, "digest": req.digest, "client": req.client},
