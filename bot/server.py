@@ -23,7 +23,9 @@ from bot.settings import Settings
 from bot.slack.app import SLACK_BOT, SlackBot, attach_slack, make_client
 from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
 from bot.web.api import install_api
+from bot.web.guard import ConnectionGuard, GuardedSite, Limits
 from bot.web.metrics import install_metrics
+from bot.web.problems import BODY_TIMEOUT
 from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
 
@@ -70,6 +72,7 @@ def create_web_app(
     app = web.Application()
     app[ENGINE] = engine
     app[SETTINGS] = settings
+    app[BODY_TIMEOUT] = settings.body_timeout
     if slack is None and settings.slack_enabled:
         slack = attach_slack(engine, settings)
     if slack is not None:
@@ -113,6 +116,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     ``settings.host:port`` and, with ``SLACK_APP_TOKEN``, connects Socket Mode. When
     stopped it stops taking requests, then lets running steps finish for
     ``shutdown_grace`` seconds; what is still running then is resumed by the next process.
+    Connections are served under ``bot.web.guard``'s deadlines and connection cap.
     """
     engine = open_engine(settings)
     # One HTTP session for every Slack Web API call of this process: connections are
@@ -127,10 +131,18 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     await engine.start_background()
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        limits = Limits.from_settings(settings)
+        site = GuardedSite(runner, settings.host, settings.port, guard=ConnectionGuard(limits))
         await site.start()
         for address in runner.addresses:
             log.info("Signoff listening on http://%s:%s", address[0], address[1])
+        log.info(
+            "at most %d connections; timeouts: headers %gs, body %gs, idle keep-alive %gs",
+            limits.max_connections,
+            limits.header_timeout,
+            limits.body_timeout,
+            limits.keepalive_timeout,
+        )
         slack = web_app.get(SLACK_BOT)
         if slack is not None and settings.socket_mode:
             assert settings.slack_app_token is not None  # socket_mode implies it
