@@ -17,8 +17,9 @@ Routes:
     ``POST /hooks/{workflow}/runs/{run_id}/events/{name}``: body = the event's data.
 
 Errors change nothing: 400 (invalid JSON or input, with per-field ``errors``), 401 (bad,
-stale or missing signature), 404 (unknown workflow, run or waited-for event), 409 (event
-already delivered), 413 (body over 1 MiB), 415 (not JSON), 503 (no secret configured).
+stale or missing signature), 404 (unknown workflow, run or waited-for event), 408 (body not
+sent within SIGNOFF_BODY_TIMEOUT), 409 (event already delivered), 413 (body over 1 MiB),
+415 (not JSON), 503 (no secret configured).
 """
 
 from __future__ import annotations
