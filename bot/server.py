@@ -24,7 +24,9 @@ from bot.slack.app import SLACK_BOT, SlackBot, attach_slack, make_client
 from bot.slack.route import SLACK_EVENTS_PATH, install_slack_routes
 from bot.web.api import install_api
 from bot.web.console import announce_console, install_console
+from bot.web.guard import ConnectionGuard, GuardedSite, Limits
 from bot.web.metrics import install_metrics
+from bot.web.problems import BODY_TIMEOUT
 from bot.web.requests import install_requests
 from bot.web.webhooks import install_webhooks
 from engine import Engine, open_store
@@ -74,6 +76,7 @@ def create_web_app(
     app = web.Application()
     app[ENGINE] = engine
     app[SETTINGS] = settings
+    app[BODY_TIMEOUT] = settings.body_timeout
     if slack is None and settings.slack_enabled:
         slack = attach_slack(engine, settings)
     if slack is not None:
@@ -117,6 +120,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     ``settings.host:port`` and, with ``SLACK_APP_TOKEN``, connects Socket Mode. When
     stopped it stops taking requests, then lets running steps finish for
     ``shutdown_grace`` seconds; what is still running then is resumed by the next process.
+    Connections are served under ``bot.web.guard``'s deadlines and connection cap.
     """
     engine = open_engine(settings)
     # One HTTP session for every Slack Web API call of this process: connections are
@@ -131,10 +135,18 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     await engine.start_background()
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        limits = Limits.from_settings(settings)
+        site = GuardedSite(runner, settings.host, settings.port, guard=ConnectionGuard(limits))
         await site.start()
         for address in runner.addresses:
             log.info("Signoff listening on http://%s:%s", address[0], address[1])
+        log.info(
+            "at most %d connections; timeouts: headers %gs, body %gs, idle keep-alive %gs",
+            limits.max_connections,
+            limits.header_timeout,
+            limits.body_timeout,
+            limits.keepalive_timeout,
+        )
         announce_console(web_app, "http://{}:{}".format(*runner.addresses[0][:2]))
         slack = web_app.get(SLACK_BOT)
         if slack is not None and settings.socket_mode:

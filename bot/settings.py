@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     usergroup_cache_seconds: float = Field(default=60.0, ge=0)
     slack_retries: int = Field(default=2, ge=0, le=10)
     slack_timeout: float = Field(default=10.0, gt=0)
+    # Slow and excess clients (bot.web.guard; docs/deploy.md has the matching proxy settings).
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keepalive_timeout: float = Field(default=75.0, gt=0)
+    # None: derived from the open-file limit (RLIMIT_NOFILE), leaving room for everything else.
+    max_connections: int | None = Field(default=None, ge=1)
 
     # The web console (bot/web/console/): where people reach it, and how they sign in.
     public_url: str | None = None

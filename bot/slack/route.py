@@ -1,35 +1,136 @@
-"""``POST /slack/events``: Slack's HTTP requests handed to bolt, like bolt's aiohttp adapter.
+"""``POST /slack/events``: Slack's HTTP requests, checked, then handed to bolt.
 
-Bolt does the work (signature check over the raw body, ack, dispatch); this module only
-turns an aiohttp request into a ``BoltRequest`` and the ``BoltResponse`` back.
+Nothing from the network reaches a parser before it is known to come from Slack. In order:
+
+1. **Size and pace**: a body over 1 MiB is refused (413; Slack's payloads are a few KB),
+   and the whole body must arrive within ``SIGNOFF_BODY_TIMEOUT`` (408).
+2. **Signature** over the raw bytes and the 5-minute replay window, with slack-sdk's
+   ``SignatureVerifier`` (slack-facts §1.2): anything else is a 401, before any parsing.
+3. **Shape** (``bot.slack.inbound``): a verified body bolt could not handle is a 400; a
+   payload of a type Signoff has no listener for is a 404, as bolt would answer.
+4. **Bolt** dispatches (and verifies again). An exception escaping it is a bug, since the
+   input was checked: it is logged at ERROR with its traceback and answered 400, never
+   500, as is a listener's failure that bolt turned into a 500.
+
+Each refusal is one log line on the rate-limited ``signoff.refused`` logger. Socket Mode
+does not come through here: Slack's envelopes arrive over the websocket, unsigned.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
+from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
 from bot.slack.app import SLACK_BOT
+from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload
+from bot.web.problems import MAX_BODY, Problem, read_body
 from engine import Engine
 
-__all__ = ["SLACK_EVENTS_PATH", "install_slack_routes", "slack_events_handler"]
+__all__ = ["MAX_SLACK_BODY", "SLACK_EVENTS_PATH", "install_slack_routes", "slack_events_handler"]
+
+log = logging.getLogger("signoff.bot.route")
+refused = logging.getLogger(REFUSED_LOGGER + ".slack")
 
 SLACK_EVENTS_PATH = "/slack/events"
+MAX_SLACK_BODY = MAX_BODY  # 1 MiB; a modal submission with every input filled is ~10 KB
+REPLAY_WINDOW = 300  # seconds, as SignatureVerifier checks
+_TIMESTAMP = "X-Slack-Request-Timestamp"
+_SIGNATURE = "X-Slack-Signature"
 
 
-def slack_events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The aiohttp handler dispatching one Slack request to ``bolt``."""
+def _json(status: int, error: str) -> web.Response:
+    # Bolt's own error body ({"error": "invalid request"}), so callers see one format.
+    return web.json_response({"error": error}, status=status)
+
+
+def _unverified(request: web.Request, body: bytes, now: float) -> str | None:
+    """Why the request is not signed by Slack (None: it is), checked before the verifier
+    so that its ``int()``, ``decode()`` and ``compare_digest`` never see what they reject
+    with an exception."""
+    timestamp = request.headers.get(_TIMESTAMP, "")
+    signature = request.headers.get(_SIGNATURE, "")
+    if not timestamp or not signature:
+        return "no signature headers"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return "the timestamp is not Unix seconds"
+    if abs(now - int(timestamp)) > REPLAY_WINDOW:
+        return "the timestamp is outside the 5-minute window"
+    if not signature.isascii():
+        return "the signature does not match"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    return None
+
+
+def slack_events_handler(
+    bolt: AsyncApp, settings: Settings
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler checking one Slack request and dispatching it to ``bolt``."""
+    assert settings.slack_signing_secret is not None  # HTTP mode requires it (Settings)
+    # Built now, so an unusable secret stops start-up instead of failing every request.
+    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
 
     async def slack_events(request: web.Request) -> web.Response:
-        # Bolt verifies the signature over the raw body and answers 401 when it is wrong.
-        response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        try:
+            body = await read_body(request, MAX_SLACK_BODY, timeout=settings.body_timeout)
+        except Problem as problem:
+            return problem.response()
+        now = time.time()
+        reason = _unverified(request, body, now)
+        if reason is None and not verifier.is_valid(
+            body=body,
+            timestamp=request.headers[_TIMESTAMP],
+            signature=request.headers[_SIGNATURE],
+        ):
+            reason = "the signature does not match"
+        if reason is not None:
+            refused.warning("refused an unsigned Slack request: %s", reason)
+            return _json(401, "invalid request")
+        text = body.decode("utf-8")
+        # Bolt reads the Content-Type as sent, up to any ';' (not lower-cased): so do we.
+        content_type = request.headers.get("Content-Type", "").split(";")[0] or None
+        try:
+            kind = check_payload(text, content_type)
+        except UnhandledPayload as exc:
+            refused.info("ignored a signed Slack request: %s", exc)
+            return _json(404, "unhandled request")  # what bolt answers, without its warning
+        except InvalidPayload as exc:
+            refused.warning("refused a signed Slack request: %s", exc)
+            return _json(400, "invalid payload")
+        return await _dispatch(bolt, request, text, kind)
 
     return slack_events
+
+
+async def _dispatch(bolt: AsyncApp, request: web.Request, text: str, kind: str) -> web.Response:
+    try:
+        bolt_request = AsyncBoltRequest(
+            body=text,
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items()},
+        )
+        response = await bolt.async_dispatch(bolt_request)
+    except Exception:
+        # The payload's shape was checked, so this is a bug in our code or bolt's: keep its
+        # traceback, but answer like any request Signoff could not handle.
+        log.error("handling a Slack %s request failed", kind, exc_info=True)
+        return _json(400, "request could not be handled")
+    if response.status >= 500:
+        # A listener raised and bolt logged it; Slack shows the person an error either way.
+        log.error("a Slack %s listener failed (bolt answered %d)", kind, response.status)
+        return _json(400, "request could not be handled")
+    return await to_aiohttp_response(response)
 
 
 def install_slack_routes(app: web.Application, engine: Engine, settings: Settings) -> None:
@@ -40,4 +141,4 @@ def install_slack_routes(app: web.Application, engine: Engine, settings: Setting
     """
     if SLACK_BOT not in app or settings.socket_mode:
         return
-    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(app[SLACK_BOT].app))
+    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(app[SLACK_BOT].app, settings))

@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot.settings import Settings
+from bot.web.actors import check_actor
 from bot.web.auth import bearer_token_middleware
 from bot.web.models import (
     CancelRequest,
@@ -46,13 +47,14 @@ from bot.web.models import (
 )
 from bot.web.openapi import Header, Operation, install_openapi, mount_operations
 from bot.web.problems import (
+    BODY_TIMEOUT,
     Problem,
     json_not_found,
     json_response,
     problem_middleware,
     read_json,
 )
-from bot.web.sse import CLOSING, stream_events
+from bot.web.sse import CLOSING, last_event_id, stream_events
 from bot.web.triggers import check_idempotency_key, start_run
 from bot.web.views import (
     describe_workflow,
@@ -162,10 +164,11 @@ class ApiHandlers:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Follow a run's history as Server-Sent Events until it finishes."""
         q = parse_query(request, EventsQuery)
-        after = q.after
-        last = request.headers.get("Last-Event-ID", "")
-        if last.isdigit():
-            after = max(after, int(last))
+        try:
+            last = last_event_id(request.headers.get("Last-Event-ID"))
+        except ValueError as exc:
+            raise Problem(400, "invalid_header", str(exc)) from None
+        after = q.after if last is None else max(q.after, last)
         return await stream_events(
             request,
             self.engine,
@@ -180,6 +183,8 @@ class ApiHandlers:
         body = (
             await parse_body(request, CancelRequest) if request.can_read_body else CancelRequest()
         )
+        if body.actor is not None:
+            check_actor(body.actor)
         run = await self.engine.cancel(
             request.match_info["run_id"], reason=body.reason, actor=body.actor
         )
@@ -197,8 +202,9 @@ class ApiHandlers:
         return json_response(InterruptList(interrupts=views))
 
     async def resume(self, request: web.Request) -> web.StreamResponse:
-        """Answer an interrupt as ``actor`` (422 field errors, 409 resolved, 403)."""
+        """Answer an interrupt as ``actor`` (422 field errors or a group actor, 409, 403)."""
         body = await parse_body(request, ResumeRequest)
+        check_actor(body.actor)
         run_id = request.match_info["run_id"]
         interrupt_id = request.match_info["interrupt_id"]
         outcome = await self.engine.resume(run_id, interrupt_id, body.data, actor=body.actor)
@@ -310,7 +316,7 @@ class ApiHandlers:
                 self.cancel,
                 RunView,
                 body=CancelRequest,
-                errors=body_errors,
+                errors=(*body_errors, 422),
             ),
             Operation(
                 "GET",
@@ -348,6 +354,7 @@ def install_api(app: web.Application, engine: Engine, settings: Settings) -> Non
     api = web.Application(
         middlewares=[problem_middleware(invalid_status=422), bearer_token_middleware(settings)]
     )
+    api[BODY_TIMEOUT] = settings.body_timeout
     mount_operations(app, API_PREFIX, api, handlers.operations())
     install_openapi(app)
     if json_not_found not in app.middlewares:

@@ -106,7 +106,7 @@ class InterruptsQuery(BaseModel):
 class EventsQuery(BaseModel):
     """Which history entries to return: those with ids above ``after``."""
 
-    after: int = Field(default=0, ge=0, le=2**62)
+    after: int = Field(default=0, ge=0, le=2**62)  # bot.web.sse.MAX_EVENT_ID
 
 
 # -- responses ------------------------------------------------------------------------

@@ -8,14 +8,18 @@ error response by hand and every error looks the same.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel
 
+from bot.logs import REFUSED_LOGGER
 from engine import (
     AlreadyResolved,
     DuplicateResponse,
@@ -31,11 +35,16 @@ from engine import (
 )
 
 __all__ = [
+    "BODY_TIMEOUT",
+    "DEFAULT_BODY_TIMEOUT",
     "MAX_BODY",
+    "MAX_JSON_DEPTH",
     "Problem",
     "check_length",
+    "json_depth_ok",
     "json_not_found",
     "json_response",
+    "parse_json",
     "problem_middleware",
     "read_body",
     "read_json",
@@ -43,8 +52,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("signoff.http")
+refused = logging.getLogger(REFUSED_LOGGER + ".http")
 
 MAX_BODY = 1024 * 1024  # 1 MiB: far above any sane workflow input, far below a DoS
+MAX_JSON_DEPTH = 64  # nesting levels; deeper documents are refused before anything walks them
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds, when the app does not say (SIGNOFF_BODY_TIMEOUT)
+
+BODY_TIMEOUT = web.AppKey("signoff.body_timeout", float)
+"""Seconds a client has to send a whole body, set by the route installers from settings."""
 
 
 class Problem(Exception):
@@ -68,7 +83,11 @@ class Problem(Exception):
         """The JSON error response."""
         body = {"error": self.code, "message": self.message, **self.extra}
         headers = {"WWW-Authenticate": "Bearer"} if self.http_status == 401 else None
-        return web.json_response(body, status=self.http_status, headers=headers, dumps=_dumps)
+        response = web.json_response(body, status=self.http_status, headers=headers, dumps=_dumps)
+        if self.http_status in (408, 413):
+            # The rest of the body is unread: close the connection rather than wait for it.
+            response.force_close()
+        return response
 
 
 def _dumps(value: Any) -> str:
@@ -190,29 +209,98 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, "body_too_large", f"the body is larger than {limit} bytes")
 
 
-async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+async def read_body(
+    request: web.Request, limit: int = MAX_BODY, *, timeout: float | None = None
+) -> bytes:
     """The raw body, refusing (413) anything over ``limit`` bytes before reading it all.
 
-    The stream is read directly so the limit holds whatever ``client_max_size`` the
-    application was built with, and for chunked bodies without a Content-Length.
+    The whole body must arrive within ``timeout`` seconds (default: the app's
+    ``BODY_TIMEOUT``), else 408. A client that disconnects or sends a broken body gets a
+    400 it will never read, and one INFO line: neither is a server error. The stream is
+    read directly so the limit holds whatever ``client_max_size`` the application was built
+    with, and for chunked bodies without a Content-Length.
     """
     check_length(request, limit)
+    if timeout is None:
+        timeout = request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
+    phase = getattr(request.protocol, "reading_body", None)  # bot.web.guard's handler
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            if phase is not None:
+                phase(True)
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        refused.info("a request body did not arrive within %gs: answered 408", timeout)
+        raise Problem(
+            408, "body_timeout", f"the body did not arrive within {timeout:g} seconds"
+        ) from None
+    except (ConnectionError, RuntimeError) as exc:
+        # aiohttp raises RuntimeError("Connection closed.") when the connection was closed
+        # by us (a slow client evicted by bot.web.guard) before the read began.
+        if isinstance(exc, RuntimeError) and request.protocol.connected:
+            raise
+        refused.info("the client went away while sending its body")
+        raise Problem(400, "client_disconnected", "the connection closed mid-body") from None
+    except asyncio.CancelledError:
+        # With handler_cancellation (aiohttp's test server) a disconnect cancels the handler
+        # instead: say so once, and let the cancellation run its course.
+        refused.info("the client went away while sending its body (handler cancelled)")
+        raise
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        refused.info("a request body could not be read: %s", exc)
+        raise Problem(400, "invalid_body_encoding", "the body could not be read") from None
+    finally:
+        if phase is not None:
+            phase(False)
     return b"".join(chunks)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``value`` nests lists and objects at most ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
 def parse_json(body: bytes) -> Any:
-    """The body as JSON (400 ``invalid_json`` if it is not)."""
+    """The body as JSON (400 ``invalid_json`` if it is not).
+
+    Refused alike: bytes that are not UTF-8 or not JSON, NaN and Infinity, numbers over
+    Python's 4300-digit conversion limit (ValueError), nesting deeper than the parser's
+    recursion limit (RecursionError) or than ``MAX_JSON_DEPTH`` (which later code,
+    serialising the value again, could not take).
+    """
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError, TypeError) as exc:
+        # ValueError covers JSONDecodeError and UnicodeDecodeError too.
+        reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise Problem(400, "invalid_json", f"the body is not valid JSON: {reason}") from None
+    if not json_depth_ok(value):
+        raise Problem(
+            400, "invalid_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    return value
 
 
 async def read_json(request: web.Request, limit: int = MAX_BODY) -> Any:

@@ -22,12 +22,31 @@ from aiohttp import web
 
 from engine import Engine, RunNotFound
 
-__all__ = ["CLOSING", "KEEPALIVE", "stream_events"]
+__all__ = ["CLOSING", "KEEPALIVE", "MAX_EVENT_ID", "last_event_id", "stream_events"]
 
 CLOSING = web.AppKey("signoff.closing", asyncio.Event)
 """Set when the server shuts down, so open streams end instead of holding it up."""
 
 KEEPALIVE = 15.0  # seconds between comment lines that keep proxies from closing the stream
+MAX_EVENT_ID = 2**62  # the bound of ?after= too: far below SQLite's and PostgreSQL's int64
+_MAX_DIGITS = len(str(MAX_EVENT_ID))
+
+
+def last_event_id(value: str | None) -> int | None:
+    """The ``Last-Event-ID`` header as an event id (None if absent or empty).
+
+    Raises:
+        ValueError: it is not ASCII digits (``²`` and ``٣`` are digits to ``str.isdigit``)
+            or is above ``MAX_EVENT_ID``.
+    """
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
+        raise ValueError("Last-Event-ID must be an event id: ASCII digits")
+    event_id = int(value)
+    if event_id > MAX_EVENT_ID:
+        raise ValueError(f"Last-Event-ID must be at most {MAX_EVENT_ID}")
+    return event_id
 
 
 def _frame(event_id: int | None, name: str, data: str) -> bytes:

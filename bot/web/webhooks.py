@@ -17,8 +17,9 @@ Routes:
     ``POST /hooks/{workflow}/runs/{run_id}/events/{name}``: body = the event's data.
 
 Errors change nothing: 400 (invalid JSON or input, with per-field ``errors``), 401 (bad,
-stale or missing signature), 404 (unknown workflow, run or waited-for event), 409 (event
-already delivered), 413 (body over 1 MiB), 415 (not JSON), 503 (no secret configured).
+stale or missing signature), 404 (unknown workflow, run or waited-for event), 408 (body not
+sent within SIGNOFF_BODY_TIMEOUT), 409 (event already delivered), 413 (body over 1 MiB),
+415 (not JSON), 503 (no secret configured).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
 from bot.web.models import EventAccepted, RunCreated
 from bot.web.openapi import Header, Operation, mount_operations
 from bot.web.problems import (
+    BODY_TIMEOUT,
     MAX_BODY,
     Problem,
     check_length,
@@ -61,6 +64,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("signoff.webhooks")
+refused = logging.getLogger(REFUSED_LOGGER + ".webhooks")  # rate-limited: anyone can cause it
 
 WEBHOOKS_PREFIX = "/hooks"
 
@@ -147,7 +151,7 @@ class WebhookHandlers:
             now=self.clock(),
         )
         if problem is not None:
-            log.warning("refused webhook for %r: %s", workflow, problem)
+            refused.warning("refused a webhook for %.80r: %s", workflow, problem)
             raise Problem(401, "bad_signature", problem)
         try:
             self.engine.registry.get(workflow)
@@ -193,6 +197,7 @@ def install_webhooks(app: web.Application, engine: Engine, settings: Settings) -
     errors = (400, 401, 404, 409, 413, 415, 503)
     # Invalid input is a 400 here, as documented above; the REST API answers 422.
     hooks = web.Application(middlewares=[problem_middleware(invalid_status=400)])
+    hooks[BODY_TIMEOUT] = settings.body_timeout
     mount_operations(
         app,
         WEBHOOKS_PREFIX,

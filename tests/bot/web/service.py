@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.settings import Settings
 from bot.web.api import install_api
+from bot.web.guard import ConnectionGuard, GuardedSite, Limits
 from bot.web.metrics import install_metrics
 from bot.web.webhooks import install_webhooks, sign
 from engine import Engine, Workflow, open_store
@@ -64,6 +65,36 @@ async def running_service(
         async with client:
             yield Service(engine, settings, client)
     finally:
+        await engine.close(grace=1.0)
+
+
+@asynccontextmanager
+async def serving_like_signoff(
+    db: str, *, workflows: Sequence[Workflow] = WORKFLOWS, **env: Any
+) -> AsyncIterator[tuple[Engine, str]]:
+    """Like ``running_service``, but served as ``signoff serve`` serves: an ``AppRunner``
+    without handler cancellation (aiohttp's test server cancels handlers when a client
+    disconnects, so their reads never see the disconnect) behind ``GuardedSite``.
+    Yields the engine and the base URL."""
+    env.setdefault("SIGNOFF_API_TOKEN", TOKEN)
+    env.setdefault("SIGNOFF_WEBHOOK_SECRET", SECRET)
+    settings = make_settings(db, **{k: v for k, v in env.items() if v is not None})
+    engine = Engine(open_store(db), workflows=workflows, poll_interval=0.05, lease=2.0)
+    await engine.start_background()
+    app = web.Application()
+    for install in INSTALLERS:
+        install(app, engine, settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = GuardedSite(
+            runner, "127.0.0.1", 0, guard=ConnectionGuard(Limits.from_settings(settings))
+        )
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield engine, f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
         await engine.close(grace=1.0)
 
 
