@@ -37,6 +37,7 @@ from bot.cli.tables import event_line, run_report, runs_table, workflow_report, 
 from bot.loader import load_workflows
 from bot.logs import configure_logging, secrets_of
 from bot.settings import ConfigError, Settings, load_settings
+from bot.web.actors import actor_problem
 from bot.web.triggers import scoped_key
 from bot.web.views import describe_workflow, resume_schema
 from engine import (
@@ -194,6 +195,9 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> None:
     """Answer an interrupt as ``--as`` and wait until the run settles again."""
     data = read_json_arg(args.data, "--data")
+    problem = actor_problem(args.actor)
+    if problem is not None:
+        raise CliError(problem)
     async with driving(settings) as engine:
         outcome = await engine.resume(args.run, args.interrupt, data, actor=args.actor)
         if outcome.resolved:

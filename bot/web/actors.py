@@ -17,7 +17,7 @@ import re
 from bot.slack.blocks.responders import GROUP_PREFIX, group_id
 from bot.web.problems import Problem
 
-__all__ = ["check_actor"]
+__all__ = ["actor_problem", "check_actor"]
 
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$")
 _SLACK_PERSON = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -33,21 +33,28 @@ def _names_a_group(actor: str) -> bool:
     )
 
 
-def check_actor(actor: str) -> None:
-    """Refuse (422 ``invalid_actor``) an actor that is a group or not a plain name."""
+def actor_problem(actor: str) -> str | None:
+    """Why ``actor`` may not answer (a group, or not a plain name), or None if it may.
+
+    Shared by the API (422 ``invalid_actor``) and the CLI (``signoff resume --as``).
+    """
     if _SLACK_PERSON.match(actor):
-        return
+        return None
     if _names_a_group(actor):
-        raise Problem(
-            422,
-            "invalid_actor",
+        return (
             f"actor {actor[:80]!r} names a user group: an answer must come from one person "
-            "(a Slack user id such as U0123ABC) or a named API client, never a group",
+            "(a Slack user id such as U0123ABC) or a named API client, never a group"
         )
     if not _CLIENT_NAME.match(actor):
-        raise Problem(
-            422,
-            "invalid_actor",
+        return (
             "actor must be a Slack user id (U0123ABC) or an API client name made of letters, "
-            "digits and . _ - : @ +, starting with a letter or digit",
+            "digits and . _ - : @ +, starting with a letter or digit"
         )
+    return None
+
+
+def check_actor(actor: str) -> None:
+    """Refuse (422 ``invalid_actor``) an actor that is a group or not a plain name."""
+    problem = actor_problem(actor)
+    if problem is not None:
+        raise Problem(422, "invalid_actor", problem)

@@ -91,6 +91,11 @@ def test_start_inspect_resume_and_cancel(capsys: pytest.CaptureFixture[str]) -> 
         capsys, "resume", run_id, "0:approve#0", "--data", '{"approved": 3}', "--as", "bob"
     )
     assert code == 1 and "approved:" in err
+    code, _, err = run(
+        capsys,
+        "resume", run_id, "0:approve#0", "--data", '{"approved": true}', "--as", "group:S0OPS",
+    )  # fmt: skip
+    assert code == 1 and "names a user group" in err  # a group never answers; its members do
     code, out, _ = run(
         capsys, "resume", run_id, "0:approve#0", "--data", '{"approved": true}', "--as", "bob"
     )
