@@ -321,3 +321,29 @@ class Store(Protocol):
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run after an event id."""
+
+    # -- the responder index (who may answer what) ------------------------------------
+    async def list_answerable(
+        self,
+        *,
+        responders: Sequence[str],
+        actor: str | None,
+        kind: str | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> tuple[list[Interrupt], int]:
+        """Pending interrupts whose responders include any of ``responders`` (``'*'``
+        matches those open to anyone), without ``actor``'s own requests unless they allow
+        it; oldest (or ``newest``) first, at most ``limit`` (-1: all), with the total.
+
+        Reads the responder index only (indexed by responder), however many interrupts
+        are pending for others."""
+
+    async def list_decided(
+        self, *, responders: Sequence[str], kind: str | None = None, limit: int
+    ) -> list[Interrupt]:
+        """Resolved interrupts whose responders included any of ``responders``, most
+        recently resolved first (indexed)."""
+
+    async def pending_responders(self) -> list[str]:
+        """The distinct responders named by pending interrupts (not ``'*'``)."""

@@ -67,6 +67,7 @@ from engine.store.base import (
     WorkerRow,
 )
 from engine.store.postgres import claims, ops
+from engine.store.postgres import responders as responders_ops
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
 from engine.store.postgres.write import Params, guarded, write_ctes
@@ -568,6 +569,36 @@ class PostgresStore:
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
+
+    # -- the responder index ------------------------------------------------------------
+    async def list_answerable(
+        self,
+        *,
+        responders: Sequence[str],
+        actor: str | None,
+        kind: str | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> tuple[list[Interrupt], int]:
+        """Pending interrupts the responders may answer, a page and the total (indexed)."""
+        if not responders:
+            return [], 0
+        return await self._read(
+            lambda conn: responders_ops.answerable(conn, responders, actor, kind, limit, newest),
+            snapshot=True,
+        )
+
+    async def list_decided(
+        self, *, responders: Sequence[str], kind: str | None = None, limit: int
+    ) -> list[Interrupt]:
+        """Resolved interrupts that listed any of the responders, newest decision first."""
+        if not responders:
+            return []
+        return await self._read(lambda conn: responders_ops.decided(conn, responders, kind, limit))
+
+    async def pending_responders(self) -> list[str]:
+        """The distinct responders of pending interrupts."""
+        return await self._read(responders_ops.pending_responders)
 
 
 async def _keep_session(conn: object) -> None:

@@ -827,3 +827,95 @@ async def test_cancel_run_records_the_actor_on_the_cancelled_interrupts(store: S
     found = await store.get_interrupt("r1", "i1")
     assert found is not None
     assert (found.status, found.resolved_by) == (InterruptStatus.CANCELLED, "U0OPS")
+
+
+# -- the responder index (who may answer what) ----------------------------------------------
+
+
+def open_ask(iid: str, *, responders: list[str], allow_requester: bool = False) -> InterruptSpec:
+    """An input interrupt with the given responders."""
+    spec = ask(iid)
+    spec.responders = responders
+    spec.allow_requester = allow_requester
+    return spec
+
+
+async def test_answerable_reads_the_responder_index(store: Store) -> None:
+    await store.create_run(new_run("r1"))
+    specs = [
+        open_ask("bob-only", responders=["bob"]),
+        open_ask("group", responders=["group:S1", "carol"]),
+        open_ask("anyone", responders=[]),
+        open_ask("carol-only", responders=["carol"]),
+        open_ask("alice-allowed", responders=["alice"], allow_requester=True),
+        open_ask("alice-own", responders=["alice"]),
+    ]
+    await store.commit_steps("r1", "w1", [suspended_step(*specs)], T0)
+
+    bob, bob_total = await store.list_answerable(
+        responders=["bob", "group:S1", "*"], actor="bob", limit=10
+    )
+    first, total = await store.list_answerable(
+        responders=["bob", "group:S1", "*"], actor="bob", limit=1, newest=True
+    )
+    alice, _ = await store.list_answerable(responders=["alice", "*"], actor="alice", limit=10)
+
+    assert sorted(i.id for i in bob) == ["anyone", "bob-only", "group"] and bob_total == 3
+    assert len(first) == 1 and total == 3
+    assert all(i.responders is not None for i in bob)
+    # the requester's own request only where it allows them
+    assert sorted(i.id for i in alice) == ["alice-allowed"]
+    assert sorted(await store.pending_responders()) == ["alice", "bob", "carol", "group:S1"]
+
+
+async def test_a_resolved_interrupt_leaves_the_answerable_list_for_recently_decided(
+    store: Store,
+) -> None:
+    await parked(
+        store, "r1", open_ask("i1", responders=["bob"]), open_ask("i2", responders=["bob"])
+    )
+
+    await resolve(store, approve("bob"), iid="i1")
+    waiting, total = await store.list_answerable(responders=["bob"], actor="bob", limit=10)
+    decided = await store.list_decided(responders=["bob"], limit=10)
+
+    assert [i.id for i in waiting] == ["i2"] and total == 1
+    assert [(i.id, i.resolved_by) for i in decided] == [("i1", "bob")]
+    assert "bob" in await store.pending_responders()
+
+
+async def test_cancelling_a_run_empties_its_answerable_list(store: Store) -> None:
+    await parked(store, "r1", open_ask("i1", responders=["bob"]))
+
+    await store.cancel_run("r1", T0 + 1, [], [], leftovers, by="alice")
+
+    assert await store.list_answerable(responders=["bob"], actor="bob", limit=10) == ([], 0)
+    assert [i.id for i in await store.list_decided(responders=["bob"], limit=10)] == ["i1"]
+
+
+async def test_index_responders_replaces_an_interrupts_responders(store: Store) -> None:
+    await parked(store, "r1", open_ask("i1", responders=["bob"]))
+
+    await reindex(store, "r1", "i1", ["bob", "dave"])
+    dave, _ = await store.list_answerable(responders=["dave"], actor="dave", limit=10)
+    await reindex(store, "r1", "i1", [])
+    anyone, _ = await store.list_answerable(responders=["erin", "*"], actor="erin", limit=10)
+
+    assert [i.id for i in dave] == ["i1"]
+    assert [i.id for i in anyone] == ["i1"]
+
+
+async def reindex(store: Store, run_id: str, iid: str, responders: list[str]) -> None:
+    """Call the backend's ``index_responders`` in one of its transactions (escalation's use)."""
+    from engine.store.postgres import responders as pg_responders
+    from engine.store.postgres.store import PostgresStore
+    from engine.store.sqlite import responders as sqlite_responders
+    from engine.store.sqlite.store import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        await store._write(
+            lambda conn: sqlite_responders.index_responders(conn, run_id, iid, responders)
+        )
+    else:
+        assert isinstance(store, PostgresStore)
+        await store._tx(lambda conn: pg_responders.index_responders(conn, run_id, iid, responders))
