@@ -24,6 +24,7 @@ from bot.slack.blocks.compose import cancellation, finished_text
 from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from bot.slack.deps import Deps
+from bot.slack.home import load_inbox
 from bot.slack.listeners import after_ack
 from bot.slack.notifier import posted_messages
 from engine import (
@@ -193,15 +194,14 @@ async def _start(deps: Deps, rest: str, user: str) -> str:
 
 
 async def _pending(deps: Deps, rest: str, user: str) -> str:
-    waiting = [i for i in await deps.engine.list_interrupts(limit=1000) if _asks(i)]
-    groups = await deps.authorizer.groups_of(user, [r for i in waiting for r in i.responders])
-    mine = [i for i in await deps.engine.list_interrupts(actor=user, groups=groups) if _asks(i)]
-    if not mine:
+    # The same list as the Home tab (load_inbox), capped to what fits in one reply.
+    inbox = await load_inbox(deps.engine, user, limit=LIST_MAX)
+    if not inbox.waiting:
         return ":tada: Nothing is waiting for you."
-    lines = [f"*{len(mine)} request(s) waiting for you:*"]
-    lines += [_interrupt_line(deps, i) for i in mine[:LIST_MAX]]
-    if len(mine) > LIST_MAX:
-        lines.append(f"…and {len(mine) - LIST_MAX} more")
+    lines = [f"*{inbox.total} request(s) waiting for you:*"]
+    lines += [_interrupt_line(deps, i) for i in inbox.waiting]
+    if inbox.total > len(inbox.waiting):
+        lines.append(f"…and {inbox.total - len(inbox.waiting)} more (all on the app's Home tab)")
     return "\n".join(lines)
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "SUBMIT_BUDGET",
     "after_ack",
     "clicked_message",
+    "from_home",
     "handle_click",
     "handle_submission",
     "register_listeners",
@@ -120,6 +121,8 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         await ack()  # the answer is recorded (or refused) by now
         if follow_up is not None:
             after_ack(follow_up(client), "a click")
+        if deps.home is not None and from_home(body):
+            deps.home.schedule(str(body["user"]["id"]))  # stale or not, show it as it is now
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str(body["user"]["id"])
@@ -134,6 +137,12 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         else:
             await ack(response)
 
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        # Acked when this returns: the tab is built and published in the background.
+        if deps.home is not None and event.get("tab") == "home" and event.get("user"):
+            deps.home.opened(str(event["user"]))
+
+    app.event("app_home_opened")(on_home_opened)
     app.action(action_ids.ACTION_ID_PATTERN)(on_action)
     app.view(action_ids.CALLBACK_ID_PATTERN)(on_submit)
 
@@ -290,9 +299,21 @@ async def _open_modal(
         )
 
 
+def from_home(body: Mapping[str, Any]) -> bool:
+    """Whether an interaction came from the App Home tab."""
+    return str((body.get("view") or {}).get("type") or "") == "home"
+
+
 async def _ephemeral(client: AsyncWebClient, body: Mapping[str, Any], user: str, text: str) -> None:
     container = body.get("container") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    if not channel and from_home(body):
+        # A Home tab has no channel to whisper in: tell the person in the app's DM.
+        try:
+            await client.chat_postMessage(channel=user, text=text)
+        except SlackApiError as exc:
+            log.warning("could not DM %s: %s", user, exc)
+        return
     if not channel:
         log.info("no channel to tell %s: %s", user, text)
         return
