@@ -116,6 +116,7 @@ class EventType(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
+    SNOOZED = "snoozed"  # a person's snooze of a request ran out (Engine.snooze)
 
 
 class ErrorInfo(BaseModel):

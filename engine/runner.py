@@ -154,7 +154,8 @@ class Engine:
 
         Topics: ``interrupt.created``, ``interrupt.response`` (a quorum vote that did not
         decide yet), ``interrupt.resolved`` (approved/rejected/resolved/expired/cancelled),
-        ``interrupt.reminder``, ``run.finished``. ``name`` must be stable across restarts:
+        ``interrupt.reminder``, ``interrupt.snoozed`` (a person's ``snooze`` ran out),
+        ``interrupt.undelivered``, ``run.finished``. ``name`` must be stable across restarts:
         it records which handlers already got a message.
         """
         sub_name = name or str(getattr(handler, "__qualname__", None) or repr(handler))
@@ -445,6 +446,22 @@ class Engine:
         )
 
     async def _fire_timer(self, timer: TimerRow) -> None:
+        if timer.kind == "snooze":
+            # Recorded once (only the claimer that deletes the timer records it), and only
+            # while the request waits; the request's own timers are never touched.
+            info = {
+                "interrupt_id": timer.interrupt_id,
+                "actor": timer.actor,
+                "due_at": timer.due_at,
+            }
+            await self.store.fire_reminder(
+                timer,
+                [EventWrite(EventType.SNOOZED, info)],
+                [OutboxWrite("interrupt.snoozed", timer.interrupt_id, info)],
+                self.clock(),
+            )
+            self._on_commit()
+            return
         if timer.kind == "reminder":
             info = {"interrupt_id": timer.interrupt_id, "due_at": timer.due_at}
             await self.store.fire_reminder(
@@ -746,6 +763,29 @@ class Engine:
     async def set_interrupt_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
         """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
         await self.store.set_ref(run_id, interrupt_id, key, value)
+
+    async def snooze(
+        self, run_id: str, interrupt_id: str, actor: str, until: datetime | float
+    ) -> None:
+        """Remind ``actor`` of a pending request at ``until``, once, durably.
+
+        Stores a timer of kind ``snooze`` naming the actor. When it fires (after restarts
+        too, on whichever worker claims it) and the request still waits, a ``snoozed``
+        history entry and an ``interrupt.snoozed`` outbox message ``{interrupt_id, actor,
+        due_at}`` are recorded, once. The request's expiry, reminders and escalation are
+        not changed. Who may snooze is the adapter's call (the Slack bot lets those who may
+        answer).
+
+        Raises:
+            RunNotFound, InterruptNotFound: no such run or interrupt.
+            AlreadyResolved: the request does not wait any more.
+        """
+        due = until.timestamp() if isinstance(until, datetime) else float(until)
+        interrupt = await self.get_interrupt(run_id, interrupt_id)
+        quorum.ensure_pending(interrupt)
+        if not await self.store.add_timer(run_id, interrupt_id, "snooze", due, actor):
+            quorum.ensure_pending(await self.get_interrupt(run_id, interrupt_id))
+        self.timers.kick()
 
     async def report_undelivered(
         self, run_id: str, interrupt_id: str, *, target: str | None, reason: str

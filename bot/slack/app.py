@@ -36,6 +36,7 @@ from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
 from bot.slack.refs import RefSigner
+from bot.slack.snooze import SnoozeReminder
 from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
 from engine import Engine
 
@@ -174,6 +175,7 @@ def attach_slack(
     )
     notifier.subscribe()
     home.subscribe()
+    SnoozeReminder(engine, client, signer).subscribe()
     UndeliveredNotice(engine, client, settings.admins).subscribe()
     warn_without_default_channel(engine, settings.default_channel)
     return SlackBot(app=app, client=client, deps=deps, notifier=notifier)

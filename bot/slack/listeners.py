@@ -65,6 +65,7 @@ from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
 from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
+from bot.slack.snooze import snooze
 from engine import (
     AlreadyResolved,
     DuplicateResponse,
@@ -142,7 +143,17 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         if deps.home is not None and event.get("tab") == "home" and event.get("user"):
             deps.home.opened(str(event["user"]))
 
+    async def on_snooze(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        # The timer is recorded before the ack, like an answer; the confirmation after.
+        text = await snooze(deps.engine, deps.signer, client, body, action)
+        await ack()
+        user = str(body["user"]["id"])
+        after_ack(_ephemeral(client, body, user, text), "a snooze")
+
     app.event("app_home_opened")(on_home_opened)
+    app.action(action_ids.SNOOZE_PATTERN)(on_snooze)
     app.action(action_ids.ACTION_ID_PATTERN)(on_action)
     app.view(action_ids.CALLBACK_ID_PATTERN)(on_submit)
 

@@ -142,8 +142,9 @@ class TimerRow:
     id: int
     run_id: str
     interrupt_id: str
-    kind: str  # "expiry" | "reminder"
+    kind: str  # "expiry" | "reminder" | "snooze"
     due_at: float
+    actor: str | None = None  # who a "snooze" timer reminds
 
 
 @dataclass
@@ -246,6 +247,13 @@ class Store(Protocol):
     ) -> None:
         """Delete a reminder timer and record that it fired (only if this call deleted it
         and the interrupt still waits: a reminder fired twice is recorded once)."""
+
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to a pending interrupt (e.g. a ``snooze`` for ``actor``); False,
+        adding nothing, if the interrupt is not pending (or does not exist). Fire it with
+        ``fire_reminder``'s rule: only the claimer that deletes it records it."""
 
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer whose interrupt was resolved already."""

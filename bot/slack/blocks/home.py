@@ -14,6 +14,7 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import (
     Block,
+    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -22,6 +23,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.slack import action_ids
 from bot.slack.blocks.compose import RequestInfo
 from bot.slack.blocks.render import request_controls
 from bot.slack.blocks.responders import describe_responders
@@ -36,6 +38,7 @@ __all__ = [
     "DecidedItem",
     "WaitingItem",
     "render_home",
+    "snooze_buttons",
 ]
 
 HOME_BLOCKS_MAX = 100  # Slack's limit for a Home tab
@@ -98,7 +101,9 @@ def render_home(
         blocks.append(_note(":tada: Nothing is waiting for you."))
     for n, item in enumerate(shown):
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_waiting_text(item, now))))
-        blocks.append(request_controls(item.info.model, item.ref, block_id=f"signoff_home_{n}"))
+        controls = request_controls(item.info.model, item.ref, block_id=f"signoff_home_{n}")
+        controls.elements = [*controls.elements, *snooze_buttons(item.ref)]
+        blocks.append(controls)
     if waiting_total > len(shown):
         more = waiting_total - len(shown)
         blocks.append(_note(f"…and {more} more. Type `/signoff pending` to list them."))
@@ -109,6 +114,14 @@ def render_home(
     blocks.append(_lines([_decided_line(d) for d in decided[:LIST_MAX]], "Nothing yet."))
     assert len(blocks) <= HOME_BLOCKS_MAX  # WAITING_MAX is chosen so
     return View(type="home", callback_id=HOME_CALLBACK_ID, blocks=blocks)
+
+
+def snooze_buttons(ref: str) -> list[ButtonElement]:
+    """ "Remind me in 1h" and "Remind me tomorrow", carrying the request's reference."""
+    return [
+        ButtonElement(text="Remind me in 1h", action_id=action_ids.SNOOZE_HOUR, value=ref),
+        ButtonElement(text="Remind me tomorrow", action_id=action_ids.SNOOZE_TOMORROW, value=ref),
+    ]
 
 
 def _waiting_text(item: WaitingItem, now: datetime) -> str:

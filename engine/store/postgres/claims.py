@@ -87,14 +87,14 @@ async def claim_timers(
         "UPDATE timers SET claimed_by=$1, claim_until=$2 WHERE id IN (SELECT id "
         f"FROM timers WHERE due_at <= $3 AND {_free('claimed_by', 'claim_until')} "
         "ORDER BY due_at LIMIT $5 FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, run_id, interrupt_id, kind, due_at",
+        "RETURNING id, run_id, interrupt_id, kind, due_at, actor",
         owner,
         claim_until,
         now,
         list(dead),
         limit,
     )
-    timers = (TimerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    timers = (TimerRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows)
     return sorted(timers, key=lambda t: (t.due_at, t.id))
 
 

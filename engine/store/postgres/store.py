@@ -378,6 +378,26 @@ class PostgresStore:
         """Delete the reminder timer and record the reminder, if the interrupt still waits."""
         await self._tx(lambda conn: claims.fire_reminder(conn, timer, events, outbox, now))
 
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to the interrupt if it is pending."""
+
+        async def op(conn: Conn) -> bool:
+            added = await conn.fetchval(
+                "INSERT INTO timers (run_id, interrupt_id, kind, due_at, actor) "
+                "SELECT run_id, id, $1, $2, $3 FROM interrupts "
+                "WHERE run_id=$4 AND id=$5 AND status='pending' RETURNING 1",
+                kind,
+                due_at,
+                actor,
+                run_id,
+                interrupt_id,
+            )
+            return added is not None
+
+        return await self._tx(op)
+
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""
         await self._tx(

@@ -82,7 +82,7 @@ def claim_timers(
     rows = conn.execute(
         "UPDATE timers SET claimed_by=:me, claim_until=:until WHERE id IN (SELECT id "
         f"FROM timers WHERE due_at <= :now AND {free} ORDER BY due_at LIMIT :n) "
-        "RETURNING id, run_id, interrupt_id, kind, due_at",
+        "RETURNING id, run_id, interrupt_id, kind, due_at, actor",
         params,
     ).fetchall()
     return sorted((TimerRow(*r) for r in rows), key=lambda t: (t.due_at, t.id))

@@ -321,6 +321,22 @@ class SQLiteStore:
         """Delete the reminder timer and record the reminder, if the interrupt still waits."""
         await self._write(lambda conn: claims.fire_reminder(conn, timer, events, outbox, now))
 
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to the interrupt if it is pending."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            added = conn.execute(
+                "INSERT INTO timers (run_id, interrupt_id, kind, due_at, actor) "
+                "SELECT run_id, id, ?, ?, ? FROM interrupts "
+                "WHERE run_id=? AND id=? AND status='pending'",
+                (kind, due_at, actor, run_id, interrupt_id),
+            )
+            return added.rowcount > 0
+
+        return await self._write(op)
+
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""
         await self._write(lambda conn: conn.execute("DELETE FROM timers WHERE id=?", (timer_id,)))

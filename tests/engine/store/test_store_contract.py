@@ -558,6 +558,26 @@ async def test_a_reminder_fired_by_two_claimers_is_recorded_once(store: Store) -
     assert [m.topic for m, _ in claimed].count("interrupt.reminder") == 1
 
 
+async def test_a_snooze_timer_names_its_actor_and_is_recorded_once(store: Store) -> None:
+    await parked(store, "r1", ask("i1", expires_at=T0 + 50))
+
+    assert await store.add_timer("r1", "i1", "snooze", T0 + 10, "bob")
+    assert not await store.add_timer("r1", "nope", "snooze", T0 + 10, "bob")
+    (slow,) = await store.claim_timers("w1", T0 + 11, T0 + 12, [], 10)
+    (late,) = await store.claim_timers("w2", T0 + 13, T0 + 100, [], 10)
+    assert (late.kind, late.actor, late.due_at) == ("snooze", "bob", T0 + 10)
+    fired = [EventWrite("snoozed", {"actor": "bob"})], [OutboxWrite("interrupt.snoozed", "i1", {})]
+    await asyncio.gather(
+        store.fire_reminder(slow, *fired, T0 + 13), store.fire_reminder(late, *fired, T0 + 13)
+    )
+
+    types = [e.type for e in await store.list_events("r1", after_id=0, limit=100)]
+    assert types.count("snoozed") == 1
+    assert await store.next_timer_at() == T0 + 50  # the expiry is untouched
+    await resolve(store, approve("bob"))
+    assert not await store.add_timer("r1", "i1", "snooze", T0 + 60, "bob")
+
+
 async def test_delete_timer_and_an_expiry_resolution(store: Store) -> None:
     await parked(store, "r1", ask("i1", expires_at=T0 + 5), ask("i2", expires_at=T0 + 6))
     t1, t2 = await store.claim_timers("w1", T0 + 10, T0 + 100, [], 10)

@@ -66,3 +66,6 @@ CROSS JOIN LATERAL (
     SELECT '*' WHERE jsonb_array_length(COALESCE(i.spec_json::jsonb -> 'responders', '[]')) = 0
 ) w
 ON CONFLICT DO NOTHING;
+
+-- Snoozes ("remind me in 1h" for one person) are timers of kind 'snooze' naming who asked.
+ALTER TABLE timers ADD COLUMN actor TEXT;

@@ -57,3 +57,6 @@ SELECT i.run_id, i.id, '*', i.kind, i.status = 'pending', ru.requester,
     COALESCE(json_extract(i.spec_json, '$.allow_requester'), 0), i.created_at, i.resolved_at
 FROM interrupts i JOIN runs ru ON ru.id = i.run_id
 WHERE COALESCE(json_array_length(i.spec_json, '$.responders'), 0) = 0;
+
+-- Snoozes ("remind me in 1h" for one person) are timers of kind 'snooze' naming who asked.
+ALTER TABLE timers ADD COLUMN actor TEXT;
