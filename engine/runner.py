@@ -764,6 +764,17 @@ class Engine:
         """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
         await self.store.set_ref(run_id, interrupt_id, key, value)
 
+    async def get_preference(self, actor: str, key: str, default: Any = None) -> Any:
+        """A per-person preference an adapter stored (``set_preference``), or ``default``."""
+        found = await self.store.get_preference(actor, key)
+        return default if found is None else json.loads(found)
+
+    async def set_preference(self, actor: str, key: str, value: Any) -> None:
+        """Store a per-person preference (any JSON value; None deletes it), e.g. the Slack
+        bot's ``digest``. Durable and shared by every process on the store."""
+        encoded = None if value is None else json.dumps(value)
+        await self.store.set_preference(actor, key, encoded, self.clock())
+
     async def snooze(
         self, run_id: str, interrupt_id: str, actor: str, until: datetime | float
     ) -> None:

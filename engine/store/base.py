@@ -330,6 +330,15 @@ class Store(Protocol):
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run after an event id."""
 
+    # -- preferences --------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
     # -- the responder index (who may answer what) ------------------------------------
     async def list_answerable(
         self,

@@ -343,3 +343,13 @@ async def test_an_undelivered_request_is_recorded_in_history_and_announced(
     )
     with pytest.raises(RunNotFound):
         await engine.report_undelivered("nope", "x", target=None, reason="no_destination")
+
+
+async def test_preferences_round_trip_as_json(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(*workflows())
+
+    assert await engine.get_preference("U1", "digest", "auto") == "auto"
+    await engine.set_preference("U1", "digest", {"mode": "on", "hour": 9})
+    assert await engine.get_preference("U1", "digest") == {"mode": "on", "hour": 9}
+    await engine.set_preference("U1", "digest", None)
+    assert await engine.get_preference("U1", "digest") is None

@@ -590,6 +590,39 @@ class PostgresStore:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
 
+    # -- preferences ----------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+        async def op(conn: Conn) -> str | None:
+            found = await conn.fetchval(
+                "SELECT value_json FROM preferences WHERE actor=$1 AND key=$2", actor, key
+            )
+            return None if found is None else str(found)
+
+        return await self._read(op)
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
+        async def op(conn: Conn) -> None:
+            if value_json is None:
+                await conn.execute("DELETE FROM preferences WHERE actor=$1 AND key=$2", actor, key)
+                return
+            await conn.execute(
+                "INSERT INTO preferences (actor, key, value_json, updated_at) VALUES ($1,$2,$3,$4) "
+                "ON CONFLICT (actor, key) DO UPDATE SET value_json=excluded.value_json, "
+                "updated_at=excluded.updated_at",
+                actor,
+                key,
+                value_json,
+                now,
+            )
+
+        await self._tx(op)
+
     # -- the responder index ------------------------------------------------------------
     async def list_answerable(
         self,

@@ -525,6 +525,36 @@ class SQLiteStore:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
 
+    # -- preferences ----------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value_json FROM preferences WHERE actor=? AND key=?", (actor, key)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(op)
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            if value_json is None:
+                conn.execute("DELETE FROM preferences WHERE actor=? AND key=?", (actor, key))
+                return
+            conn.execute(
+                "INSERT INTO preferences (actor, key, value_json, updated_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (actor, key) DO UPDATE SET value_json=excluded.value_json, "
+                "updated_at=excluded.updated_at",
+                (actor, key, value_json, now),
+            )
+
+        await self._write(op)
+
     # -- the responder index ------------------------------------------------------------
     async def list_answerable(
         self,

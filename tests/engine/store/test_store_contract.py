@@ -939,3 +939,16 @@ async def reindex(store: Store, run_id: str, iid: str, responders: list[str]) ->
     else:
         assert isinstance(store, PostgresStore)
         await store._tx(lambda conn: pg_responders.index_responders(conn, run_id, iid, responders))
+
+
+async def test_preferences_are_stored_per_actor_and_key(store: Store) -> None:
+    assert await store.get_preference("bob", "digest") is None
+
+    await store.set_preference("bob", "digest", '"on"', T0)
+    await store.set_preference("bob", "digest", '"off"', T0 + 1)
+    await store.set_preference("carol", "digest", '"on"', T0)
+
+    assert await store.get_preference("bob", "digest") == '"off"'
+    assert await store.get_preference("carol", "digest") == '"on"'
+    await store.set_preference("bob", "digest", None, T0 + 2)
+    assert await store.get_preference("bob", "digest") is None

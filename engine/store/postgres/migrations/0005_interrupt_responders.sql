@@ -69,3 +69,13 @@ ON CONFLICT DO NOTHING;
 
 -- Snoozes ("remind me in 1h" for one person) are timers of kind 'snooze' naming who asked.
 ALTER TABLE timers ADD COLUMN actor TEXT;
+
+-- Adapters' per-person preferences (e.g. the Slack bot's digest on/off): a small
+-- key-value store, one JSON value per (actor, key).
+CREATE TABLE preferences (
+    actor      TEXT COLLATE "C" NOT NULL,
+    key        TEXT COLLATE "C" NOT NULL,
+    value_json TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (actor, key)
+);

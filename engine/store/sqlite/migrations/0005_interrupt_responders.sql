@@ -60,3 +60,13 @@ WHERE COALESCE(json_array_length(i.spec_json, '$.responders'), 0) = 0;
 
 -- Snoozes ("remind me in 1h" for one person) are timers of kind 'snooze' naming who asked.
 ALTER TABLE timers ADD COLUMN actor TEXT;
+
+-- Adapters' per-person preferences (e.g. the Slack bot's digest on/off): a small
+-- key-value store, one JSON value per (actor, key).
+CREATE TABLE preferences (
+    actor      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value_json TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (actor, key)
+) WITHOUT ROWID;
