@@ -32,6 +32,7 @@ from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
 from bot.slack.deps import Deps
+from bot.slack.digest import Digest
 from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
@@ -171,7 +172,12 @@ def attach_slack(
     )
     app = build_slack_app(deps, client)
     notifier = Notifier(
-        engine, client, signer, default_channel=settings.default_channel, bindings=bindings
+        engine,
+        client,
+        signer,
+        default_channel=settings.default_channel,
+        bindings=bindings,
+        digest=Digest(engine, client, home),
     )
     notifier.subscribe()
     home.subscribe()

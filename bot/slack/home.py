@@ -202,9 +202,26 @@ class HomeTab:
     async def build(self, user: str) -> View:
         """The Home view of ``user`` as things stand."""
         inbox = await load_inbox(self.engine, user, limit=WAITING_MAX)
+        waiting = await self.items(inbox.waiting)
+        own = await self.engine.list_runs(requester=user, limit=LIST_MAX)
+        decided = await self.engine.list_decided(
+            actor=user, groups=inbox.groups, kind=InterruptKind.INPUT, limit=LIST_MAX
+        )
+        return render_home(
+            waiting=waiting,
+            waiting_total=inbox.total - (len(inbox.waiting) - len(waiting)),
+            own=own,
+            decided=[self._decided(i) for i in decided],
+            now=datetime.now(UTC),
+            run_url=_run_urls(self.settings, [r.id for r in own]),
+        )
+
+    async def items(self, interrupts: Iterable[Interrupt]) -> list[WaitingItem]:
+        """Waiting requests as shown with controls (Home tab, digest); requests whose
+        workflow version is not loaded here are left out."""
         waiting = []
         base = await self._workspace()
-        for interrupt in inbox.waiting:
+        for interrupt in interrupts:
             try:
                 info = request_info(self.engine, interrupt)
             except SignoffError as exc:  # e.g. its workflow version is not loaded here
@@ -218,18 +235,7 @@ class HomeTab:
                     console_url=_console_run_url(self.settings, interrupt.run_id),
                 )
             )
-        own = await self.engine.list_runs(requester=user, limit=LIST_MAX)
-        decided = await self.engine.list_decided(
-            actor=user, groups=inbox.groups, kind=InterruptKind.INPUT, limit=LIST_MAX
-        )
-        return render_home(
-            waiting=waiting,
-            waiting_total=inbox.total - (len(inbox.waiting) - len(waiting)),
-            own=own,
-            decided=[self._decided(i) for i in decided],
-            now=datetime.now(UTC),
-            run_url=_run_urls(self.settings, [r.id for r in own]),
-        )
+        return waiting
 
     def _decided(self, interrupt: Interrupt) -> DecidedItem:
         try:

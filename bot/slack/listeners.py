@@ -229,16 +229,17 @@ async def handle_click(
 def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:
     """Whether the clicked message shows the interrupt ``ref`` names: one recorded on it,
     or (in the moment after a crash, before the notifier recorded it) a copy whose own
-    metadata, as Slack sent it with the click, names that interrupt."""
+    metadata, as Slack sent it with the click, names that interrupt; or a digest or
+    snooze DM whose metadata lists it."""
     if clicked in binding.messages:
         return True
     metadata = (body.get("message") or {}).get("metadata") or {}
     payload = metadata.get("event_payload") or {}
-    return (
-        metadata.get("event_type") == EVENT_TYPE
-        and payload.get("run_id") == ref.run_id
-        and payload.get("interrupt_id") == ref.interrupt_id
-    )
+    if metadata.get("event_type") != EVENT_TYPE:
+        return False
+    if [ref.run_id, ref.interrupt_id] in (payload.get("requests") or []):
+        return True  # a digest DM lists several requests, each with its controls
+    return payload.get("run_id") == ref.run_id and payload.get("interrupt_id") == ref.interrupt_id
 
 
 def clicked_message(body: Mapping[str, Any]) -> MessageKey | None:

@@ -39,6 +39,7 @@ __all__ = [
     "WaitingItem",
     "render_home",
     "snooze_buttons",
+    "waiting_text",
 ]
 
 HOME_BLOCKS_MAX = 100  # Slack's limit for a Home tab
@@ -100,7 +101,7 @@ def render_home(
     if not shown:
         blocks.append(_note(":tada: Nothing is waiting for you."))
     for n, item in enumerate(shown):
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_waiting_text(item, now))))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=waiting_text(item, now))))
         controls = request_controls(item.info.model, item.ref, block_id=f"signoff_home_{n}")
         controls.elements = [*controls.elements, *snooze_buttons(item.ref)]
         blocks.append(controls)
@@ -124,7 +125,8 @@ def snooze_buttons(ref: str) -> list[ButtonElement]:
     ]
 
 
-def _waiting_text(item: WaitingItem, now: datetime) -> str:
+def waiting_text(item: WaitingItem, now: datetime) -> str:
+    """One waiting request: titles, run, requester, quorum progress, time left, links."""
     i = item.info.interrupt
     parts = [
         f"*{escape_truncate(item.info.workflow, 100)}: {escape_truncate(item.info.step, 100)}*"
