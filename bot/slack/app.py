@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
+from bot.slack.delivery import parse_policy
 from bot.slack.deps import Deps
 from bot.slack.digest import Digest
 from bot.slack.home import HomeTab
@@ -178,6 +179,7 @@ def attach_slack(
         default_channel=settings.default_channel,
         bindings=bindings,
         digest=Digest(engine, client, home),
+        delivery=parse_policy(settings.delivery),
     )
     notifier.subscribe()
     home.subscribe()

@@ -29,7 +29,7 @@ at all is reported with ``engine.report_undelivered`` (see ``bot.slack.undeliver
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -45,7 +45,8 @@ from bot.slack.blocks.compose import (
     superseded_message,
 )
 from bot.slack.blocks.render import Message
-from bot.slack.blocks.responders import group_id
+from bot.slack.delivery import delivery_mode
+from bot.slack.delivery import targets as delivery_targets
 from bot.slack.digest import Digest
 from bot.slack.failures import error_code, is_transient
 from bot.slack.recall import (
@@ -104,6 +105,7 @@ class Notifier:
         default_channel: Where requests go that name neither a channel nor user approvers.
         bindings: Told of every message posted, so clicks on it need no store read.
         digest: Takes over the reminders of people who get digests (None: no digests).
+        delivery: The delivery policy (``bot.slack.delivery.parse_policy``; default auto).
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -124,9 +126,11 @@ class Notifier:
         default_channel: str | None = None,
         bindings: Bindings | None = None,
         digest: Digest | None = None,
+        delivery: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.digest = digest
+        self.delivery = dict(delivery or {})
         self.client = client
         self.signer = signer
         self.default_channel = default_channel
@@ -162,16 +166,11 @@ class Notifier:
     # -- posting -----------------------------------------------------------------------------
 
     def targets(self, interrupt: Interrupt) -> list[str]:
-        """Where a request goes: its channel; else DMs to user approvers (plus the default
-        channel when user groups may answer too); else the default channel."""
-        if interrupt.channel:
-            return [interrupt.channel]
-        users = [r for r in interrupt.responders if r.startswith(_USER_ID_PREFIXES)]
-        groups = [r for r in interrupt.responders if group_id(r)]
-        found = list(dict.fromkeys(users))
-        if self.default_channel and (groups or not users):
-            found.append(self.default_channel)
-        return found
+        """Where a request goes, by its delivery mode (``bot.slack.delivery``): by default
+        its channel; else DMs to user approvers (plus the default channel when user groups
+        may answer too); else the default channel."""
+        mode = delivery_mode(interrupt, self.delivery)
+        return delivery_targets(interrupt, mode, self.default_channel)
 
     async def post_request(self, interrupt: Interrupt) -> None:
         """Post the request to each target not posted to yet, recording channel + ts."""
