@@ -615,7 +615,7 @@ class Engine:
         workflow: str | None = None,
         run_id: str | None = None,
         actor: str | None = None,
-        groups: Iterable[str] = (),
+        groups: Iterable[str] | None = None,
         label: str | None = None,
         limit: int = 100,
         kind: InterruptKind | str | None = None,
@@ -625,8 +625,9 @@ class Engine:
         ``workflow``, ``run_id``, ``label`` (``ctx.suspend(label=...)``) and ``kind``
         filter in the database. With ``actor``, only those the actor may answer now (what
         a Slack Home tab or a web inbox shows): open to anyone, or listing the actor or one
-        of ``groups`` among the responders, and not the actor's own request unless allowed;
-        with an ``Authorizer`` set, the groups it knows the actor is in count too.
+        of ``groups`` among the responders, and not the actor's own request unless allowed.
+        Without ``groups`` (None), the ``Authorizer``'s ``groups_of`` is asked which groups
+        the actor is in (``Engine.groups_of``); pass them when you have them already.
 
         Cost: without ``actor``, one query. With ``actor`` (pending interrupts, no
         ``workflow``/``run_id``/``label`` filter, and an authorizer that has
@@ -659,7 +660,7 @@ class Engine:
                 limit=limit,
             )
             return page
-        allowed = {actor, *groups}
+        allowed = {actor, *(groups or ())}
         asked: dict[tuple[str, ...], bool] = {}
         mine: list[Interrupt] = []
         page_size = max(limit, 100)
@@ -680,7 +681,7 @@ class Engine:
         self,
         *,
         actor: str,
-        groups: Iterable[str] = (),
+        groups: Iterable[str] | None = None,
         kind: InterruptKind | str | None = None,
     ) -> int:
         """How many pending interrupts ``actor`` may answer now (see ``list_interrupts``),
@@ -699,7 +700,7 @@ class Engine:
         self,
         *,
         actor: str,
-        groups: Iterable[str] = (),
+        groups: Iterable[str] | None = None,
         kind: InterruptKind | str | None = None,
         limit: int = 10,
     ) -> list[Interrupt]:
@@ -730,8 +731,9 @@ class Engine:
         or one that can list an actor's groups."""
         return self.authorizer is None or hasattr(self.authorizer, "groups_of")
 
-    async def _responders_of(self, actor: str, groups: Iterable[str]) -> list[str]:
-        return list(dict.fromkeys([actor, *groups, *await self.groups_of(actor), "*"]))
+    async def _responders_of(self, actor: str, groups: Iterable[str] | None) -> list[str]:
+        known = list(groups) if groups is not None else await self.groups_of(actor)
+        return list(dict.fromkeys([actor, *known, "*"]))
 
     async def _may_answer(
         self, i: Interrupt, actor: str, allowed: set[str], asked: dict[tuple[str, ...], bool]

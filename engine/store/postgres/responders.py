@@ -101,9 +101,19 @@ async def decided(
 
 
 async def pending_responders(conn: Conn) -> list[str]:
-    """The distinct responders of pending interrupts (without ``'*'``)."""
+    """The distinct responders of pending interrupts (without ``'*'``).
+
+    A skip scan of the ``responders_pending`` index: one seek per distinct responder, not
+    one row per (interrupt, responder)."""
     rows = await conn.fetch(
-        "SELECT DISTINCT responder FROM interrupt_responders WHERE pending AND responder <> $1",
+        "WITH RECURSIVE d(r) AS ("
+        " SELECT (SELECT MIN(responder) FROM interrupt_responders"
+        "  WHERE responder > $1 AND pending)"
+        " UNION ALL"
+        " SELECT (SELECT MIN(responder) FROM interrupt_responders"
+        "  WHERE responder > d.r AND pending) FROM d WHERE d.r IS NOT NULL)"
+        "SELECT r FROM d WHERE r IS NOT NULL AND r <> $2",
+        "",
         ANYONE,
     )
     return [str(row[0]) for row in rows]
