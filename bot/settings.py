@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     keepalive_timeout: float = Field(default=75.0, gt=0)
     # None: derived from the open-file limit (RLIMIT_NOFILE), leaving room for everything else.
     max_connections: int | None = Field(default=None, ge=1)
+    # Where Slack requests go: "auto", "channel", "dm" or "both", per workflow as
+    # "channel,refund=dm" (see bot/slack/delivery.py); a request's meta["delivery"] wins.
+    delivery: str = "auto"
 
     # The web console (bot/web/console/): where people reach it, and how they sign in.
     public_url: str | None = None
@@ -119,6 +122,15 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("delivery")
+    @classmethod
+    def _delivery(cls, value: str) -> str:
+        modes = ("auto", "channel", "dm", "both")  # bot.slack.delivery.MODES
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and entry.rpartition("=")[2].strip().lower() not in modes:
+                raise ValueError(f"each entry must be [workflow=]mode, mode one of {modes}")
         return value
 
     @field_validator("log_level")

@@ -46,6 +46,13 @@ class Authorizer(Protocol):
     ``Engine.list_interrupts(actor=...)``, which asks it once per distinct responder
     list in a call, so its answer should depend on the responders and the actor only.
 
+    Optional method ``groups_of(actor, responders) -> list[str]`` (async): of the given
+    responder entries, those naming groups ``actor`` belongs to. With it, listings
+    (``Engine.list_interrupts(actor=...)``, ``count_interrupts``, ``list_decided``) ask it
+    once per call about the responders of pending interrupts and then read the responder
+    index only; without it, they fall back to asking ``__call__`` per responder list. The
+    Slack bot's ``UsergroupAuthorizer`` has one (its membership cache answers it).
+
     Args:
         interrupt: the pending interrupt, with ``responders``, ``requester``,
             ``workflow`` and the rest of its record.

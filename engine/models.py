@@ -122,6 +122,7 @@ class EventType(StrEnum):
     UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
     ESCALATED = "escalated"  # a step of an escalation ladder fired (ctx.suspend(escalate=))
     EMITTED = "emitted"  # a running step reported intermediate output (ctx.emit)
+    SNOOZED = "snoozed"  # a person's snooze of a request ran out (Engine.snooze)
 
 
 class ErrorInfo(BaseModel):

@@ -156,7 +156,8 @@ class Engine:
         decide yet), ``interrupt.resolved`` (approved/rejected/resolved/expired/cancelled),
         ``interrupt.reminder``, ``interrupt.escalated`` (a step of an escalation ladder
         fired: ``added_responders``, ``responders``, ``channel``), ``step.emitted``
-        (``ctx.emit``), ``run.finished``. ``name`` must be stable across restarts:
+        (``ctx.emit``), ``interrupt.snoozed`` (a person's ``snooze`` ran out),
+        ``interrupt.undelivered``, ``run.finished``. ``name`` must be stable across restarts:
         it records which handlers already got a message.
         """
         sub_name = name or str(getattr(handler, "__qualname__", None) or repr(handler))
@@ -453,6 +454,22 @@ class Engine:
             if await self.store.fire_escalation(timer, quorum.escalation(rung, now), now):
                 self._on_commit()
             return
+        if timer.kind == "snooze":
+            # Recorded once (only the claimer that deletes the timer records it), and only
+            # while the request waits; the request's own timers are never touched.
+            info = {
+                "interrupt_id": timer.interrupt_id,
+                "actor": timer.actor,
+                "due_at": timer.due_at,
+            }
+            await self.store.fire_reminder(
+                timer,
+                [EventWrite(EventType.SNOOZED, info)],
+                [OutboxWrite("interrupt.snoozed", timer.interrupt_id, info)],
+                self.clock(),
+            )
+            self._on_commit()
+            return
         if timer.kind == "reminder":
             info = {"interrupt_id": timer.interrupt_id, "due_at": timer.due_at}
             await self.store.fire_reminder(
@@ -606,24 +623,28 @@ class Engine:
         workflow: str | None = None,
         run_id: str | None = None,
         actor: str | None = None,
-        groups: Iterable[str] = (),
+        groups: Iterable[str] | None = None,
         label: str | None = None,
         limit: int = 100,
+        kind: InterruptKind | str | None = None,
     ) -> list[Interrupt]:
         """Interrupts (default: pending), oldest first, at most ``limit`` (-1: all).
 
-        ``workflow``, ``run_id`` and ``label`` (``ctx.suspend(label=...)``) filter in the
-        database. With ``actor``, only those the actor may answer now (what a Slack Home
-        tab or a web inbox shows): open to anyone, or listing the actor or one of
-        ``groups`` among the responders, and not the actor's own request unless allowed;
-        with an ``Authorizer`` set, the others are asked about too (group membership).
+        ``workflow``, ``run_id``, ``label`` (``ctx.suspend(label=...)``) and ``kind``
+        filter in the database. With ``actor``, only those the actor may answer now (what
+        a Slack Home tab or a web inbox shows): open to anyone, or listing the actor or one
+        of ``groups`` among the responders, and not the actor's own request unless allowed.
+        Without ``groups`` (None), the ``Authorizer``'s ``groups_of`` is asked which groups
+        the actor is in (``Engine.groups_of``); pass them when you have them already.
 
-        Cost: without ``actor``, one query. With ``actor``, interrupts are read in pages
-        (of ``max(limit, 100)``) until ``limit`` are found or none are left, so a
-        ``limit`` or a filter bounds the work; the authorizer is called at most once per
-        distinct responder list in a call (its answer is reused for interrupts with the
-        same responders, so it must decide by responders and actor only).
+        Cost: without ``actor``, one query. With ``actor`` (pending interrupts, no
+        ``workflow``/``run_id``/``label`` filter, and an authorizer that has
+        ``groups_of`` or none at all), one query of the responder index: it reads the
+        rows of the actor and their groups only, however many interrupts wait for others.
+        Otherwise interrupts are read in pages (of ``max(limit, 100)``) and the authorizer
+        is asked once per distinct responder list.
         """
+        kind_value = str(kind) if kind else None
         base: dict[str, Any] = {
             "status": str(status) if status else None,
             "workflow": workflow,
@@ -631,21 +652,96 @@ class Engine:
             "label": label,
         }
         if actor is None:
-            return await self.store.list_interrupts(**base, limit=limit)
-        allowed = {actor, *groups}
+            found = await self.store.list_interrupts(**base, limit=-1 if kind_value else limit)
+            if kind_value:
+                found = [i for i in found if i.kind.value == kind_value]
+                found = found if limit < 0 else found[:limit]
+            return found
+        indexed = base["status"] == InterruptStatus.PENDING.value and not (
+            workflow or run_id or label
+        )
+        if indexed and self._groups_known():
+            page, _ = await self.store.list_answerable(
+                responders=await self._responders_of(actor, groups),
+                actor=actor,
+                kind=kind_value,
+                limit=limit,
+            )
+            return page
+        allowed = {actor, *(groups or ())}
         asked: dict[tuple[str, ...], bool] = {}
         mine: list[Interrupt] = []
-        page = max(limit, 100)
+        page_size = max(limit, 100)
         offset = 0
         while limit < 0 or len(mine) < limit:
-            found = await self.store.list_interrupts(**base, limit=page, offset=offset)
+            found = await self.store.list_interrupts(**base, limit=page_size, offset=offset)
             offset += len(found)
             for i in found:
+                if kind_value and i.kind.value != kind_value:
+                    continue
                 if await self._may_answer(i, actor, allowed, asked):
                     mine.append(i)
-            if len(found) < page:
+            if len(found) < page_size:
                 break
         return mine if limit < 0 else mine[:limit]
+
+    async def count_interrupts(
+        self,
+        *,
+        actor: str,
+        groups: Iterable[str] | None = None,
+        kind: InterruptKind | str | None = None,
+    ) -> int:
+        """How many pending interrupts ``actor`` may answer now (see ``list_interrupts``),
+        counted on the responder index: for "and N more" under a capped list."""
+        if not self._groups_known():
+            return len(await self.list_interrupts(actor=actor, groups=groups, kind=kind, limit=-1))
+        _, total = await self.store.list_answerable(
+            responders=await self._responders_of(actor, groups),
+            actor=actor,
+            kind=str(kind) if kind else None,
+            limit=0,
+        )
+        return total
+
+    async def list_decided(
+        self,
+        *,
+        actor: str,
+        groups: Iterable[str] | None = None,
+        kind: InterruptKind | str | None = None,
+        limit: int = 10,
+    ) -> list[Interrupt]:
+        """Interrupts that ``actor`` (or one of ``groups``, or anyone) could answer and that
+        are decided now, most recently decided first (the responder index; indexed)."""
+        return await self.store.list_decided(
+            responders=await self._responders_of(actor, groups),
+            kind=str(kind) if kind else None,
+            limit=limit,
+        )
+
+    async def groups_of(self, actor: str) -> list[str]:
+        """The responder entries naming groups ``actor`` is in, as the authorizer knows them.
+
+        Asks the authorizer's optional ``groups_of(actor, responders)`` method (see
+        ``Authorizer``) about the responders of pending interrupts; [] without one.
+        """
+        hook = getattr(self.authorizer, "groups_of", None)
+        if hook is None:
+            return []
+        candidates = [r for r in await self.store.pending_responders() if r != actor]
+        if not candidates:
+            return []
+        return [str(g) for g in await hook(actor, candidates)]
+
+    def _groups_known(self) -> bool:
+        """Whether the index alone can answer "what may this actor answer": no authorizer,
+        or one that can list an actor's groups."""
+        return self.authorizer is None or hasattr(self.authorizer, "groups_of")
+
+    async def _responders_of(self, actor: str, groups: Iterable[str] | None) -> list[str]:
+        known = list(groups) if groups is not None else await self.groups_of(actor)
+        return list(dict.fromkeys([actor, *known, "*"]))
 
     async def _may_answer(
         self, i: Interrupt, actor: str, allowed: set[str], asked: dict[tuple[str, ...], bool]
@@ -677,6 +773,40 @@ class Engine:
     async def set_interrupt_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
         """Store an adapter's reference on an interrupt (e.g. Slack channel + ts)."""
         await self.store.set_ref(run_id, interrupt_id, key, value)
+
+    async def get_preference(self, actor: str, key: str, default: Any = None) -> Any:
+        """A per-person preference an adapter stored (``set_preference``), or ``default``."""
+        found = await self.store.get_preference(actor, key)
+        return default if found is None else json.loads(found)
+
+    async def set_preference(self, actor: str, key: str, value: Any) -> None:
+        """Store a per-person preference (any JSON value; None deletes it), e.g. the Slack
+        bot's ``digest``. Durable and shared by every process on the store."""
+        encoded = None if value is None else json.dumps(value)
+        await self.store.set_preference(actor, key, encoded, self.clock())
+
+    async def snooze(
+        self, run_id: str, interrupt_id: str, actor: str, until: datetime | float
+    ) -> None:
+        """Remind ``actor`` of a pending request at ``until``, once, durably.
+
+        Stores a timer of kind ``snooze`` naming the actor. When it fires (after restarts
+        too, on whichever worker claims it) and the request still waits, a ``snoozed``
+        history entry and an ``interrupt.snoozed`` outbox message ``{interrupt_id, actor,
+        due_at}`` are recorded, once. The request's expiry, reminders and escalation are
+        not changed. Who may snooze is the adapter's call (the Slack bot lets those who may
+        answer).
+
+        Raises:
+            RunNotFound, InterruptNotFound: no such run or interrupt.
+            AlreadyResolved: the request does not wait any more.
+        """
+        due = until.timestamp() if isinstance(until, datetime) else float(until)
+        interrupt = await self.get_interrupt(run_id, interrupt_id)
+        quorum.ensure_pending(interrupt)
+        if not await self.store.add_timer(run_id, interrupt_id, "snooze", due, actor):
+            quorum.ensure_pending(await self.get_interrupt(run_id, interrupt_id))
+        self.timers.kick()
 
     async def report_undelivered(
         self, run_id: str, interrupt_id: str, *, target: str | None, reason: str

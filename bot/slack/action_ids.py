@@ -24,6 +24,9 @@ __all__ = [
     "REJECT_MODAL",
     "RESPOND",
     "SELECT",
+    "SNOOZE_HOUR",
+    "SNOOZE_PATTERN",
+    "SNOOZE_TOMORROW",
     "modal_callback_id",
 ]
 
@@ -37,6 +40,10 @@ RESPOND = "signoff:respond"  # open the modal for a form-shaped resume model
 ACKNOWLEDGE = "signoff:acknowledge"  # a resume model without fields: one click answers
 
 ACTION_ID_PATTERN = re.compile(r"^signoff:")
+# Snoozes are not answers: their own prefix keeps them out of ACTION_ID_PATTERN's listener.
+SNOOZE_HOUR = "signoff_snooze:1h"  # remind the clicker in an hour
+SNOOZE_TOMORROW = "signoff_snooze:tomorrow"  # remind the clicker at 9:00 tomorrow, their time
+SNOOZE_PATTERN = re.compile(r"^signoff_snooze:(1h|tomorrow)$")
 CONTROLS_BLOCK_ID = "signoff_controls"
 
 MODAL_CALLBACK_ID = "signoff_respond"

@@ -3,7 +3,8 @@
 ``attach_slack(engine, settings)`` is the whole Slack adapter in one call: a Web API client
 pointed at ``SLACK_API_URL`` with retry handlers, the user-group authorizer (installed as
 the engine's ``authorizer`` unless it has one), the reference signer, the bolt app with its
-listeners and slash command, the notifier subscribed to the engine's outbox, and the
+listeners and slash command, the notifier and the App Home tab subscribed to the engine's
+outbox, and the
 undelivered-request notice (plus a start-up warning when requests may have nowhere to go).
 """
 
@@ -30,10 +31,14 @@ from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
+from bot.slack.delivery import parse_policy
 from bot.slack.deps import Deps
+from bot.slack.digest import Digest
+from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
 from bot.slack.refs import RefSigner
+from bot.slack.snooze import SnoozeReminder
 from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
 from engine import Engine
 
@@ -157,14 +162,28 @@ def attach_slack(
         engine.authorizer = authorizer
     signer = RefSigner(reference_secret(settings))
     bindings = Bindings(engine)
+    home = HomeTab(engine, client, signer, settings, authorizer)
     deps = Deps(
-        engine=engine, settings=settings, signer=signer, authorizer=authorizer, bindings=bindings
+        engine=engine,
+        settings=settings,
+        signer=signer,
+        authorizer=authorizer,
+        bindings=bindings,
+        home=home,
     )
     app = build_slack_app(deps, client)
     notifier = Notifier(
-        engine, client, signer, default_channel=settings.default_channel, bindings=bindings
+        engine,
+        client,
+        signer,
+        default_channel=settings.default_channel,
+        bindings=bindings,
+        digest=Digest(engine, client, home),
+        delivery=parse_policy(settings.delivery),
     )
     notifier.subscribe()
+    home.subscribe()
+    SnoozeReminder(engine, client, signer).subscribe()
     UndeliveredNotice(engine, client, settings.admins).subscribe()
     warn_without_default_channel(engine, settings.default_channel)
     return SlackBot(app=app, client=client, deps=deps, notifier=notifier)

@@ -24,6 +24,8 @@ from bot.slack.blocks.compose import cancellation, finished_text
 from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from bot.slack.deps import Deps
+from bot.slack.digest import DIGEST_PREFERENCE, MODES
+from bot.slack.home import load_inbox
 from bot.slack.listeners import after_ack
 from bot.slack.notifier import posted_messages
 from engine import (
@@ -193,15 +195,14 @@ async def _start(deps: Deps, rest: str, user: str) -> str:
 
 
 async def _pending(deps: Deps, rest: str, user: str) -> str:
-    waiting = [i for i in await deps.engine.list_interrupts(limit=1000) if _asks(i)]
-    groups = await deps.authorizer.groups_of(user, [r for i in waiting for r in i.responders])
-    mine = [i for i in await deps.engine.list_interrupts(actor=user, groups=groups) if _asks(i)]
-    if not mine:
+    # The same list as the Home tab (load_inbox), capped to what fits in one reply.
+    inbox = await load_inbox(deps.engine, user, limit=LIST_MAX)
+    if not inbox.waiting:
         return ":tada: Nothing is waiting for you."
-    lines = [f"*{len(mine)} request(s) waiting for you:*"]
-    lines += [_interrupt_line(deps, i) for i in mine[:LIST_MAX]]
-    if len(mine) > LIST_MAX:
-        lines.append(f"…and {len(mine) - LIST_MAX} more")
+    lines = [f"*{inbox.total} request(s) waiting for you:*"]
+    lines += [_interrupt_line(deps, i) for i in inbox.waiting]
+    if inbox.total > len(inbox.waiting):
+        lines.append(f"…and {inbox.total - len(inbox.waiting)} more (all on the app's Home tab)")
     return "\n".join(lines)
 
 
@@ -289,9 +290,24 @@ def _help_text(deps: Deps) -> str:
             f"• `{c} status <run-id>`: where a run is",
             f"• `{c} cancel <run-id> [reason]`: cancel a run (its requester or an admin)",
             f"• `{c} list [workflow]`: workflows you can start, and recent runs",
+            f"• `{c} digest on|off|auto`: reminders as one DM listing all your requests",
             f"• `{c} help`: this message",
         ]
     )
+
+
+async def _digest(deps: Deps, rest: str, user: str) -> str:
+    mode = rest.strip().lower()
+    if mode not in MODES:
+        current = await deps.engine.get_preference(user, DIGEST_PREFERENCE) or "auto"
+        return (
+            f"Your reminder digest is *{current}*. `{deps.settings.slash_command} digest "
+            "on|off|auto`: with *on*, due reminders come as one DM listing everything "
+            "waiting for you; *off*, one reminder per request; *auto* (the default), a "
+            "digest when more than one request waits for you."
+        )
+    await deps.engine.set_preference(user, DIGEST_PREFERENCE, None if mode == "auto" else mode)
+    return f":white_check_mark: Reminder digest: *{mode}*."
 
 
 _SUBCOMMANDS: dict[str, Subcommand] = {
@@ -300,6 +316,7 @@ _SUBCOMMANDS: dict[str, Subcommand] = {
     "status": _status,
     "cancel": _cancel,
     "list": _list,
+    "digest": _digest,
     "help": _help,
 }
 

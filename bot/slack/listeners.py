@@ -65,6 +65,7 @@ from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
 from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
+from bot.slack.snooze import snooze
 from engine import (
     AlreadyResolved,
     DuplicateResponse,
@@ -83,6 +84,7 @@ __all__ = [
     "SUBMIT_BUDGET",
     "after_ack",
     "clicked_message",
+    "from_home",
     "handle_click",
     "handle_submission",
     "register_listeners",
@@ -120,6 +122,8 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         await ack()  # the answer is recorded (or refused) by now
         if follow_up is not None:
             after_ack(follow_up(client), "a click")
+        if deps.home is not None and from_home(body):
+            deps.home.schedule(str(body["user"]["id"]))  # stale or not, show it as it is now
 
     async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str(body["user"]["id"])
@@ -134,6 +138,22 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         else:
             await ack(response)
 
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        # Acked when this returns: the tab is built and published in the background.
+        if deps.home is not None and event.get("tab") == "home" and event.get("user"):
+            deps.home.opened(str(event["user"]))
+
+    async def on_snooze(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        # The timer is recorded before the ack, like an answer; the confirmation after.
+        text = await snooze(deps.engine, deps.signer, client, body, action)
+        await ack()
+        user = str(body["user"]["id"])
+        after_ack(_ephemeral(client, body, user, text), "a snooze")
+
+    app.event("app_home_opened")(on_home_opened)
+    app.action(action_ids.SNOOZE_PATTERN)(on_snooze)
     app.action(action_ids.ACTION_ID_PATTERN)(on_action)
     app.view(action_ids.CALLBACK_ID_PATTERN)(on_submit)
 
@@ -209,16 +229,17 @@ async def handle_click(
 def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:
     """Whether the clicked message shows the interrupt ``ref`` names: one recorded on it,
     or (in the moment after a crash, before the notifier recorded it) a copy whose own
-    metadata, as Slack sent it with the click, names that interrupt."""
+    metadata, as Slack sent it with the click, names that interrupt; or a digest or
+    snooze DM whose metadata lists it."""
     if clicked in binding.messages:
         return True
     metadata = (body.get("message") or {}).get("metadata") or {}
     payload = metadata.get("event_payload") or {}
-    return (
-        metadata.get("event_type") == EVENT_TYPE
-        and payload.get("run_id") == ref.run_id
-        and payload.get("interrupt_id") == ref.interrupt_id
-    )
+    if metadata.get("event_type") != EVENT_TYPE:
+        return False
+    if [ref.run_id, ref.interrupt_id] in (payload.get("requests") or []):
+        return True  # a digest DM lists several requests, each with its controls
+    return payload.get("run_id") == ref.run_id and payload.get("interrupt_id") == ref.interrupt_id
 
 
 def clicked_message(body: Mapping[str, Any]) -> MessageKey | None:
@@ -290,9 +311,21 @@ async def _open_modal(
         )
 
 
+def from_home(body: Mapping[str, Any]) -> bool:
+    """Whether an interaction came from the App Home tab."""
+    return str((body.get("view") or {}).get("type") or "") == "home"
+
+
 async def _ephemeral(client: AsyncWebClient, body: Mapping[str, Any], user: str, text: str) -> None:
     container = body.get("container") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    if not channel and from_home(body):
+        # A Home tab has no channel to whisper in: tell the person in the app's DM.
+        try:
+            await client.chat_postMessage(channel=user, text=text)
+        except SlackApiError as exc:
+            log.warning("could not DM %s: %s", user, exc)
+        return
     if not channel:
         log.info("no channel to tell %s: %s", user, text)
         return

@@ -29,7 +29,7 @@ at all is reported with ``engine.report_undelivered`` (see ``bot.slack.undeliver
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -45,7 +45,9 @@ from bot.slack.blocks.compose import (
     superseded_message,
 )
 from bot.slack.blocks.render import Message
-from bot.slack.blocks.responders import group_id
+from bot.slack.delivery import delivery_mode
+from bot.slack.delivery import targets as delivery_targets
+from bot.slack.digest import Digest
 from bot.slack.failures import error_code, is_transient
 from bot.slack.recall import (
     FINISHED_KIND,
@@ -102,6 +104,8 @@ class Notifier:
         signer: Signs the references carried by the controls.
         default_channel: Where requests go that name neither a channel nor user approvers.
         bindings: Told of every message posted, so clicks on it need no store read.
+        digest: Takes over the reminders of people who get digests (None: no digests).
+        delivery: The delivery policy (``bot.slack.delivery.parse_policy``; default auto).
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -121,8 +125,12 @@ class Notifier:
         *,
         default_channel: str | None = None,
         bindings: Bindings | None = None,
+        digest: Digest | None = None,
+        delivery: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
+        self.digest = digest
+        self.delivery = dict(delivery or {})
         self.client = client
         self.signer = signer
         self.default_channel = default_channel
@@ -158,16 +166,11 @@ class Notifier:
     # -- posting -----------------------------------------------------------------------------
 
     def targets(self, interrupt: Interrupt) -> list[str]:
-        """Where a request goes: its channel; else DMs to user approvers (plus the default
-        channel when user groups may answer too); else the default channel."""
-        if interrupt.channel:
-            return [interrupt.channel]
-        users = [r for r in interrupt.responders if r.startswith(_USER_ID_PREFIXES)]
-        groups = [r for r in interrupt.responders if group_id(r)]
-        found = list(dict.fromkeys(users))
-        if self.default_channel and (groups or not users):
-            found.append(self.default_channel)
-        return found
+        """Where a request goes, by its delivery mode (``bot.slack.delivery``): by default
+        its channel; else DMs to user approvers (plus the default channel when user groups
+        may answer too); else the default channel."""
+        mode = delivery_mode(interrupt, self.delivery)
+        return delivery_targets(interrupt, mode, self.default_channel)
 
     async def post_request(self, interrupt: Interrupt) -> None:
         """Post the request to each target not posted to yet, recording channel + ts."""
@@ -320,7 +323,11 @@ class Notifier:
         """Post a reminder in each message's thread, once per reminder time."""
         if interrupt.status is not InterruptStatus.PENDING:
             return
-        await self._reply_in_threads(interrupt, reminder_kind(due_at), reminder_text(interrupt))
+        # People who take digests get one DM listing everything instead (bot.slack.digest).
+        skip = await self.digest.claim(interrupt) if self.digest is not None else set()
+        await self._reply_in_threads(
+            interrupt, reminder_kind(due_at), reminder_text(interrupt), skip=skip
+        )
 
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
@@ -329,7 +336,9 @@ class Notifier:
         for interrupt in detail.interrupts:
             await self._reply_in_threads(interrupt, FINISHED_KIND, text)
 
-    async def _reply_in_threads(self, interrupt: Interrupt, kind: str, text: str) -> None:
+    async def _reply_in_threads(
+        self, interrupt: Interrupt, kind: str, text: str, *, skip: Collection[str] = ()
+    ) -> None:
         """Reply ``text`` once in the thread of each of the interrupt's messages.
 
         One ref write per reply kind, made *before* replying (``slack.attempt:<kind>``): a
@@ -337,7 +346,7 @@ class Notifier:
         this kind is (a crash may have cut the earlier attempt short). No write after:
         the threads themselves say what was done.
         """
-        messages = posted_messages(interrupt)
+        messages = [p for p in posted_messages(interrupt) if p.target not in skip]
         if not messages or _legacy_done(kind) in interrupt.refs:
             return
         retried = await self._announce(interrupt, kind)

@@ -156,8 +156,9 @@ class TimerRow:
     id: int
     run_id: str
     interrupt_id: str
-    kind: str  # "expiry" | "reminder" | "escalation:<n>"
+    kind: str  # "expiry" | "reminder" | "escalation:<n>" | "snooze"
     due_at: float
+    actor: str | None = None  # who a "snooze" timer reminds
 
 
 @dataclass
@@ -266,6 +267,13 @@ class Store(Protocol):
         call deleted the timer and the interrupt still waits (fired twice, applied once);
         True if something changed."""
 
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to a pending interrupt (e.g. a ``snooze`` for ``actor``); False,
+        adding nothing, if the interrupt is not pending (or does not exist). Fire it with
+        ``fire_reminder``'s rule: only the claimer that deletes it records it."""
+
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer whose interrupt was resolved already."""
 
@@ -340,3 +348,38 @@ class Store(Protocol):
 
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run after an event id."""
+
+    # -- preferences --------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
+    # -- the responder index (who may answer what) ------------------------------------
+    async def list_answerable(
+        self,
+        *,
+        responders: Sequence[str],
+        actor: str | None,
+        kind: str | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> tuple[list[Interrupt], int]:
+        """Pending interrupts whose responders include any of ``responders`` (``'*'``
+        matches those open to anyone), without ``actor``'s own requests unless they allow
+        it; oldest (or ``newest``) first, at most ``limit`` (-1: all), with the total.
+
+        Reads the responder index only (indexed by responder), however many interrupts
+        are pending for others."""
+
+    async def list_decided(
+        self, *, responders: Sequence[str], kind: str | None = None, limit: int
+    ) -> list[Interrupt]:
+        """Resolved interrupts whose responders included any of ``responders``, most
+        recently resolved first (indexed)."""
+
+    async def pending_responders(self) -> list[str]:
+        """The distinct responders named by pending interrupts (not ``'*'``)."""

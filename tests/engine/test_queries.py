@@ -8,6 +8,7 @@ from engine import (
     Engine,
     EventType,
     IdempotencyKeyReused,
+    Interrupt,
     InterruptNotFound,
     InterruptStatus,
     InvalidInput,
@@ -258,6 +259,46 @@ async def test_list_interrupts_for_an_actor_shows_only_what_they_may_answer(
     assert runs(await engine.list_interrupts(actor="ann", workflow="quick")) == []
 
 
+class GroupDirectory:
+    """An authorizer that knows group membership, so listings read the responder index."""
+
+    def __init__(self, members: dict[str, set[str]]) -> None:
+        self.members = members
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, interrupt: Interrupt, actor: str) -> bool:
+        return any(actor in self.members.get(r, set()) for r in interrupt.responders)
+
+    async def groups_of(self, actor: str, responders: list[str]) -> list[str]:
+        self.asked.append(sorted(responders))
+        return [r for r in responders if actor in self.members.get(r, set())]
+
+
+async def test_listings_for_an_actor_use_the_authorizers_groups_and_count(
+    engine_factory: EngineFactory,
+) -> None:
+    directory = GroupDirectory({"@ops": {"eve"}})
+    engine = await engine_factory(*workflows(), authorizer=directory)
+    open_to_all = await engine.start("ask", {"name": "open"}, requester="carol")
+    await settle(engine, open_to_all)
+    restricted = await engine.start("ask", {"name": "big", "amount": 500}, requester="dan")
+    await settle(engine, restricted)
+
+    eve = await engine.list_interrupts(actor="eve", kind="input")
+    assert [i.run_id for i in eve] == [open_to_all, restricted]
+    assert await engine.count_interrupts(actor="eve") == 2
+    assert await engine.count_interrupts(actor="frank") == 1
+    assert await engine.count_interrupts(actor="dan") == 1  # not their own
+    assert await engine.groups_of("eve") == ["@ops"]
+    assert directory.asked[-1] == ["@ops", "ann"]
+
+    (waiting,) = await engine.list_interrupts(run_id=restricted)
+    await engine.resume(restricted, waiting.id, {"approved": True}, actor="eve")
+    assert [i.run_id for i in await engine.list_interrupts(actor="eve")] == [open_to_all]
+    decided = await engine.list_decided(actor="ann")
+    assert [(i.run_id, i.resolved_by) for i in decided] == [(restricted, "eve")]
+
+
 async def test_a_read_only_engine_queries_and_cancels_but_never_takes_runs_over(
     engine_factory: EngineFactory, db_path: str
 ) -> None:
@@ -302,3 +343,13 @@ async def test_an_undelivered_request_is_recorded_in_history_and_announced(
     )
     with pytest.raises(RunNotFound):
         await engine.report_undelivered("nope", "x", target=None, reason="no_destination")
+
+
+async def test_preferences_round_trip_as_json(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(*workflows())
+
+    assert await engine.get_preference("U1", "digest", "auto") == "auto"
+    await engine.set_preference("U1", "digest", {"mode": "on", "hour": 9})
+    assert await engine.get_preference("U1", "digest") == {"mode": "on", "hour": 9}
+    await engine.set_preference("U1", "digest", None)
+    assert await engine.get_preference("U1", "digest") is None

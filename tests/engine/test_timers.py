@@ -295,6 +295,53 @@ async def test_reminders_fire_while_pending_and_stop_once_resolved(
     ] * 2
 
 
+# --- snoozes -------------------------------------------------------------------------------
+
+
+async def test_a_snooze_reminds_its_person_once_and_leaves_the_requests_timers_alone(
+    engine_factory: EngineFactory, collect: Collect
+) -> None:
+    engine = await engine_factory(nagging)
+    snoozed = collect(engine, topics=["interrupt.snoozed"])
+    run_id = await engine.start(nagging, {"reminders": [60.0]})
+    await parked(engine, run_id)
+    (interrupt,) = await engine.list_interrupts(run_id=run_id)
+
+    await engine.snooze(run_id, interrupt.id, "bob", time.time() + 0.1)
+    await engine.snooze(run_id, interrupt.id, "carol", time.time() + 60)
+
+    await eventually(lambda: len(snoozed) == 1)
+    await asyncio.sleep(0.2)
+    assert [(m.topic, m.interrupt_id, m.data["actor"]) for m in snoozed] == [
+        ("interrupt.snoozed", interrupt.id, "bob")
+    ]
+    (entry,) = await history(engine, run_id, EventType.SNOOZED)
+    assert entry.data["actor"] == "bob"
+    after = await engine.get_interrupt(run_id, interrupt.id)
+    assert after.status is InterruptStatus.PENDING and after.reminders == interrupt.reminders
+    assert after.expires_at == interrupt.expires_at
+
+
+async def test_a_snooze_of_a_decided_request_is_refused_and_one_pending_is_dropped(
+    engine_factory: EngineFactory, collect: Collect
+) -> None:
+    engine = await engine_factory(nagging)
+    snoozed = collect(engine, topics=["interrupt.snoozed"])
+    run_id = await engine.start(nagging, {"reminders": []})
+    await parked(engine, run_id)
+    (interrupt,) = await engine.list_interrupts(run_id=run_id)
+    await engine.snooze(run_id, interrupt.id, "bob", time.time() + 0.2)
+
+    await engine.resume(run_id, interrupt.id, {"approved": True}, actor="alice")
+    await finished(engine, run_id)
+    with pytest.raises(AlreadyResolved):
+        await engine.snooze(run_id, interrupt.id, "bob", time.time() + 0.1)
+    await asyncio.sleep(0.4)
+
+    assert snoozed == []
+    assert await history(engine, run_id, EventType.SNOOZED) == []
+
+
 # --- durable sleep -------------------------------------------------------------------------
 
 

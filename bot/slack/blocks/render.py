@@ -51,6 +51,7 @@ __all__ = [
     "render_progress_message",
     "render_request_message",
     "render_superseded_message",
+    "request_controls",
 ]
 
 HEADER_MAX = 150
@@ -276,6 +277,16 @@ def _context(run_id: str, requester: str | None, expires_at: datetime | None) ->
     if expires_at is not None:
         parts.append(f"Expires {slack_date(expires_at)}")
     return ContextBlock(elements=[MarkdownTextObject(text=" · ".join(parts))])
+
+
+def request_controls(model: type[BaseModel], ref: str, *, block_id: str) -> ActionsBlock:
+    """The same controls as the request message (same ``ref``, same action ids), in an
+    actions block named ``block_id`` (a view needs unique block ids; a select menu keeps
+    the reference as its block id, which is unique per request already)."""
+    block = _controls(describe_model(model), ref)
+    if block.block_id == action_ids.CONTROLS_BLOCK_ID:
+        block.block_id = block_id
+    return block
 
 
 def _controls(schema: ResumeSchema, ref: str) -> ActionsBlock:

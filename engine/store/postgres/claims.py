@@ -27,6 +27,7 @@ from engine.store.base import (
 )
 from engine.store.postgres import ops
 from engine.store.postgres.ops import Conn
+from engine.store.postgres.responders import index_responders
 from engine.store.rows import OUTBOX_COLS, dumps, loads, outbox_from_row
 
 OUTBOX_LOCK = 0x5349474E4F4647
@@ -94,14 +95,14 @@ async def claim_timers(
         "UPDATE timers SET claimed_by=$1, claim_until=$2 WHERE id IN (SELECT id "
         f"FROM timers WHERE due_at <= $3 AND {_free('claimed_by', 'claim_until')} "
         "ORDER BY due_at LIMIT $5 FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, run_id, interrupt_id, kind, due_at",
+        "RETURNING id, run_id, interrupt_id, kind, due_at, actor",
         owner,
         claim_until,
         now,
         list(dead),
         limit,
     )
-    timers = (TimerRow(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    timers = (TimerRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows)
     return sorted(timers, key=lambda t: (t.due_at, t.id))
 
 
@@ -149,6 +150,10 @@ async def fire_escalation(conn: Conn, timer: TimerRow, change: ChangeSpec, now: 
         dumps(changed.spec),
         timer.run_id,
         timer.interrupt_id,
+    )
+    # Whoever the escalation added may answer at once: the "what may I answer" index too.
+    await index_responders(
+        conn, timer.run_id, timer.interrupt_id, changed.spec.get("responders", [])
     )
     await ops.append(conn, timer.run_id, now, changed.events, changed.outbox)
     return True

@@ -68,6 +68,7 @@ from engine.store.base import (
     WorkerRow,
 )
 from engine.store.postgres import claims, ops
+from engine.store.postgres import responders as responders_ops
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
 from engine.store.postgres.write import Params, guarded, write_ctes
@@ -382,6 +383,26 @@ class PostgresStore:
         """Delete the escalation timer and apply ``change``, if the interrupt still waits."""
         return await self._tx(lambda conn: claims.fire_escalation(conn, timer, change, now))
 
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to the interrupt if it is pending."""
+
+        async def op(conn: Conn) -> bool:
+            added = await conn.fetchval(
+                "INSERT INTO timers (run_id, interrupt_id, kind, due_at, actor) "
+                "SELECT run_id, id, $1, $2, $3 FROM interrupts "
+                "WHERE run_id=$4 AND id=$5 AND status='pending' RETURNING 1",
+                kind,
+                due_at,
+                actor,
+                run_id,
+                interrupt_id,
+            )
+            return added is not None
+
+        return await self._tx(op)
+
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""
         await self._tx(
@@ -573,6 +594,69 @@ class PostgresStore:
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
+
+    # -- preferences ----------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+        async def op(conn: Conn) -> str | None:
+            found = await conn.fetchval(
+                "SELECT value_json FROM preferences WHERE actor=$1 AND key=$2", actor, key
+            )
+            return None if found is None else str(found)
+
+        return await self._read(op)
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
+        async def op(conn: Conn) -> None:
+            if value_json is None:
+                await conn.execute("DELETE FROM preferences WHERE actor=$1 AND key=$2", actor, key)
+                return
+            await conn.execute(
+                "INSERT INTO preferences (actor, key, value_json, updated_at) VALUES ($1,$2,$3,$4) "
+                "ON CONFLICT (actor, key) DO UPDATE SET value_json=excluded.value_json, "
+                "updated_at=excluded.updated_at",
+                actor,
+                key,
+                value_json,
+                now,
+            )
+
+        await self._tx(op)
+
+    # -- the responder index ------------------------------------------------------------
+    async def list_answerable(
+        self,
+        *,
+        responders: Sequence[str],
+        actor: str | None,
+        kind: str | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> tuple[list[Interrupt], int]:
+        """Pending interrupts the responders may answer, a page and the total (indexed)."""
+        if not responders:
+            return [], 0
+        return await self._read(
+            lambda conn: responders_ops.answerable(conn, responders, actor, kind, limit, newest),
+            snapshot=True,
+        )
+
+    async def list_decided(
+        self, *, responders: Sequence[str], kind: str | None = None, limit: int
+    ) -> list[Interrupt]:
+        """Resolved interrupts that listed any of the responders, newest decision first."""
+        if not responders:
+            return []
+        return await self._read(lambda conn: responders_ops.decided(conn, responders, kind, limit))
+
+    async def pending_responders(self) -> list[str]:
+        """The distinct responders of pending interrupts."""
+        return await self._read(responders_ops.pending_responders)
 
 
 async def _keep_session(conn: object) -> None:

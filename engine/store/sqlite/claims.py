@@ -23,6 +23,7 @@ from engine.store.base import (
 )
 from engine.store.rows import OUTBOX_COLS, dumps, loads, outbox_from_row
 from engine.store.sqlite import ops
+from engine.store.sqlite.responders import index_responders
 from engine.store.sqlite.write import append
 
 
@@ -90,7 +91,7 @@ def claim_timers(
     rows = conn.execute(
         "UPDATE timers SET claimed_by=:me, claim_until=:until WHERE id IN (SELECT id "
         f"FROM timers WHERE due_at <= :now AND {free} ORDER BY due_at LIMIT :n) "
-        "RETURNING id, run_id, interrupt_id, kind, due_at",
+        "RETURNING id, run_id, interrupt_id, kind, due_at, actor",
         params,
     ).fetchall()
     return sorted((TimerRow(*r) for r in rows), key=lambda t: (t.due_at, t.id))
@@ -141,6 +142,8 @@ def fire_escalation(
         "UPDATE interrupts SET spec_json=? WHERE run_id=? AND id=?",
         (dumps(changed.spec), timer.run_id, timer.interrupt_id),
     )
+    # Whoever the escalation added may answer at once: the "what may I answer" index too.
+    index_responders(conn, timer.run_id, timer.interrupt_id, changed.spec.get("responders", []))
     append(conn, timer.run_id, now, changed.events, changed.outbox)
     return True
 

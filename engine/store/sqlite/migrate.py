@@ -27,11 +27,25 @@ def migrate(conn: sqlite3.Connection, known: list[Migration]) -> None:
             # sqlite3 runs one statement per execute(): split the file (comments first,
             # since they may contain semicolons).
             lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
-            for statement in "\n".join(lines).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements("\n".join(lines)):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version={version}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def statements(script: str) -> list[str]:
+    """Split ``script`` into statements; a trigger's body keeps its inner semicolons."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                found.append(pending)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        found.append(pending)
+    return found

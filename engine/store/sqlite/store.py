@@ -57,6 +57,7 @@ from engine.store.base import (
 )
 from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 from engine.store.sqlite import claims, ops
+from engine.store.sqlite import responders as responders_ops
 from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
 from engine.store.sqlite.migrate import migrate, migrations
@@ -325,6 +326,22 @@ class SQLiteStore:
         """Delete the escalation timer and apply ``change``, if the interrupt still waits."""
         return await self._write(lambda conn: claims.fire_escalation(conn, timer, change, now))
 
+    async def add_timer(
+        self, run_id: str, interrupt_id: str, kind: str, due_at: float, actor: str | None = None
+    ) -> bool:
+        """Add a timer to the interrupt if it is pending."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            added = conn.execute(
+                "INSERT INTO timers (run_id, interrupt_id, kind, due_at, actor) "
+                "SELECT run_id, id, ?, ?, ? FROM interrupts "
+                "WHERE run_id=? AND id=? AND status='pending'",
+                (kind, due_at, actor, run_id, interrupt_id),
+            )
+            return added.rowcount > 0
+
+        return await self._write(op)
+
     async def delete_timer(self, timer_id: int) -> None:
         """Drop a timer."""
         await self._write(lambda conn: conn.execute("DELETE FROM timers WHERE id=?", (timer_id,)))
@@ -512,3 +529,62 @@ class SQLiteStore:
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
+
+    # -- preferences ----------------------------------------------------------------------
+    async def get_preference(self, actor: str, key: str) -> str | None:
+        """The JSON text stored for ``(actor, key)``, or None."""
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value_json FROM preferences WHERE actor=? AND key=?", (actor, key)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(op)
+
+    async def set_preference(
+        self, actor: str, key: str, value_json: str | None, now: float
+    ) -> None:
+        """Store (or with None, delete) the JSON text for ``(actor, key)``."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            if value_json is None:
+                conn.execute("DELETE FROM preferences WHERE actor=? AND key=?", (actor, key))
+                return
+            conn.execute(
+                "INSERT INTO preferences (actor, key, value_json, updated_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (actor, key) DO UPDATE SET value_json=excluded.value_json, "
+                "updated_at=excluded.updated_at",
+                (actor, key, value_json, now),
+            )
+
+        await self._write(op)
+
+    # -- the responder index ------------------------------------------------------------
+    async def list_answerable(
+        self,
+        *,
+        responders: Sequence[str],
+        actor: str | None,
+        kind: str | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> tuple[list[Interrupt], int]:
+        """Pending interrupts the responders may answer, a page and the total (indexed)."""
+        if not responders:
+            return [], 0
+        return await self._read(
+            lambda conn: responders_ops.answerable(conn, responders, actor, kind, limit, newest)
+        )
+
+    async def list_decided(
+        self, *, responders: Sequence[str], kind: str | None = None, limit: int
+    ) -> list[Interrupt]:
+        """Resolved interrupts that listed any of the responders, newest decision first."""
+        if not responders:
+            return []
+        return await self._read(lambda conn: responders_ops.decided(conn, responders, kind, limit))
+
+    async def pending_responders(self) -> list[str]:
+        """The distinct responders of pending interrupts."""
+        return await self._read(responders_ops.pending_responders)

@@ -240,3 +240,33 @@ async def test_run_pages_are_index_scans_in_page_order(tmp_path: Path, where: st
     )
 
     assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
+    db_path: str,
+) -> None:
+    from engine.store.sqlite.migrate import migrate, migrations
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, [m for m in migrations() if m.version <= 3])
+    conn.execute(
+        "INSERT INTO runs (id, workflow, version, status, input_json, requester, created_at, "
+        "updated_at) VALUES ('r1', 'wf', '1', 'suspended', '{}', 'alice', 1, 1)"
+    )
+    for iid, spec in (("i1", '{"responders": ["bob"]}'), ("i2", '{"responders": []}')):
+        conn.execute(
+            "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
+            "created_at) VALUES ('r1', ?, '0', 's', 'input', 'pending', ?, 1)",
+            (iid, spec),
+        )
+    conn.close()
+
+    store = open_store(db_path)
+    await store.open()
+    try:
+        found, total = await store.list_answerable(responders=["bob", "*"], actor="bob", limit=9)
+        mine, _ = await store.list_answerable(responders=["alice", "*"], actor="alice", limit=9)
+    finally:
+        await store.close()
+    assert sorted(i.id for i in found) == ["i1", "i2"] and total == 2
+    assert mine == []  # alice requested both

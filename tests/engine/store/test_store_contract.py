@@ -558,6 +558,26 @@ async def test_a_reminder_fired_by_two_claimers_is_recorded_once(store: Store) -
     assert [m.topic for m, _ in claimed].count("interrupt.reminder") == 1
 
 
+async def test_a_snooze_timer_names_its_actor_and_is_recorded_once(store: Store) -> None:
+    await parked(store, "r1", ask("i1", expires_at=T0 + 50))
+
+    assert await store.add_timer("r1", "i1", "snooze", T0 + 10, "bob")
+    assert not await store.add_timer("r1", "nope", "snooze", T0 + 10, "bob")
+    (slow,) = await store.claim_timers("w1", T0 + 11, T0 + 12, [], 10)
+    (late,) = await store.claim_timers("w2", T0 + 13, T0 + 100, [], 10)
+    assert (late.kind, late.actor, late.due_at) == ("snooze", "bob", T0 + 10)
+    fired = [EventWrite("snoozed", {"actor": "bob"})], [OutboxWrite("interrupt.snoozed", "i1", {})]
+    await asyncio.gather(
+        store.fire_reminder(slow, *fired, T0 + 13), store.fire_reminder(late, *fired, T0 + 13)
+    )
+
+    types = [e.type for e in await store.list_events("r1", after_id=0, limit=100)]
+    assert types.count("snoozed") == 1
+    assert await store.next_timer_at() == T0 + 50  # the expiry is untouched
+    await resolve(store, approve("bob"))
+    assert not await store.add_timer("r1", "i1", "snooze", T0 + 60, "bob")
+
+
 async def test_delete_timer_and_an_expiry_resolution(store: Store) -> None:
     await parked(store, "r1", ask("i1", expires_at=T0 + 5), ask("i2", expires_at=T0 + 6))
     t1, t2 = await store.claim_timers("w1", T0 + 10, T0 + 100, [], 10)
@@ -866,3 +886,108 @@ async def test_an_escalation_of_a_decided_interrupt_changes_nothing(store: Store
     assert not await store.fire_escalation(timer, quorum.escalation(0, T0 + 6), T0 + 6)
     interrupt = await store.get_interrupt("r1", "i1")
     assert interrupt is not None and interrupt.responders == ["bob", "carol"]
+
+
+# -- the responder index (who may answer what) ----------------------------------------------
+
+
+def open_ask(iid: str, *, responders: list[str], allow_requester: bool = False) -> InterruptSpec:
+    """An input interrupt with the given responders."""
+    spec = ask(iid)
+    spec.responders = responders
+    spec.allow_requester = allow_requester
+    return spec
+
+
+async def test_answerable_reads_the_responder_index(store: Store) -> None:
+    await store.create_run(new_run("r1"))
+    specs = [
+        open_ask("bob-only", responders=["bob"]),
+        open_ask("group", responders=["group:S1", "carol"]),
+        open_ask("anyone", responders=[]),
+        open_ask("carol-only", responders=["carol"]),
+        open_ask("alice-allowed", responders=["alice"], allow_requester=True),
+        open_ask("alice-own", responders=["alice"]),
+    ]
+    await store.commit_steps("r1", "w1", [suspended_step(*specs)], T0)
+
+    bob, bob_total = await store.list_answerable(
+        responders=["bob", "group:S1", "*"], actor="bob", limit=10
+    )
+    first, total = await store.list_answerable(
+        responders=["bob", "group:S1", "*"], actor="bob", limit=1, newest=True
+    )
+    alice, _ = await store.list_answerable(responders=["alice", "*"], actor="alice", limit=10)
+
+    assert sorted(i.id for i in bob) == ["anyone", "bob-only", "group"] and bob_total == 3
+    assert len(first) == 1 and total == 3
+    assert all(i.responders is not None for i in bob)
+    # the requester's own request only where it allows them
+    assert sorted(i.id for i in alice) == ["alice-allowed"]
+    assert sorted(await store.pending_responders()) == ["alice", "bob", "carol", "group:S1"]
+
+
+async def test_a_resolved_interrupt_leaves_the_answerable_list_for_recently_decided(
+    store: Store,
+) -> None:
+    await parked(
+        store, "r1", open_ask("i1", responders=["bob"]), open_ask("i2", responders=["bob"])
+    )
+
+    await resolve(store, approve("bob"), iid="i1")
+    waiting, total = await store.list_answerable(responders=["bob"], actor="bob", limit=10)
+    decided = await store.list_decided(responders=["bob"], limit=10)
+
+    assert [i.id for i in waiting] == ["i2"] and total == 1
+    assert [(i.id, i.resolved_by) for i in decided] == [("i1", "bob")]
+    assert "bob" in await store.pending_responders()
+
+
+async def test_cancelling_a_run_empties_its_answerable_list(store: Store) -> None:
+    await parked(store, "r1", open_ask("i1", responders=["bob"]))
+
+    await store.cancel_run("r1", T0 + 1, [], [], leftovers, by="alice")
+
+    assert await store.list_answerable(responders=["bob"], actor="bob", limit=10) == ([], 0)
+    assert [i.id for i in await store.list_decided(responders=["bob"], limit=10)] == ["i1"]
+
+
+async def test_index_responders_replaces_an_interrupts_responders(store: Store) -> None:
+    await parked(store, "r1", open_ask("i1", responders=["bob"]))
+
+    await reindex(store, "r1", "i1", ["bob", "dave"])
+    dave, _ = await store.list_answerable(responders=["dave"], actor="dave", limit=10)
+    await reindex(store, "r1", "i1", [])
+    anyone, _ = await store.list_answerable(responders=["erin", "*"], actor="erin", limit=10)
+
+    assert [i.id for i in dave] == ["i1"]
+    assert [i.id for i in anyone] == ["i1"]
+
+
+async def reindex(store: Store, run_id: str, iid: str, responders: list[str]) -> None:
+    """Call the backend's ``index_responders`` in one of its transactions (escalation's use)."""
+    from engine.store.postgres import responders as pg_responders
+    from engine.store.postgres.store import PostgresStore
+    from engine.store.sqlite import responders as sqlite_responders
+    from engine.store.sqlite.store import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        await store._write(
+            lambda conn: sqlite_responders.index_responders(conn, run_id, iid, responders)
+        )
+    else:
+        assert isinstance(store, PostgresStore)
+        await store._tx(lambda conn: pg_responders.index_responders(conn, run_id, iid, responders))
+
+
+async def test_preferences_are_stored_per_actor_and_key(store: Store) -> None:
+    assert await store.get_preference("bob", "digest") is None
+
+    await store.set_preference("bob", "digest", '"on"', T0)
+    await store.set_preference("bob", "digest", '"off"', T0 + 1)
+    await store.set_preference("carol", "digest", '"on"', T0)
+
+    assert await store.get_preference("bob", "digest") == '"off"'
+    assert await store.get_preference("carol", "digest") == '"on"'
+    await store.set_preference("bob", "digest", None, T0 + 2)
+    assert await store.get_preference("bob", "digest") is None

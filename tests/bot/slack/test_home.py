@@ -1,0 +1,75 @@
+"""The Home tab's limits and refresh pacing: capped to Slack's 100 blocks with a count,
+refreshes coalesced per person and paced under views.publish's Tier 4."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.slack.blocks.home import HOME_BLOCKS_MAX, WAITING_MAX
+from bot.slack.home import HomeTab
+from tests.fakes.signing import JSON_CONTENT_TYPE, app_home_opened_body
+from tests.support.polling import eventually
+from tests.support.slack_bot import Bot
+
+
+def home_of(bot: Bot) -> HomeTab:
+    home = bot.slack.deps.home
+    assert home is not None
+    return home
+
+
+async def test_a_tab_with_more_waiting_than_fits_is_capped_with_a_count(bot: Bot) -> None:
+    count = WAITING_MAX + 5
+    for n in range(count):
+        await bot.engine.start("change", {"service": f"s{n}", "approvers": ["U0BOB"]})
+
+    await bot.send(app_home_opened_body(user_id="U0BOB"), content_type=JSON_CONTENT_TYPE)
+    view = await eventually(lambda: bot.fake.home_view("U0BOB"), what="the Home tab")
+
+    assert len(view["blocks"]) <= HOME_BLOCKS_MAX
+    assert view["blocks"][0]["text"]["text"] == f"Waiting for you ({count})"
+    assert "…and 5 more" in str(view["blocks"])
+    assert sum(b["type"] == "actions" for b in view["blocks"]) == WAITING_MAX
+    assert bot.fake.validation_failures == []
+
+
+async def test_refreshes_are_coalesced_per_person(bot: Bot) -> None:
+    home = home_of(bot)
+    home.viewers.update({"U0ALICE", "U0BOB"})
+    before = home.published
+
+    for _ in range(5):
+        home.schedule("U0ALICE", "U0BOB")
+    await eventually(lambda: home.published - before >= 2, what="two publishes")
+    await asyncio.sleep(0.1)
+
+    assert home.published - before == 2
+
+
+async def test_refreshes_past_the_burst_are_paced_per_minute(bot: Bot) -> None:
+    now = [0.0]
+    home = HomeTab(
+        bot.engine,
+        bot.slack.client,
+        bot.slack.deps.signer,
+        bot.settings,
+        bot.slack.deps.authorizer,
+        per_minute=100,
+        burst=2,
+        clock=lambda: now[0],
+    )
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+        now[0] += seconds
+
+    real_sleep = asyncio.sleep
+    asyncio.sleep = fake_sleep  # type: ignore[assignment]
+    try:
+        for _ in range(4):
+            await home._pace()
+    finally:
+        asyncio.sleep = real_sleep
+    # two at once, then one every 0.6 s (100 a minute)
+    assert [round(w, 2) for w in waited] == [0.6, 0.6]
