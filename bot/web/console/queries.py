@@ -140,14 +140,10 @@ async def _groups(
     engine: Engine, identity: Identity, authorizer: UsergroupAuthorizer | None
 ) -> list[str]:
     # The Slack user groups among the open requests' responders that this person is in
-    # (what /signoff pending does; asked of Slack, cached by the authorizer).
+    # (read from the engine's responder index; asked of Slack, cached by the authorizer).
     if authorizer is None or identity.kind != "slack":
         return []
-    waiting = await engine.list_interrupts(limit=-1)
-    responders = [r for i in waiting for r in i.responders]
-    if not any(r.startswith(("S", "group:")) for r in responders):
-        return []
-    return await authorizer.groups_of(identity.user, responders)
+    return await engine.groups_of(identity.user)
 
 
 async def answerable(
