@@ -33,6 +33,7 @@ from bot.slack.commands import register_commands
 from bot.slack.deps import Deps
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
+from bot.slack.pacing import paced_client, pacer_from_settings
 from bot.slack.refs import RefSigner
 from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
 from engine import Engine
@@ -161,8 +162,10 @@ def attach_slack(
         engine=engine, settings=settings, signer=signer, authorizer=authorizer, bindings=bindings
     )
     app = build_slack_app(deps, client)
+    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
+    outbound = paced_client(client, pacer) if pacer is not None else client
     notifier = Notifier(
-        engine, client, signer, default_channel=settings.default_channel, bindings=bindings
+        engine, outbound, signer, default_channel=settings.default_channel, bindings=bindings
     )
     notifier.subscribe()
     UndeliveredNotice(engine, client, settings.admins).subscribe()
