@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     slack_pacing_time_scale: float = Field(default=1.0, gt=0, le=1)
     # Processes serving together (signoff serve --workers sets it): budgets are divided.
     workers: int = Field(default=1, ge=1, le=256)
+    # Set by the parent of `signoff serve --workers N` in each worker: 0..N-1.
+    worker_index: int | None = Field(default=None, ge=0)
     # Slow and excess clients (bot.web.guard; docs/deploy.md has the matching proxy settings).
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=30.0, gt=0)
