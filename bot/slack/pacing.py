@@ -6,7 +6,8 @@ and ``chat.postMessage`` to about one message per second per channel with a shor
 the notifier's calls go through a ``Pacer``:
 
 * a sliding 60-second window per method (``DEFAULT_BUDGETS``, overridable), and for
-  ``chat.postMessage`` a token bucket per channel plus a workspace-wide window;
+  ``chat.postMessage`` a burst then one a second per channel, plus a workspace-wide window;
+  a call counts until its answer is back, so a slow network never makes one early;
 * priorities: 1, the ``chat.update`` of a message (someone just acted on it); 2, new request
   posts (and the ``conversations.open`` before a DM); 3, thread replies (reminders, run
   outcomes) and read-backs. A call waits while a more urgent call waits for the same budget;
@@ -31,7 +32,6 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +68,7 @@ DEFAULT_BUDGETS: dict[str, int] = {
 URGENT, NEW, LATER = 1, 2, 3  # priorities: smaller goes first
 # Slack's windows and ours are measured on different clocks, a network hop apart: keep a
 # little room so a call released exactly on time is not counted in the previous window.
-MARGIN = 0.03
+MARGIN = 0.01
 SLACK_JITTER = 0.005  # seconds, on top
 
 
@@ -84,40 +84,31 @@ class PacingLimits:
 
 
 class _Window:
-    """At most ``cap`` calls in any sliding ``length`` seconds."""
+    """At most ``cap`` calls in any sliding ``length`` seconds.
+
+    A call counts from its release until ``length`` after its *response* arrived: Slack
+    counts it when the request arrives, which is somewhere in between, so however late a
+    request travels (a loaded host, a slow network), the window never frees too early.
+    """
 
     def __init__(self, cap: int, length: float) -> None:
         self.cap = max(1, cap)
         self.length = length
-        self.calls: deque[float] = deque()
+        self.slots: list[list[float | None]] = []  # [answered at], None while in flight
 
     def wait(self, now: float) -> float:
-        while self.calls and self.calls[0] <= now - self.length:
-            self.calls.popleft()
-        if len(self.calls) < self.cap:
+        self.slots = [s for s in self.slots if s[0] is None or s[0] > now - self.length]
+        if len(self.slots) < self.cap:
             return 0.0
-        return self.calls[len(self.calls) - self.cap] + self.length - now
+        frees = sorted(s[0] + self.length for s in self.slots if s[0] is not None)
+        need = len(self.slots) - self.cap + 1
+        # Slots in flight free only once answered; the answer wakes the dispatcher.
+        return frees[need - 1] - now if len(frees) >= need else self.length
 
-    def take(self, now: float) -> None:
-        self.calls.append(now)
-
-
-class _Bucket:
-    """A token bucket: ``rate`` per second, at most ``burst`` saved up."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = float(max(1, burst))
-        self.tokens = self.burst
-        self.at = now
-
-    def wait(self, now: float) -> float:
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self, now: float) -> None:
-        self.tokens -= 1
+    def take(self, now: float) -> list[float | None]:
+        slot: list[float | None] = [None]
+        self.slots.append(slot)
+        return slot
 
 
 @dataclass
@@ -130,6 +121,7 @@ class _Entry:
     done: asyncio.Future[Any]
     key: tuple[str, str] | None = None  # (channel, ts) of a coalescible chat.update
     waiters: int = 1
+    slots: list[list[float | None]] = field(default_factory=list)
 
 
 class Pacer:
@@ -153,7 +145,7 @@ class Pacer:
         self.clock = clock
         self.window = 60.0 * self.limits.time_scale * (1 + MARGIN) + SLACK_JITTER
         self._windows: dict[str, _Window] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self._channels: dict[str, _Window] = {}
         self._pending: list[_Entry] = []
         self._updates: dict[tuple[str, str], _Entry] = {}
         self._seq = itertools.count()
@@ -218,19 +210,20 @@ class Pacer:
         if entry.key is not None and self._updates.get(entry.key) is entry:
             del self._updates[entry.key]
 
-    def _budgets(self, entry: _Entry, now: float) -> list[_Window | _Bucket]:
-        found: list[_Window | _Bucket] = []
+    def _budgets(self, entry: _Entry, now: float) -> list[_Window]:
+        found: list[_Window] = []
         if entry.method == POST_MESSAGE:
             found.append(self._window(POST_MESSAGE, self.limits.post_message_per_minute))
             if entry.channel:
-                bucket = self._buckets.get(entry.channel)
-                if bucket is None:
-                    rate = self.limits.post_message_per_second / self.limits.time_scale
-                    interval = self.share / rate * (1 + MARGIN) + SLACK_JITTER
-                    rate = 1 / interval
+                # Slack's bucket (a burst, then `rate` a second) as a window of `burst`
+                # calls per `burst / rate` seconds: the same rate, never over the bucket.
+                channel = self._channels.get(entry.channel)
+                if channel is None:
                     burst = max(1, self.limits.post_message_burst // self.share)
-                    bucket = self._buckets[entry.channel] = _Bucket(rate, burst, now)
-                found.append(bucket)
+                    rate = self.limits.post_message_per_second / self.limits.time_scale
+                    length = burst * self.share / rate * (1 + MARGIN) + SLACK_JITTER
+                    channel = self._channels[entry.channel] = _Window(burst, length)
+                found.append(channel)
         else:
             found.append(self._window(entry.method, self.limits.per_minute[entry.method]))
         return found
@@ -260,8 +253,7 @@ class Pacer:
                     claimed |= ids
                     sleep = wait if sleep is None else min(sleep, wait)
                     continue
-                for budget in budgets:
-                    budget.take(now)
+                entry.slots = [budget.take(now) for budget in budgets]
                 self._pending.remove(entry)
                 self._forget(entry)
                 asyncio.ensure_future(self._release(entry))
@@ -270,8 +262,7 @@ class Pacer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep if sleep is not None else 1.0)
 
-    @staticmethod
-    async def _release(entry: _Entry) -> None:
+    async def _release(self, entry: _Entry) -> None:
         try:
             result = await entry.call()
         except BaseException as exc:  # handed to the callers, who raise it
@@ -282,6 +273,12 @@ class Pacer:
         else:
             if not entry.done.done():
                 entry.done.set_result(result)
+        finally:
+            answered = self.clock()
+            for slot in entry.slots:
+                slot[0] = answered
+            if self._pending:
+                self._kick()
         # Nobody may be waiting any more (all cancelled): mark the exception retrieved.
         if entry.done.done() and not entry.done.cancelled():
             entry.done.exception()
