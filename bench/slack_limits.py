@@ -110,9 +110,7 @@ async def scenario_requests(bench: Bench, count: int, scale: float) -> tuple[dic
     return result, top
 
 
-async def scenario_decisions(
-    bench: Bench, posts: list, count: int, scale: float
-) -> dict[str, Any]:
+async def scenario_decisions(bench: Bench, posts: list, count: int, scale: float) -> dict[str, Any]:
     from tests.fakes.signing import block_actions_payload, interactive_body, signed_request
 
     chosen = sorted(posts)[:count]  # the oldest messages

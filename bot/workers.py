@@ -16,6 +16,8 @@ spreads connections over them. The parent only supervises:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -35,10 +37,14 @@ RESTART_DELAY, MAX_RESTART_DELAY, HEALTHY_AFTER = 1.0, 30.0, 10.0
 
 
 def default_workers(settings: Settings) -> int:
-    """1 on SQLite (its single writer makes a second worker slower: docs/deploy.md); the
-    number of CPUs on PostgreSQL."""
-    if settings.database_url.startswith(("postgres://", "postgresql://", "postgresql+")):
-        return os.cpu_count() or 1
+    """1: several workers are opt-in (``--workers``, ``SIGNOFF_WORKERS``).
+
+    Measured (``bench/workers.py``, docs/deploy.md): on SQLite 2 workers took 21-49% more
+    API writes than 1 on 2 CPUs; on PostgreSQL on the same 2 CPUs, 12% fewer. Still 1 by
+    default: with several workers the ``signoff serve`` pid is a supervisor, which changes
+    what process managers and scripts that signal or measure that pid see.
+    """
+    del settings
     return 1
 
 
@@ -108,7 +114,17 @@ def _spawn(index: int, workers: int, port: int) -> subprocess.Popen[bytes]:
     env.update(
         SIGNOFF_WORKER_INDEX=str(index), SIGNOFF_WORKERS=str(workers), SIGNOFF_PORT=str(port)
     )
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], env=env, preexec_fn=_die_with_parent
+    )
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the parent dies (even by SIGKILL), so no
+    worker is left serving the port without a supervisor (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop_all(pool: list[_Worker], grace: float) -> int:

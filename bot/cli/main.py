@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the service until SIGTERM/SIGINT")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes sharing the port (default: SIGNOFF_WORKERS, else 1 "
-                   "on SQLite and the number of CPUs on PostgreSQL)")  # fmt: skip
+                   help="worker processes sharing the port (default: SIGNOFF_WORKERS, else 1; "
+                   "see docs/deploy.md)")  # fmt: skip
 
     p = sub.add_parser("workflows", help="list workflows, or `show NAME` for its schemas")
     p.add_argument("action", nargs="?", choices=["show"], help="show one workflow")
