@@ -707,7 +707,8 @@ async def run_bench(opts: argparse.Namespace) -> None:
             fake = await spawn_helper("fake", ["--role", "fake"], work)
             children.append(fake)
             api_url, token = str(fake.info["api_url"]), str(fake.info["token"])
-            signoff = await spawn_signoff(work, api_url, token)
+            # This fake enforces no Slack limits: measure Signoff, not the pacer (--limits).
+            signoff = await spawn_signoff(work, api_url, token, SIGNOFF_SLACK_PACING="false")
             children.append(signoff)
             bare = await spawn_helper(
                 "bare-bolt", ["--role", "bare-bolt", "--api-url", api_url, "--token", token], work
