@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 
 from bot.slack import action_ids
 from bot.slack.pacing import PacedWebClient, Pacer, PacingLimits, paced_client
@@ -112,3 +113,29 @@ async def test_the_clicker_sees_the_outcome_through_response_url(bot: Bot) -> No
 async def test_the_notifier_is_paced_and_listeners_are_not(bot: Bot) -> None:
     assert isinstance(bot._slack.notifier.client, PacedWebClient)
     assert not isinstance(bot._slack.client, PacedWebClient)
+
+
+async def test_a_429_still_backs_off_by_retry_after(fake: FakeSlack) -> None:
+    # Slack granted less than the budget says: the 429 is waited out, not lost.
+    fake.enforce_limits(SlackLimits(time_scale=1 / 60).with_method("chat.update", 1))
+    ts = (await fake.client().chat_postMessage(channel=CHANNEL, text="v0"))["ts"]
+    retrying = fake.client(retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
+    client = paced_client(retrying, Pacer(PacingLimits(time_scale=1 / 60)))
+
+    await client.chat_update(channel=CHANNEL, ts=ts, text="v1")
+    await client.chat_update(channel=CHANNEL, ts=ts, text="v2")
+
+    assert fake.rate_limit_hits["chat.update"] >= 1
+    assert fake.message(CHANNEL, ts).text == "v2"
+
+
+def test_the_bench_minimum_follows_the_limits() -> None:
+    from bench.slack_limits import minimum_finish
+
+    posts = minimum_finish([0.0] * 13, 1.0, "chat.postMessage")  # burst 3, then 1/s
+    updates = minimum_finish([0.0] * 120, 1.0, "chat.update")  # 50 a minute
+    late = minimum_finish([0.0, 100.0], 1.0, "chat.update")
+
+    assert posts == 10.0
+    assert updates == 120.0
+    assert late == 100.0
