@@ -88,6 +88,7 @@ async def spawn_signoff(work: Path, api_url: str, token: str) -> Child:
         SLACK_BOT_TOKEN=token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=api_url,
+        SIGNOFF_SLACK_PACING="false",  # the fake enforces no Slack limits
         SIGNOFF_DATABASE_URL=f"sqlite:///{work / 'signoff.db'}",
         SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT="0",

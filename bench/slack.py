@@ -205,12 +205,58 @@ async def run_fake() -> None:
     fake.add_method("bench.messages", index.messages)
     fake.add_method("bench.check", index.check)
     fake.add_method("bench.wait_done", index.wait_done)
+    add_limit_methods(fake)
     await fake.start()
     print(json.dumps({"api_url": fake.api_url, "token": fake.token}), flush=True)
     try:
         await _stdin_closed()
     finally:
         await fake.stop()
+
+
+def add_limit_methods(fake: Any) -> None:
+    """``bench.enforce``, ``bench.mint`` and ``bench.limited``: the ``--limits`` scenarios."""
+    from tests.fakes.ratelimits import SlackLimits
+
+    feedback: dict[str, float] = {}  # response_url key -> first post received
+    urls = fake._response_urls  # time each response_url post as it arrives
+    handle = urls.handle
+
+    async def timed(request: Any) -> Any:
+        feedback.setdefault(request.match_info["key"], time.monotonic())
+        return await handle(request)
+
+    urls.handle = timed
+
+    async def enforce(args: dict[str, Any]) -> dict[str, Any]:
+        fake.enforce_limits(SlackLimits(time_scale=float(args["time_scale"])))
+        return {"ok": True}
+
+    async def mint(args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": fake.response_url(channel=args["channel"], ts=args["ts"])}
+
+    async def limited(args: dict[str, Any]) -> dict[str, Any]:
+        """Every call of the channel: posts (with run id), updates, 429s, feedback times."""
+        posts, updates = [], []
+        for call in fake.calls():
+            if not call.ok:
+                continue
+            if call.method == "chat.postMessage" and call.response.get("channel") == CHANNEL:
+                meta = (call.args.get("metadata") or {}).get("event_payload") or {}
+                posts.append([call.received_at, call.response["ts"], call.args.get("thread_ts"),
+                              meta.get("run_id")])  # fmt: skip
+            elif call.method == "chat.update":
+                updates.append([call.received_at, call.args["ts"]])
+        shown = {}
+        for ts in args.get("keys", []):
+            blocks = json.dumps(fake.message(CHANNEL, ts).blocks)
+            shown[ts] = f"*Approved* by <@{CLICKER}>" in blocks and '"actions"' not in blocks
+        return {"ok": True, "posts": posts, "updates": updates, "shown": shown,
+                "hits": dict(fake.rate_limit_hits), "feedback": feedback}  # fmt: skip
+
+    fake.add_method("bench.enforce", enforce)
+    fake.add_method("bench.mint", mint)
+    fake.add_method("bench.limited", limited)
 
 
 async def run_bare_bolt(api_url: str, token: str) -> None:
@@ -299,9 +345,10 @@ async def spawn_helper(name: str, args: Sequence[str], work: Path) -> Child:
     return child
 
 
-async def spawn_signoff(work: Path, api_url: str, token: str) -> Child:
+async def spawn_signoff(work: Path, api_url: str, token: str, **extra: str) -> Child:
     """Start the Signoff service (``signoff serve``) and wait until it listens."""
     env = child_env(
+        **extra,
         SLACK_BOT_TOKEN=token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=api_url,
@@ -660,7 +707,8 @@ async def run_bench(opts: argparse.Namespace) -> None:
             fake = await spawn_helper("fake", ["--role", "fake"], work)
             children.append(fake)
             api_url, token = str(fake.info["api_url"]), str(fake.info["token"])
-            signoff = await spawn_signoff(work, api_url, token)
+            # This fake enforces no Slack limits: measure Signoff, not the pacer (--limits).
+            signoff = await spawn_signoff(work, api_url, token, SIGNOFF_SLACK_PACING="false")
             children.append(signoff)
             bare = await spawn_helper(
                 "bare-bolt", ["--role", "bare-bolt", "--api-url", api_url, "--token", token], work
@@ -704,6 +752,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="send a client's next click once the last is acked, not once its message is "
         "updated (Signoff's background work then queues up: a throughput test)",
     )
+    p.add_argument("--limits", action="store_true",
+                   help="the fake enforces Slack's rate limits: the burst scenarios, "
+                   "pacing off then on")  # fmt: skip
+    p.add_argument("--time-scale", type=float, default=1 / 20,
+                   help="with --limits: a Slack minute lasts 60 * this seconds")  # fmt: skip
+    p.add_argument("--requests", type=int, default=500, help="with --limits: new requests")
+    p.add_argument("--decisions", type=int, default=200, help="with --limits: decisions")
+    p.add_argument("--pacing", default="off,on", help="with --limits: pacing settings to run")
     p.add_argument("--role", choices=("bench", "fake", "bare-bolt"), default="bench",
                    help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument("--api-url", help=argparse.SUPPRESS)
@@ -718,6 +774,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(run_fake())
     elif opts.role == "bare-bolt":
         asyncio.run(run_bare_bolt(opts.api_url, opts.token))
+    elif opts.limits:
+        from bench.slack_limits import run_limits
+
+        asyncio.run(run_limits(opts))
     else:
         asyncio.run(run_bench(opts))
 

@@ -136,7 +136,10 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
     try:
         await runner.setup()
         limits = Limits.from_settings(settings)
-        site = GuardedSite(runner, settings.host, settings.port, guard=ConnectionGuard(limits))
+        site = GuardedSite(
+            runner, settings.host, settings.port, guard=ConnectionGuard(limits),
+            reuse_port=settings.worker_index is not None,  # signoff serve --workers
+        )  # fmt: skip
         await site.start()
         for address in runner.addresses:
             log.info("Signoff listening on http://%s:%s", address[0], address[1])
@@ -149,7 +152,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event) -> None:
         )
         announce_console(web_app, "http://{}:{}".format(*runner.addresses[0][:2]))
         slack = web_app.get(SLACK_BOT)
-        if slack is not None and settings.socket_mode:
+        # With several workers, only worker 0 owns the Socket Mode connection.
+        if slack is not None and settings.socket_mode and not settings.worker_index:
             assert settings.slack_app_token is not None  # socket_mode implies it
             socket_mode = AsyncSocketModeHandler(
                 slack.app, app_token=settings.slack_app_token.get_secret_value()

@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     usergroup_cache_seconds: float = Field(default=60.0, ge=0)
     slack_retries: int = Field(default=2, ge=0, le=10)
     slack_timeout: float = Field(default=10.0, gt=0)
+    # Pacing of the notifier's Slack calls (bot/slack/pacing.py): per-minute budgets by
+    # method as JSON {"chat.update": 50, ...} override the tiers; time_scale is for tests.
+    slack_pacing: bool = True
+    slack_pacing_budgets: dict[str, int] = Field(default_factory=dict)
+    slack_pacing_post_per_second: float = Field(default=1.0, gt=0)
+    slack_pacing_time_scale: float = Field(default=1.0, gt=0, le=1)
+    # Processes serving together (signoff serve --workers sets it): budgets are divided.
+    workers: int = Field(default=1, ge=1, le=256)
+    # Set by the parent of `signoff serve --workers N` in each worker: 0..N-1.
+    worker_index: int | None = Field(default=None, ge=0)
     # Slow and excess clients (bot.web.guard; docs/deploy.md has the matching proxy settings).
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=30.0, gt=0)

@@ -223,10 +223,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             "Slack is not configured (no SLACK_BOT_TOKEN): running workflows, the REST API "
             "and webhooks only; answer requests with the API or `signoff resume`"
         )
+    if settings.worker_index is None:  # not a worker: maybe the parent of several
+        from bot.workers import default_workers, supervise
+
+        workers = getattr(args, "workers", None) or _workers_from_env() or default_workers(settings)
+        if workers > 1:
+            raise SystemExit(supervise(settings, workers))
     try:
         asyncio.run(serve(settings))
     except (ImportError, ValueError, DefinitionError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _workers_from_env() -> int | None:
+    value = os.environ.get("SIGNOFF_WORKERS", "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else None
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -239,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("serve", help="run the service until SIGTERM/SIGINT")
+    p = sub.add_parser("serve", help="run the service until SIGTERM/SIGINT")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes sharing the port (default: SIGNOFF_WORKERS, else 1; "
+                   "see docs/deploy.md)")  # fmt: skip
 
     p = sub.add_parser("workflows", help="list workflows, or `show NAME` for its schemas")
     p.add_argument("action", nargs="?", choices=["show"], help="show one workflow")

@@ -37,6 +37,7 @@ from bot.slack.digest import Digest
 from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
+from bot.slack.pacing import paced_client, pacer_from_settings
 from bot.slack.refs import RefSigner
 from bot.slack.snooze import SnoozeReminder
 from bot.slack.undelivered import UndeliveredNotice, warn_without_default_channel
@@ -172,18 +173,20 @@ def attach_slack(
         home=home,
     )
     app = build_slack_app(deps, client)
+    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
+    outbound = paced_client(client, pacer) if pacer is not None else client
     notifier = Notifier(
         engine,
-        client,
+        outbound,
         signer,
         default_channel=settings.default_channel,
         bindings=bindings,
-        digest=Digest(engine, client, home),
+        digest=Digest(engine, outbound, home),
         delivery=parse_policy(settings.delivery),
     )
     notifier.subscribe()
     home.subscribe()
-    SnoozeReminder(engine, client, signer).subscribe()
-    UndeliveredNotice(engine, client, settings.admins).subscribe()
+    SnoozeReminder(engine, outbound, signer).subscribe()
+    UndeliveredNotice(engine, outbound, settings.admins).subscribe()
     warn_without_default_channel(engine, settings.default_channel)
     return SlackBot(app=app, client=client, deps=deps, notifier=notifier)

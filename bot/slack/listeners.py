@@ -63,6 +63,7 @@ from bot.slack.blocks.parse import (
 from bot.slack.blocks.render import render_modal
 from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
+from bot.slack.feedback import show_outcome
 from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
 from bot.slack.snooze import snooze
@@ -223,7 +224,7 @@ async def handle_click(
         return partial(_tell_refusal, deps, body, exc, ref)
     if not outcome.resolved:
         return _teller(body, _progress_receipt(outcome))
-    return None
+    return partial(show_outcome, deps, body, ref)  # at once, while chat.update is paced
 
 
 def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:

@@ -287,10 +287,17 @@ class GuardedSite(web.TCPSite):
     """
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, *, guard: ConnectionGuard
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        guard: ConnectionGuard,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, backlog=guard.limits.accept_batch())
         self.guard = guard
+        self.reuse_port = reuse_port  # several worker processes share the port
 
     async def start(self) -> None:
         """Listen, making each connection's protocol a ``GuardedRequestHandler``."""
@@ -303,7 +310,12 @@ class GuardedSite(web.TCPSite):
             return GuardedRequestHandler(server, guard=self.guard, loop=loop)
 
         self._server = await loop.create_server(
-            protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
+            protocol,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         for listening in self._server.sockets:
             # asyncio used the small accept batch as the kernel's queue of connections

@@ -142,6 +142,7 @@ async def requests_server(
             SIGNOFF_PORT="0",
             SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
             SIGNOFF_POLL_INTERVAL="0.1",
+            SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
             SIGNOFF_LEASE_SECONDS="2",
             SIGNOFF_SHUTDOWN_GRACE="2",
             SIGNOFF_API_TOKENS=f'{{"ci": "{TOKEN}"}}',

@@ -67,6 +67,7 @@ async def service(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Servic
         SIGNOFF_ADMINS=ADMIN,
         SIGNOFF_API_TOKEN=API_TOKEN,
         SIGNOFF_POLL_INTERVAL="0.1",
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS="2",
         SIGNOFF_SHUTDOWN_GRACE="2",
         SIGNOFF_OIDC_CLIENT_ID=OIDC_CLIENT,

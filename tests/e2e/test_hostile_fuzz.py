@@ -99,6 +99,7 @@ async def test_hostile_requests_get_no_5xx_no_traceback_and_change_nothing(
         SIGNOFF_API_TOKEN=TOKEN,
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
         SIGNOFF_POLL_INTERVAL="0.1",
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_BODY_TIMEOUT="5",
     )
     service = await ServeProcess.start(env)

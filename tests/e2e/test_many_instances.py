@@ -124,6 +124,7 @@ async def cluster(
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
         SIGNOFF_API_TOKEN="many-instances-api-token",
         SIGNOFF_POLL_INTERVAL=str(POLL),
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS=str(LEASE),
         SIGNOFF_SHUTDOWN_GRACE="2",
         PYTHONUNBUFFERED="1",

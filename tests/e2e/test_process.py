@@ -134,6 +134,7 @@ async def services(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Any]:
         SIGNOFF_PORT="0",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
         SIGNOFF_POLL_INTERVAL="0.1",
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS="2",
         SIGNOFF_SHUTDOWN_GRACE="2",
         PYTHONUNBUFFERED="1",

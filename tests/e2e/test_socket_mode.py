@@ -92,6 +92,7 @@ async def test_commands_and_clicks_arrive_over_socket_mode(
         SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
         SIGNOFF_PORT="0",
         SIGNOFF_POLL_INTERVAL="0.05",
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
     )
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(settings, stop=stop))

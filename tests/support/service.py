@@ -61,6 +61,7 @@ def service_env(*, api_url: str, token: str, secret: str, db: Path, **extra: str
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
         SIGNOFF_API_TOKEN=API_TOKEN,
         SIGNOFF_POLL_INTERVAL="0.1",
+        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS="2",
         SIGNOFF_SHUTDOWN_GRACE="1",
         PYTHONUNBUFFERED="1",

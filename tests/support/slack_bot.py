@@ -167,6 +167,7 @@ class Bot:
             user_id=user,
             user_name=user.lower(),
             selected=selected,
+            response_url=self.fake.response_url(channel=message.channel, ts=message.ts),
         )
         if edit is not None:
             edit(payload)
