@@ -122,6 +122,7 @@ class EventType(StrEnum):
     UNDELIVERED = "undelivered"  # an adapter could not show a request to anyone
     ESCALATED = "escalated"  # a step of an escalation ladder fired (ctx.suspend(escalate=))
     EMITTED = "emitted"  # a running step reported intermediate output (ctx.emit)
+    RETRIED = "retried"  # a failed run was sent back to running (Engine.retry): data["by"]
 
 
 class ErrorInfo(BaseModel):
