@@ -310,6 +310,8 @@ async def test_an_admin_retries_a_failed_run_and_sees_each_step_input(
     await expect(page.locator("ol.steps > li").nth(2)).to_contain_text("the output of send_to_bank")
     run = await api(service, "GET", f"/api/runs/{run_id}")
     assert run["output"] == {"vendor": "ACME", "cents": 1030}
+    await expect(page.get_by_text("Cancel this run")).to_have_count(0)  # finished: gone live
+    await page.wait_for_timeout(1600)  # let the new entries' highlight fade
     await shoot(page, "run-retried")
     await context.close()
 
@@ -343,12 +345,12 @@ async def test_runs_page_on_a_phone_filters_by_date_and_pages_both_ways(
     await page.get_by_role("button", name="Filter").click()
     await expect(page).to_have_url(re.compile(rf"since={today}&until={today}"))
     await expect(page.locator("table.runs tbody tr")).to_have_count(50)
-    await shoot(page, "runs-filtered")
-    await page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
 
     await page.get_by_role("link", name="Older →").click()
     await expect(page.locator("table.runs tbody tr")).to_have_count(5)
     await expect(page).to_have_url(re.compile(rf"since={today}"))
+    await shoot(page, "runs-filtered")
+    await page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
     await page.get_by_role("link", name="← Newer").click()
     await expect(page.locator("table.runs tbody tr")).to_have_count(50)
     assert await page.get_by_role("link", name="← Newer").count() == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -15,6 +17,7 @@ from engine import (
     StepContext,
     StepStatus,
     Workflow,
+    open_store,
     step,
 )
 from tests.engine.conftest import EngineFactory
@@ -146,3 +149,18 @@ async def test_count_runs_by_workflow_is_exact_per_workflow_and_status(
     counts = await engine.count_runs_by_workflow()
 
     assert counts == {"chain": {"failed": 3}, "asking": {"suspended": 1}}
+
+
+async def test_the_per_workflow_count_is_one_covering_index_scan_on_sqlite(tmp_path: Path) -> None:
+    db = str(tmp_path / "plan.db")
+    store = open_store(db)
+    await store.open()
+    await store.close()
+
+    with sqlite3.connect(db) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT workflow, status, COUNT(*) FROM runs "
+            "GROUP BY workflow, status"
+        ).fetchall()
+
+    assert "COVERING INDEX runs_by_workflow" in str(plan) and "TEMP B-TREE" not in str(plan)
