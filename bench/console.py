@@ -8,6 +8,8 @@ signed in as the operator through a one-time link) and requests each page ``--re
 times, one at a time:
 
 * ``inbox``: ``/`` (the first 50 of the pending requests, with their forms);
+* ``workflows``: ``/workflows`` (each graph with its exact run counts per status, one
+  aggregate over the ``runs_by_workflow`` index);
 * ``runs``: ``/runs`` (the newest 50);
 * ``runs_deep``: ``/runs?before=…`` pages 1-40 deep, following the "Older" links;
 * ``runs_filtered``: ``/runs`` by status, by workflow, by requester, and by a date range.
@@ -175,6 +177,9 @@ async def main() -> None:
             deep_path = found.group(1).replace("&amp;", "&") if found else "/runs"
         for n in range(args.requests):
             await get("runs_filtered", filtered[n % len(filtered)])
+        for _ in range(args.requests):
+            page = await get("workflows", "/workflows")
+            assert "1000+" not in page, "workflow counts should be exact"
 
     # What the inbox costs in the engine alone: list_interrupts(actor=) reads every
     # pending interrupt and filters them in Python before the limit applies.

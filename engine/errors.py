@@ -10,6 +10,7 @@ The hierarchy::
     ├── InvalidInput                 start input failed the workflow's input model
     ├── IdempotencyKeyReused         an idempotency key already started a run with other input
     ├── RunNotActive                 the run already finished (cancel on a finished run)
+    ├── RunNotRetryable              retry() of a run that did not fail, or cannot run again
     ├── InterruptExpired             an interrupt with OnExpiry.fail() expired: the step fails
     ├── StepTimedOut                 an attempt of a step ran over its timeout (a TimeoutError)
     ├── StepOutputInvalid            a step's (or the run's) output failed its declared model
@@ -53,6 +54,7 @@ __all__ = [
     "ResumeValidationError",
     "RunNotActive",
     "RunNotFound",
+    "RunNotRetryable",
     "SignoffError",
     "StepOutputInvalid",
     "StepTimedOut",
@@ -158,6 +160,18 @@ class RunNotActive(SignoffError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id!r} is already {status}")
+
+
+class RunNotRetryable(SignoffError):
+    """``Engine.retry`` refused: only a failed run can run again, and ``reason`` says why
+    this one cannot (e.g. it is still active, it completed, or its requests were cancelled
+    when it failed)."""
+
+    def __init__(self, run_id: str, status: str, reason: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.reason = reason
+        super().__init__(f"run {run_id!r} cannot be retried: {reason}")
 
 
 class InterruptExpired(SignoffError):

@@ -123,6 +123,7 @@ class EventType(StrEnum):
     ESCALATED = "escalated"  # a step of an escalation ladder fired (ctx.suspend(escalate=))
     EMITTED = "emitted"  # a running step reported intermediate output (ctx.emit)
     SNOOZED = "snoozed"  # a person's snooze of a request ran out (Engine.snooze)
+    RETRIED = "retried"  # a failed run was sent back to running (Engine.retry): data["by"]
 
 
 class ErrorInfo(BaseModel):

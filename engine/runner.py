@@ -509,6 +509,34 @@ class Engine:
         self._notify(run_id)
         return run
 
+    # -- retrying a failed run ----------------------------------------------------------
+    async def retry(self, run_id: str, *, actor: str) -> Run:
+        """Run a failed run again from the step that failed, as ``actor`` asked.
+
+        In one transaction the run goes back to ``running``, owned by this engine, its
+        failed step records are deleted (those steps run again with fresh attempts; the
+        completed steps are kept and not run again) and a ``retried`` history entry
+        records ``actor`` and the error it had. This engine then drives it.
+
+        Raises RunNotFound, or RunNotRetryable (``.reason``) unless the run failed, or
+        when requests of the run were cancelled as it failed.
+        """
+        found = await self.store.get_run(run_id)
+        if found is None:
+            raise RunNotFound(run_id)
+        error = found.error.model_dump(exclude={"traceback"}) if found.error else None
+        now = self.clock()
+        state = await self.store.retry_run(
+            run_id,
+            owner=self.worker_id,
+            lease_until=now + self.lease,
+            now=now,
+            events=[EventWrite(EventType.RETRIED, {"by": actor, "error": error})],
+        )
+        self.driver.spawn(run_id, state)
+        self._notify(run_id)
+        return state.run
+
     # -- queries ------------------------------------------------------------------------
     async def wait(
         self,
@@ -556,6 +584,14 @@ class Engine:
     async def count_runs(self) -> dict[str, int]:
         """How many runs there are in each status (for metrics)."""
         return await self.store.count_runs()
+
+    async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
+        """How many runs each workflow has in each status: ``{workflow: {status: n}}``.
+
+        One aggregate over the ``runs_by_workflow`` index (exact, not capped); statuses
+        without runs are left out.
+        """
+        return await self.store.count_runs_by_workflow()
 
     async def outbox_backlog(self) -> int:
         """How many notifications are waiting to be delivered (for metrics)."""

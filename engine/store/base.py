@@ -383,3 +383,21 @@ class Store(Protocol):
 
     async def pending_responders(self) -> list[str]:
         """The distinct responders named by pending interrupts (not ``'*'``)."""
+
+    # -- retry and per-workflow counts (additive) ---------------------------------------
+    async def retry_run(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        events: list[EventWrite],
+    ) -> RunState:
+        """Send a failed run back to running, owned by ``owner``: its failed step records
+        are deleted (they run again with fresh attempts), completed ones kept; ``events``
+        are appended. RunNotFound, or RunNotRetryable saying why not (not failed, or its
+        requests were cancelled when it failed)."""
+
+    async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
+        """Number of runs per workflow and status (one indexed aggregate)."""

@@ -60,7 +60,8 @@ async def service(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Servic
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake_slack.api_url,
         SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
-        SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
+        SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals,tests.e2e.wf_console",
+        CONSOLE_TEST_FAIL_FLAG=str(tmp_path / "bank-down"),
         SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT="0",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
@@ -272,4 +273,86 @@ async def test_the_run_page_follows_a_slack_click_live_without_a_reload(
     await expect(page.locator("#timeline")).to_contain_text("Run completed")
     assert await page.evaluate("window.notReloaded") is True
     assert await page.get_by_role("button", name="Approve").count() == 0
+    await context.close()
+
+
+async def test_an_admin_retries_a_failed_run_and_sees_each_step_input(
+    service: Service, browser: Browser, tmp_path: Path
+) -> None:
+    (tmp_path / "bank-down").touch()
+    created = await api(
+        service,
+        "POST",
+        "/api/runs",
+        {"workflow": "payout", "input": {"vendor": "ACME", "cents": 1000}, "requester": "U0CAROL"},
+    )
+    run_id = created["run_id"]
+
+    async def failed() -> bool:
+        return (await api(service, "GET", f"/api/runs/{run_id}"))["status"] == "failed"
+
+    await eventually(failed, timeout=10, what="the payout to fail")
+    context, page = await sign_in(browser, service, "u0admin")
+    await page.goto(service.url + f"/runs/{run_id}")
+    await expect(page.locator("#run-status")).to_have_text("failed")
+    steps = page.locator("ol.steps > li")
+    await expect(steps.nth(0)).to_contain_text("the run's input")
+    await expect(steps.nth(1)).to_contain_text("ConnectionError: the bank's API is down (503)")
+    await expect(steps.nth(1)).to_contain_text("the output of add_fee")
+    await shoot(page, "run-failed")
+
+    (tmp_path / "bank-down").unlink()
+    await page.get_by_role("button", name="Retry").click()
+    await expect(page.get_by_role("status")).to_contain_text("running again from its failed step")
+    await expect(page.locator("#run-status")).to_have_text("completed", timeout=10_000)
+    await expect(page.locator("#timeline")).to_contain_text("Run retried by U0ADMIN")
+    await expect(page.locator("#timeline")).to_contain_text("Run completed")
+    assert await page.get_by_role("button", name="Retry").count() == 0
+    await expect(page.locator("ol.steps > li").nth(2)).to_contain_text("the output of send_to_bank")
+    run = await api(service, "GET", f"/api/runs/{run_id}")
+    assert run["output"] == {"vendor": "ACME", "cents": 1030}
+    await expect(page.get_by_text("Cancel this run")).to_have_count(0)  # finished: gone live
+    await page.wait_for_timeout(1600)  # let the new entries' highlight fade
+    await shoot(page, "run-retried")
+    await context.close()
+
+    others, other_page = await sign_in(browser, service, "u0carol")
+    await other_page.goto(service.url + f"/runs/{run_id}")
+    assert await other_page.get_by_role("button", name="Retry").count() == 0
+    await others.close()
+
+
+async def test_runs_page_on_a_phone_filters_by_date_and_pages_both_ways(
+    service: Service, browser: Browser
+) -> None:
+    for n in range(55):
+        await api(
+            service,
+            "POST",
+            "/api/runs",
+            {"workflow": "payout", "input": {"vendor": f"v{n}", "cents": n}, "requester": "U0BOB"},
+        )
+    context, page = await sign_in(browser, service, "u0alice")
+    await page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
+    await page.goto(service.url + "/runs")
+    since = page.get_by_label("From")
+    box = await since.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS["phone"]
+    assert await page.evaluate("document.documentElement.scrollWidth") <= WIDTHS["phone"]
+    today = await page.evaluate("new Date().toISOString().slice(0, 10)")
+    await since.fill(today)
+    await page.get_by_label("To").fill(today)
+    await page.get_by_label("Workflow").select_option("payout")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(rf"since={today}&until={today}"))
+    await expect(page.locator("table.runs tbody tr")).to_have_count(50)
+
+    await page.get_by_role("link", name="Older →").click()
+    await expect(page.locator("table.runs tbody tr")).to_have_count(5)
+    await expect(page).to_have_url(re.compile(rf"since={today}"))
+    await shoot(page, "runs-filtered")
+    await page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
+    await page.get_by_role("link", name="← Newer").click()
+    await expect(page.locator("table.runs tbody tr")).to_have_count(50)
+    assert await page.get_by_role("link", name="← Newer").count() == 0
     await context.close()

@@ -58,6 +58,7 @@ from engine import (
     ResumeValidationError,
     RunNotActive,
     RunNotFound,
+    RunNotRetryable,
     RunStatus,
     SignoffError,
 )
@@ -286,7 +287,10 @@ class Console:
             "page": page,
             "statuses": [s.value for s in RunStatus],
             "workflows": sorted({wf.name for wf in self.engine.registry.all()}),
-            "next_query": filters.query(before=page.next_cursor) if page.next_cursor else None,
+            "next_query": (
+                queries.older_query(filters, page.next_cursor) if page.next_cursor else None
+            ),
+            "newer_query": queries.newer_query(filters),
             "first_query": filters.query() if filters.before else None,
         }
         return await self._render(request, "runs.html", context, identity=identity)
@@ -322,10 +326,12 @@ class Console:
             "input_rows": queries.labelled(run.input),
             "output_rows": queries.labelled(run.output),
             "steps": [(s, queries.labelled(s.output)) for s in detail.steps],
+            "inputs": queries.step_inputs(self.engine, detail),
             "done": [i for i in detail.interrupts if not queries.is_pending(i)],
             "slack_links": queries.slack_links,
             "can_cancel": not run.status.terminal
             and (identity.user == run.requester or is_admin(identity, self.settings)),
+            "can_retry": run.status is RunStatus.FAILED and is_admin(identity, self.settings),
             "notice": _notice(rerender),
             "last_event": detail.events[-1].id if detail.events else 0,
             "event_types": [t.value for t in EventType],
@@ -396,12 +402,30 @@ class Console:
         log.info("console: %s cancelled run %s", identity.user, run_id)
         raise web.HTTPSeeOther(run_path(run_id))
 
+    async def retry(self, request: web.Request) -> web.Response:
+        """POST ``/runs/{run_id}/retry``: an admin runs a failed run again from its failed
+        step (``engine.retry``); the engine refuses anything but a failed run."""
+        identity, _ = await self._post(request)
+        run_id = request.match_info["run_id"]
+        if not is_admin(identity, self.settings):
+            return await self._error(request, 403, "Only an admin may retry a run.", identity)
+        try:
+            await self.engine.retry(run_id, actor=identity.user)
+        except RunNotFound:
+            return await self._error(request, 404, "There is no such run.", identity)
+        except RunNotRetryable as exc:
+            await self._flash(request, "warn", f"Not retried: {exc.reason}.")
+        else:
+            await self._flash(request, "ok", "The run is running again from its failed step.")
+            log.info("console: %s retried run %s", identity.user, run_id)
+        raise web.HTTPSeeOther(run_path(run_id))
+
     # -- workflows --------------------------------------------------------------------
     async def workflows(self, request: web.Request) -> web.Response:
         """``/workflows``: each definition's graph, schemas, versions and run counts."""
         identity = await self._identity(request)
         cards = await queries.workflow_cards(self.engine)
-        context = {"nav": "workflows", "cards": cards, "cap": queries.COUNT_CAP}
+        context = {"nav": "workflows", "cards": cards}
         return await self._render(request, "workflows.html", context, identity=identity)
 
     # -- signing in and out -----------------------------------------------------------
@@ -480,6 +504,7 @@ class Console:
             web.get("/runs/{run_id}/events", self.run_events),
             web.post("/runs/{run_id}/answer", self.answer),
             web.post("/runs/{run_id}/cancel", self.cancel),
+            web.post("/runs/{run_id}/retry", self.retry),
             web.get("/workflows", self.workflows, name="console.workflows"),
             web.get("/signin", self.signin_page),
             web.get("/signin/slack", self.signin_slack),

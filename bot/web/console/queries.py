@@ -5,13 +5,16 @@
 * ``runs_page``: runs filtered by status, workflow, requester and creation date, paged
   with a keyset cursor on ``(created_at, id)`` so any page is one indexed range scan.
 * ``timeline``: a run's history as sentences (who, when, what, with answers).
-* ``workflow_cards``: each registered workflow's graph, schemas and run counts.
+* ``workflow_cards``: each registered workflow's graph, schemas and exact run counts
+  (``engine.count_runs_by_workflow()``, one aggregate).
+* ``step_inputs``: what each step of a run was given, where the graph says so honestly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,14 +34,15 @@ from engine import (
     InterruptKind,
     InterruptStatus,
     Run,
+    RunDetail,
     RunStatus,
     StepDef,
+    StepStatus,
     Workflow,
     WorkflowNotRegistered,
 )
 
 __all__ = [
-    "COUNT_CAP",
     "INBOX_MAX",
     "PAGE_SIZE",
     "Card",
@@ -50,16 +54,18 @@ __all__ = [
     "answerable",
     "describe_value",
     "inbox",
+    "newer_query",
+    "older_query",
     "pending_card",
     "runs_page",
     "slack_links",
+    "step_inputs",
     "timeline",
     "workflow_cards",
 ]
 
 INBOX_MAX = 50
 PAGE_SIZE = 50
-COUNT_CAP = 1000  # run counts above this show as "1000+" (each count is an indexed read)
 VALUE_MAX = 400
 
 
@@ -185,6 +191,7 @@ class RunFilters:
     since: dt.date | None = None  # created on or after this day (UTC)
     until: dt.date | None = None  # created on or before this day (UTC)
     before: tuple[dt.datetime, str] | None = None
+    back: tuple[str, ...] = ()  # the cursors of the newer pages walked through ("-": first)
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> tuple[RunFilters, list[str]]:
@@ -206,6 +213,7 @@ class RunFilters:
                 before = (moment, run_id) if run_id else None
             except ValueError:
                 problems.append("the page link is damaged; showing the first page")
+        back = tuple(b for b in (query.get("back") or "").split(BACK_SEP) if _is_cursor(b))
         return (
             cls(
                 status=status,
@@ -214,6 +222,7 @@ class RunFilters:
                 since=since,
                 until=until,
                 before=before,
+                back=back[-BACK_MAX:] if before else (),
             ),
             problems,
         )
@@ -239,6 +248,39 @@ def _date(raw: str | None, label: str, problems: list[str]) -> dt.date | None:
     except ValueError:
         problems.append(f"the {label} date {raw[:20]!r} is not a date")
         return None
+
+
+BACK_SEP = "~"
+BACK_MAX = 20  # newer pages remembered in a link; further back, "Newest" still works
+
+
+def _is_cursor(value: str) -> bool:
+    if value == "-":
+        return True
+    at, _, run_id = value.partition("|")
+    try:
+        dt.datetime.fromisoformat(at)
+    except ValueError:
+        return False
+    return bool(run_id) and len(value) <= 100
+
+
+def older_query(filters: RunFilters, next_cursor: str) -> dict[str, str]:
+    """Query of the next (older) page: this page's cursor goes onto the ``back`` stack."""
+    here = f"{filters.before[0].isoformat()}|{filters.before[1]}" if filters.before else "-"
+    back = (*filters.back, here)[-BACK_MAX:]
+    return filters.query(before=next_cursor, back=BACK_SEP.join(back))
+
+
+def newer_query(filters: RunFilters) -> dict[str, str] | None:
+    """Query of the previous (newer) page, from the ``back`` stack; None on the first
+    page, or when the stack was cut (deeper than ``BACK_MAX`` pages: use "Newest")."""
+    if filters.before is None or not filters.back:
+        return None
+    *rest, previous = filters.back
+    if previous == "-":
+        return filters.query()
+    return filters.query(before=previous, back=BACK_SEP.join(rest))
 
 
 def cursor_of(run: Run) -> str:
@@ -349,6 +391,12 @@ def _entry(event: Event, titles: Mapping[str, str]) -> TimelineEntry:  # noqa: C
     elif kind is EventType.FAILED:
         error = d.get("error") or {}
         text = f"Run failed: {error.get('type')}: {error.get('message')}"
+    elif kind is EventType.RETRIED:
+        who = d.get("by")
+        error = d.get("error") or {}
+        text = f"Run retried{_by(who)} from its failed step"
+        if error:
+            text += f" (it had failed: {error.get('type')}: {error.get('message')})"
     elif kind is EventType.UNDELIVERED:
         text = f"{request} could not be shown in Slack ({d.get('target')}): {d.get('reason')}"
     else:  # pragma: no cover - a type added to the engine later
@@ -367,6 +415,63 @@ def timeline(events: Iterable[Event], interrupts: Iterable[Interrupt]) -> list[T
     """A run's history, oldest first, as sentences."""
     titles = {i.id: f"“{i.title or humanize(i.step)}”" for i in interrupts}
     return [_entry(e, titles) for e in events]
+
+
+# -- step inputs ------------------------------------------------------------------------
+
+SEE_PREVIOUS = "see previous step"
+
+_TOP_LEVEL = re.compile(r"^(\d+):([^/\[]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class StepInput:
+    """What a step was given: rows of the value, or a note when it cannot be told."""
+
+    rows: list[tuple[str, str]]
+    note: str | None = None  # e.g. "the run's input", "see previous step"
+
+
+def step_inputs(engine: Engine, detail: RunDetail) -> dict[str, StepInput]:
+    """Each recorded step's input by path, where it can be derived honestly.
+
+    The engine records outputs only. In a sequence of plain steps, a step is given the
+    previous step's output (the first one the run's input), so for a step at the top
+    level of the workflow whose previous node is a plain step with a recorded output,
+    that output is shown. Anywhere else (inside a branch, parallel block, loop or
+    sub-workflow, after one of those, or with a version this process does not have) the
+    input is not derived: the note says to see the previous step.
+    """
+    run = detail.run
+    try:
+        nodes = list(engine.registry.get(run.workflow, run.version).nodes)
+    except (WorkflowNotRegistered, LookupError):
+        nodes = []
+    recorded = {s.path: s for s in detail.steps}
+    found: dict[str, StepInput] = {}
+    for s in detail.steps:
+        found[s.path] = StepInput([], SEE_PREVIOUS)
+        top = _TOP_LEVEL.match(s.path)
+        if top is None or not nodes:
+            continue
+        index = int(top.group(1))
+        if index >= len(nodes) or not _is_step(nodes[index], top.group(2)):
+            continue
+        if index == 0:
+            found[s.path] = StepInput(labelled(run.input), "the run's input")
+            continue
+        before = nodes[index - 1]
+        if not isinstance(before, StepDef):
+            continue
+        previous = recorded.get(f"{index - 1}:{before.name}")
+        if previous is None or previous.status is not StepStatus.COMPLETED:
+            continue
+        found[s.path] = StepInput(labelled(previous.output), f"the output of {before.name}")
+    return found
+
+
+def _is_step(node: Any, name: str) -> bool:
+    return isinstance(node, StepDef) and node.name == name
 
 
 # -- workflows --------------------------------------------------------------------------
@@ -435,12 +540,7 @@ class Card:
     steps: list[Node]
     input_schema: str
     output_schema: str
-    counts: list[tuple[str, str]]  # (status, "12" or "1000+")
-
-
-async def _count(engine: Engine, workflow: str, status: RunStatus) -> str:
-    found = len(await engine.list_runs(workflow=workflow, status=status, limit=COUNT_CAP + 1))
-    return f"{COUNT_CAP}+" if found > COUNT_CAP else str(found)
+    counts: list[tuple[str, int]]  # (status, exact number of runs)
 
 
 async def workflow_cards(engine: Engine) -> list[Card]:
@@ -449,9 +549,11 @@ async def workflow_cards(engine: Engine) -> list[Card]:
     for wf in engine.registry.all():
         by_name.setdefault(wf.name, []).append(wf)
     cards = []
+    totals = await engine.count_runs_by_workflow()  # one indexed aggregate, exact
     for name in sorted(by_name):
         newest = engine.registry.get(name)
-        counts = [(s.value, await _count(engine, name, s)) for s in RunStatus]
+        mine = totals.get(name, {})
+        counts = [(s.value, mine.get(s.value, 0)) for s in RunStatus]
         cards.append(
             Card(
                 name=name,

@@ -67,7 +67,7 @@ from engine.store.base import (
     TimerRow,
     WorkerRow,
 )
-from engine.store.postgres import claims, ops
+from engine.store.postgres import claims, ops, retry
 from engine.store.postgres import responders as responders_ops
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
@@ -657,6 +657,25 @@ class PostgresStore:
     async def pending_responders(self) -> list[str]:
         """The distinct responders of pending interrupts."""
         return await self._read(responders_ops.pending_responders)
+
+    # -- retry and per-workflow counts (SQL in `retry`) ---------------------------------
+    async def retry_run(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        events: list[EventWrite],
+    ) -> RunState:
+        """Send a failed run back to running, owned by ``owner`` (see ``Store``)."""
+        return await self._tx(
+            lambda conn: retry.retry_run(conn, run_id, owner, lease_until, now, events)
+        )
+
+    async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
+        """Number of runs per workflow and status."""
+        return await self._read(retry.count_by_workflow)
 
 
 async def _keep_session(conn: object) -> None:

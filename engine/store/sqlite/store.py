@@ -56,7 +56,7 @@ from engine.store.base import (
     WorkerRow,
 )
 from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
-from engine.store.sqlite import claims, ops
+from engine.store.sqlite import claims, ops, retry
 from engine.store.sqlite import responders as responders_ops
 from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
@@ -588,3 +588,22 @@ class SQLiteStore:
     async def pending_responders(self) -> list[str]:
         """The distinct responders of pending interrupts."""
         return await self._read(responders_ops.pending_responders)
+
+    # -- retry and per-workflow counts (SQL in `retry`) ---------------------------------
+    async def retry_run(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        events: list[EventWrite],
+    ) -> RunState:
+        """Send a failed run back to running, owned by ``owner`` (see ``Store``)."""
+        return await self._write(
+            lambda conn: retry.retry_run(conn, run_id, owner, lease_until, now, events)
+        )
+
+    async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
+        """Number of runs per workflow and status."""
+        return await self._read(retry.count_by_workflow)
