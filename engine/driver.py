@@ -131,10 +131,7 @@ class Driver:
         try:
             output = await execution.run_workflow()
         except Parked:
-            await execution.commit()
-            parked = await self.store.release_run(
-                run_id, self.worker_id, state.wake_seq, self.clock()
-            )
+            parked = await execution.park()
             self.notify(run_id)
             return parked
         except Bailed as b:

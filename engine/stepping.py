@@ -253,7 +253,7 @@ class StepRunner(Suspending):
                     await self.failed(sd, path, started, attempt, clash, notes)
                     raise Failed(error_info(clash)) from None
                 asker = mark_asker(sd, sig.spec)
-                await self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
+                self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
                 if asker and sig.spec is not None:
                     return self.asked(sd, path, attempt, sig.spec.payload)
                 raise Parked(path) from None

@@ -222,8 +222,40 @@ class PostgresStore:
 
         await self._tx(op, atomic=False)
 
-    async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
-        """Park the run; False when an interrupt was resolved since ``wake_seq`` was read."""
+    async def release_run(
+        self,
+        run_id: str,
+        owner: str,
+        wake_seq: int,
+        now: float,
+        steps: Sequence[StepWrite] = (),
+    ) -> bool:
+        """Record ``steps`` and park the run; False (steps recorded, not parked) when an
+        interrupt was resolved since ``wake_seq`` was read."""
+        if steps:
+            # One statement: the fencing UPDATE parks the run only if wake_seq is unchanged.
+            # A concurrent resolve holding the row makes it wait; PostgreSQL then evaluates
+            # the WHERE and the CASEs again on the new row, so a bumped wake_seq keeps the
+            # run running ("drive again") while the steps are still recorded.
+            p = Params(now, run_id, owner, wake_seq)
+            park = "wake_seq=$4"
+            sql = guarded(
+                f"UPDATE runs SET updated_at=$1, "
+                f"status=CASE WHEN {park} THEN 'suspended' ELSE status END, "
+                f"owner=CASE WHEN {park} THEN NULL ELSE owner END, "
+                f"lease_until=CASE WHEN {park} THEN NULL ELSE lease_until END "
+                "WHERE id=$2 AND owner=$3 AND status='running' RETURNING id, status",
+                write_ctes(p, now, steps=steps),
+                "SELECT status FROM run",
+            )
+
+            async def write(conn: Conn) -> bool:
+                status = await conn.fetchval(sql, *p.values)
+                if status is None:
+                    raise LostOwnership(run_id)
+                return bool(status == "suspended")
+
+            return await self._tx(write, atomic=False)
 
         async def op(conn: Conn) -> bool:
             # A concurrent resolve holding the row makes this wait, then re-check the

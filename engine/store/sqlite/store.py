@@ -184,8 +184,16 @@ class SQLiteStore:
 
         await self._write(op)
 
-    async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
-        """Park the run; False when an interrupt was resolved since ``wake_seq`` was read."""
+    async def release_run(
+        self,
+        run_id: str,
+        owner: str,
+        wake_seq: int,
+        now: float,
+        steps: Sequence[StepWrite] = (),
+    ) -> bool:
+        """Record ``steps`` and park the run; False (steps recorded, not parked) when an
+        interrupt was resolved since ``wake_seq`` was read."""
 
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
@@ -193,10 +201,12 @@ class SQLiteStore:
                 "WHERE id=? AND owner=? AND status='running' AND wake_seq=?",
                 (now, run_id, owner, wake_seq),
             )
-            if cur.rowcount == 1:
-                return True
-            ops.check_owner(conn, run_id, owner, now)
-            return False
+            parked = cur.rowcount == 1
+            if not parked:  # the fence: raises unless we still drive it
+                ops.check_owner(conn, run_id, owner, now)
+            for step in steps:
+                write_step(conn, run_id, step, now)
+            return parked
 
         return await self._write(op)
 
