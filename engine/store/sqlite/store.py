@@ -33,6 +33,7 @@ from engine.errors import InterruptNotFound, RunNotActive, RunNotFound
 from engine.models import (
     Event,
     Interrupt,
+    InterruptStatus,
     OutboxMessage,
     Run,
     RunDetail,
@@ -55,7 +56,15 @@ from engine.store.base import (
     TimerRow,
     WorkerRow,
 )
-from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
+from engine.store.rows import (
+    CURSOR_SLACK,
+    RUN_COLS,
+    dt,
+    dumps,
+    loads,
+    resolved_interrupt,
+    run_from_row,
+)
 from engine.store.sqlite import claims, ops
 from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
@@ -237,8 +246,9 @@ class SQLiteStore:
             for step in fin.steps:
                 write_step(conn, run_id, step, fin.now)
             append(conn, run_id, fin.now, fin.events, fin.outbox)
-            row = ops.run_row(conn, run_id)
-            ops.cancel_pending(conn, run_from_row(row), fin.now, leftover)
+            if ops.has_pending(conn, run_id):
+                row = ops.run_row(conn, run_id)
+                ops.cancel_pending(conn, run_from_row(row), fin.now, leftover)
 
         await self._write(op)
 
@@ -284,16 +294,23 @@ class SQLiteStore:
         """Apply ``decide`` to the interrupt atomically; take over the run if it is parked."""
 
         def op(conn: sqlite3.Connection) -> ResolveResult:
+            row = ops.run_row(conn, run_id)
+            if row is None:
+                raise RunNotFound(run_id)
             found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
             if not found:
-                if conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
-                    raise InterruptNotFound(run_id, interrupt_id)
-                raise RunNotFound(run_id)
-            res = decide(found[0], run_from_row(ops.run_row(conn, run_id)))
-            claim = (claim_owner, lease_until)
-            took_over = ops.apply_resolution(conn, run_id, interrupt_id, res, now, claim)
+                raise InterruptNotFound(run_id, interrupt_id)
+            run = run_from_row(row)
+            res = decide(found[0], run)
+            # This operation holds the write lock: the run's status read above is current.
+            claim = (claim_owner, lease_until) if run.status is RunStatus.SUSPENDED else None
+            ops.apply_resolution(conn, run_id, found[0], res, now, claim)
             after = resolved_interrupt(found[0], res, now)
-            claimed = ops.load_state(conn, run_id, known=after) if took_over else None
+            claimed = None
+            if claim is not None and res.status is not InterruptStatus.PENDING:
+                # Taken over: the run as just written, without reading its row again.
+                taken = run.model_copy(update={"status": RunStatus.RUNNING, "updated_at": dt(now)})
+                claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
             return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._write(op)
