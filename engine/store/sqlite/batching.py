@@ -31,9 +31,13 @@ MAX_BATCH = 512
 
 
 def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-    """Run queued operations in one transaction, each isolated by a savepoint."""
+    """Run queued operations in one transaction, each isolated by a savepoint.
+
+    The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it.
+    """
     results: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
+    if not conn.in_transaction:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         for op in ops:
             conn.execute("SAVEPOINT op")
@@ -62,6 +66,35 @@ def run_reads(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]
     return results
 
 
+SQLITE_BUSY = 5
+
+
+def try_begin(conn: sqlite3.Connection) -> bool:
+    """``BEGIN IMMEDIATE`` without waiting: False if another process holds the write lock."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_BUSY:
+            return False
+        raise
+    return True
+
+
+def patiently(
+    runner: Callable[[sqlite3.Connection, list[Op]], list[tuple[bool, Any]]],
+    conn: sqlite3.Connection,
+    ops: list[Op],
+    busy_timeout_ms: int,
+) -> list[tuple[bool, Any]]:
+    """Run ``runner`` waiting up to ``busy_timeout_ms`` for the write lock (on the
+    connection's thread: an inline writer's connection does not wait, see ``Batcher``)."""
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    try:
+        return runner(conn, ops)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
 def settle(batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
     """Hand each queued operation's result (or exception) to its waiting caller."""
     for (_, fut), (ok, value) in zip(batch, results, strict=True):
@@ -79,10 +112,20 @@ class Batcher:
     Args:
         writes: True for the writer (one transaction per batch, a failed transaction
             fails every operation in it with StoreError); False for the reader.
+
+    ``inline_busy_ms`` (writer only; set by the store once the connection is ready and
+    its ``busy_timeout`` is 0): run batches on the event loop's thread instead of
+    hopping to the connection's thread. A hop costs more than a batch of small writes
+    (the futures, the wake-up, and the GIL handed back and forth at every statement,
+    while the loop runs Python). Meant for ``synchronous=NORMAL``, where a commit does
+    not wait for the disk. A batch that finds another process holding the write lock
+    goes to the connection's thread, which waits up to that many milliseconds for it,
+    so the loop is never blocked waiting for a lock.
     """
 
     def __init__(self, *, writes: bool) -> None:
         self.writes = writes
+        self.inline_busy_ms: int | None = None
         self.conn: aiosqlite.Connection | None = None
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -111,7 +154,15 @@ class Batcher:
             # Looked up at call time (not bound at import) so tests can wrap them.
             runner = run_batch if self.writes else run_reads
             try:
-                results = await in_thread(conn, runner, conn._conn, ops)
+                raw = conn._conn
+                if self.inline_busy_ms is None:
+                    results = await in_thread(conn, runner, raw, ops)
+                elif try_begin(raw):
+                    results = runner(raw, ops)
+                else:  # another process writes: wait for it off the loop
+                    results = await in_thread(
+                        conn, patiently, runner, raw, ops, self.inline_busy_ms
+                    )
             except Exception as exc:
                 if not self.writes:  # pragma: no cover - run_reads catches per op
                     results = [(False, exc)] * len(batch)

@@ -125,6 +125,9 @@ class SQLiteStore:
         except BaseException:
             await self.close()  # a refused open must not leave connection threads behind
             raise
+        if self.synchronous == "NORMAL":  # commits do not wait for the disk: write inline
+            await writer.execute("PRAGMA busy_timeout=0")
+            self._writes.inline_busy_ms = self.busy_timeout_ms
         self._checkpointer = await self._connect(cache_kib=256)  # copies pages, caches none
         self._checkpoints = asyncio.get_running_loop().create_task(
             checkpoint_loop(self._checkpointer, lambda: self.checkpoint_interval)

@@ -240,3 +240,37 @@ async def test_run_pages_are_index_scans_in_page_order(tmp_path: Path, where: st
     )
 
     assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
+    store: SQLiteStore, db_path: str
+) -> None:
+    """With synchronous=NORMAL writes run on the loop's thread, but a write lock held by
+    another process is waited for on the connection's thread: the loop keeps running."""
+    assert store._writes.inline_busy_ms == store.busy_timeout_ms
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        write = asyncio.ensure_future(store.create_run(new_run("r1")))
+        ticks = 0
+        for _ in range(20):  # the loop is not blocked while the write waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(write, 5) == ("r1", True)
+    # Afterwards writes are inline again and never wait on the loop.
+    assert await store.create_run(new_run("r2")) == ("r2", True)
+
+
+async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
+    """A durable commit waits for the disk: that wait stays off the event loop."""
+    store = SQLiteStore(db_path, synchronous="full")
+    await store.open()
+    try:
+        assert store._writes.inline_busy_ms is None
+        assert await store.create_run(new_run("r1")) == ("r1", True)
+    finally:
+        await store.close()
