@@ -128,12 +128,14 @@ class Driver:
         """Drive until the run parks or ends; False if it must be driven again."""
         run_id = state.run.id
         execution = Execution(self.services, wf, state)
+        parked = False
         try:
             output = await execution.run_workflow()
         except Parked:
-            parked = await execution.park()
-            self.notify(run_id)
-            return parked
+            # Parked below, outside the handler: awaiting the write in here would keep
+            # the exception, its traceback and every frame it passed through alive (and
+            # in the garbage collector's way) until the write is done.
+            parked = True
         except Bailed as b:
             # A typed bail result (ctx.bail(reason, result=...)) is the rejected run's output.
             await self._finish(
@@ -153,6 +155,10 @@ class Driver:
             )
         else:
             await self._finish(execution, RunStatus.COMPLETED, dump_json(output, wf.output), None)
+        if parked:
+            released = await execution.park()
+            self.notify(run_id)
+            return released
         return True
 
     async def _finish(

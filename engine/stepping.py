@@ -241,6 +241,7 @@ class StepRunner(Suspending):
             ctx = self.context(sd, path, attempt, resuming)
             start = _Start(begin, await self._record_start(sd, begin))
             ctx._emitter = Emitter(self.commit, start, self.s.clock)
+            parked = False
             try:
                 result = await self._attempt(sd, value, ctx, start)
                 out, raw = validated(sd.output_adapter, result, f"step {sd.name!r}")
@@ -256,7 +257,7 @@ class StepRunner(Suspending):
                 self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
                 if asker and sig.spec is not None:
                     return self.asked(sd, path, attempt, sig.spec.payload)
-                raise Parked(path) from None
+                parked = True  # raised below, outside the handler (see the end)
             except BailSignal as sig:
                 await self.bailed(sd, path, started, attempt, sig, start.unrecorded())
                 raise Bailed(sig.reason, sig.result) from None
@@ -288,6 +289,10 @@ class StepRunner(Suspending):
                     continue
                 await self.failed(sd, path, started, attempt, exc, notes)
                 raise Failed(error_info(exc)) from exc
+            if parked:
+                # Raised here rather than in the handler, so it does not carry the signal
+                # (and its traceback's frames) as its context up to the driver.
+                raise Parked(path)
             self.completed(sd, path, started, attempt, raw, start.unrecorded())
             return out
 
