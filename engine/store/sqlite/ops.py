@@ -196,7 +196,7 @@ def apply_resolution(
     if cur.rowcount != 1:  # decide() saw it pending inside this very transaction
         raise StoreError(f"interrupt {run_id}/{interrupt_id} changed underneath")
     if before.expires_at is not None or before.reminders or before.escalations:
-        # Timers exist only for these (written with the interrupt, in write_step).
+        # Timers exist only for these (written with the interrupt, in write_steps).
         conn.execute("DELETE FROM timers WHERE run_id=? AND interrupt_id=?", (run_id, interrupt_id))
     if claim is None:
         conn.execute("UPDATE runs SET wake_seq=wake_seq+1, updated_at=? WHERE id=?", (now, run_id))

@@ -69,7 +69,7 @@ from engine.store.sqlite import claims, ops
 from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
 from engine.store.sqlite.migrate import migrate, migrations
-from engine.store.sqlite.write import append, write_step
+from engine.store.sqlite.write import append, write_steps
 
 T = TypeVar("T")
 
@@ -191,8 +191,7 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> None:
             ops.check_owner(conn, run_id, owner, now)
-            for step in steps:
-                write_step(conn, run_id, step, now)
+            write_steps(conn, run_id, steps, now)
 
         await self._write(op)
 
@@ -216,8 +215,7 @@ class SQLiteStore:
             parked = cur.rowcount == 1
             if not parked:  # the fence: raises unless we still drive it
                 ops.check_owner(conn, run_id, owner, now)
-            for step in steps:
-                write_step(conn, run_id, step, now)
+            write_steps(conn, run_id, steps, now)
             return parked
 
         return await self._write(op)
@@ -246,9 +244,7 @@ class SQLiteStore:
             )
             if cur.rowcount != 1:
                 raise LostOwnership(run_id)
-            for step in fin.steps:
-                write_step(conn, run_id, step, fin.now)
-            append(conn, run_id, fin.now, fin.events, fin.outbox)
+            write_steps(conn, run_id, fin.steps, fin.now, fin.events, fin.outbox)
             if ops.has_pending(conn, run_id):
                 row = ops.run_row(conn, run_id)
                 ops.cancel_pending(conn, run_from_row(row), fin.now, leftover)
