@@ -26,6 +26,7 @@ from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_j
 from engine.models import ErrorInfo, EventType, Interrupt, Run, RunStatus
 from engine.registry import Registry
 from engine.store.base import EventWrite, FinishWrite, LostOwnership, OutboxWrite, RunState
+from engine.store.rows import loads
 
 log = logging.getLogger("signoff.engine")
 
@@ -178,7 +179,7 @@ class Driver:
         if error is not None:
             info["error"] = {"type": error.type, "message": error.message}
         if output_json is not None:
-            info["output"] = json.loads(output_json)
+            info["output"] = loads(output_json)
         events = [EventWrite(event_type, info)] if status is not RunStatus.REJECTED else []
         fin = FinishWrite(
             status=status,

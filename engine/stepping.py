@@ -32,6 +32,7 @@ from engine.models import ErrorInfo, EventType, Interrupt, InterruptStatus, Step
 from engine.paths import index_steps
 from engine.resuming import awaited, mark_asker, over_cap
 from engine.store.base import EventWrite, RunState, StepWrite
+from engine.store.rows import loads
 from engine.suspending import Suspending
 
 LIVE_AFTER = 0.02
@@ -137,7 +138,7 @@ class StepRunner(Suspending):
         if not found:
             raise LookupError(f"step {name!r} has no recorded output in run {self.state.run.id}")
         if sd is None:  # pragma: no cover - names come from this workflow's graph
-            return None if raw is None else json.loads(raw)
+            return None if raw is None else loads(raw)
         return sd.output_adapter.validate_json(raw or "null")
 
     def context(
@@ -182,7 +183,7 @@ class StepRunner(Suspending):
             if rec.status is StepStatus.FAILED and rec.error is not None:
                 raise Failed(rec.error)  # a collected foreach item: fails the same again
             if rec.status is StepStatus.SUSPENDED:
-                waiting = awaited(json.loads(raw or "{}"), self.state.interrupts)
+                waiting = awaited(loads(raw or "{}"), self.state.interrupts)
                 if sd.resume_event is not None and waiting is not None:  # asked: it is done
                     return self.asked(sd, path, rec.attempts, waiting.payload)
                 if waiting is None or waiting.status is InterruptStatus.PENDING:

@@ -88,6 +88,17 @@ def construct(cls: type[M], values: dict[str, Any]) -> M:
     return m
 
 
+def replace(model: M, update: dict[str, Any]) -> M:
+    """``model.model_copy(update=update)`` without its deep machinery (a shallow copy of
+    ``__dict__`` with ``update`` applied; the updated fields count as set)."""
+    m = type(model).__new__(type(model))
+    object.__setattr__(m, "__dict__", {**model.__dict__, **update})
+    object.__setattr__(m, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(m, "__pydantic_extra__", model.__pydantic_extra__)
+    object.__setattr__(m, "__pydantic_private__", model.__pydantic_private__)
+    return m
+
+
 def ts(x: float | None) -> datetime | None:
     """Unix seconds (or None) as an aware UTC datetime."""
     return None if x is None else datetime.fromtimestamp(x, UTC)
@@ -269,4 +280,4 @@ def resolved_interrupt(before: Interrupt, res: Resolution, now: float) -> Interr
             resolved_by=res.resolved_by,
             data=loads(res.data_json) if res.data_json is not None else None,
         )
-    return before.model_copy(update=update)
+    return replace(before, update)

@@ -62,6 +62,7 @@ from engine.store.rows import (
     dt,
     dumps,
     loads,
+    replace,
     resolved_interrupt,
     run_from_row,
 )
@@ -308,7 +309,7 @@ class SQLiteStore:
             claimed = None
             if claim is not None and res.status is not InterruptStatus.PENDING:
                 # Taken over: the run as just written, without reading its row again.
-                taken = run.model_copy(update={"status": RunStatus.RUNNING, "updated_at": dt(now)})
+                taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(now)})
                 claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
             return ResolveResult(interrupt=after, claimed=claimed)
 
