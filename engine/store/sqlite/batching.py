@@ -31,22 +31,36 @@ MAX_BATCH = 512
 
 
 def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-    """Run queued operations in one transaction, each isolated by a savepoint.
+    """Run queued operations in one transaction, each one all or nothing.
 
     The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it.
+    Operations rarely fail, so they first run one after another without a savepoint
+    each (two statements per operation saved). If one raises, everything this batch
+    wrote is rolled back (to the batch's savepoint; the write lock is kept) and the
+    batch runs again with a savepoint per operation, so the failing one rolls back
+    alone. Operations are plain functions of the database, so running one twice in a
+    transaction that is rolled back in between has no effect outside it.
     """
-    results: list[tuple[bool, Any]] = []
     if not conn.in_transaction:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        for op in ops:
-            conn.execute("SAVEPOINT op")
-            try:
+        conn.execute("SAVEPOINT batch")
+        results: list[tuple[bool, Any]] = []
+        try:
+            for op in ops:
                 results.append((True, op(conn)))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                results.append((False, exc))
-            conn.execute("RELEASE op")
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+            results = []
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(conn)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                conn.execute("RELEASE op")
+        conn.execute("RELEASE batch")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
