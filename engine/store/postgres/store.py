@@ -295,13 +295,24 @@ class PostgresStore:
     ) -> None:
         """Record the terminal status; leftover pending interrupts become cancelled."""
         p = Params(fin.status.value, fin.output_json, fin.error_json, fin.now, run_id, owner)
-        sql = guarded(
+        update = (
             "UPDATE runs SET status=$1, output_json=$2, error_json=$3, owner=NULL, "
-            "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running' "
-            f"RETURNING {RUN_COLS}",
-            write_ctes(p, fin.now, steps=fin.steps, events=fin.events, outbox=fin.outbox),
-            f"SELECT {RUN_COLS} FROM run",
+            "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running'"
         )
+        ctes = write_ctes(p, fin.now, steps=fin.steps, events=fin.events, outbox=fin.outbox)
+        # Usually nothing is pending: then the whole finish is one statement (atomic without
+        # BEGIN/COMMIT). Only the run's driver creates its interrupts, so none can appear
+        # between that check and the update; if some are pending (or the run is not ours),
+        # nothing is written and the finish runs again as a transaction.
+        quick = guarded(
+            f"{update} AND NOT EXISTS (SELECT 1 FROM interrupts WHERE run_id=$5 "
+            "AND status='pending') RETURNING id",
+            ctes,
+            "SELECT 1 FROM run",
+        )
+        if await self._tx(lambda conn: conn.fetchval(quick, *p.values), atomic=False):
+            return
+        sql = guarded(f"{update} RETURNING {RUN_COLS}", ctes, f"SELECT {RUN_COLS} FROM run")
 
         async def op(conn: Conn) -> None:
             row = await conn.fetchrow(sql, *p.values)
