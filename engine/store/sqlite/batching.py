@@ -81,6 +81,7 @@ def run_reads(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]
 
 
 SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
 
 
 def try_begin(conn: sqlite3.Connection) -> bool:

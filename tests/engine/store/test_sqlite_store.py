@@ -274,3 +274,24 @@ async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: st
         assert await store.create_run(new_run("r1")) == ("r1", True)
     finally:
         await store.close()
+
+
+async def test_point_reads_run_on_the_loop_and_see_other_connections_commits(
+    store: SQLiteStore, db_path: str
+) -> None:
+    """get_run/get_interrupt/load_state read on the loop's thread (a connection of their own
+    that never waits for a lock) and see what any connection committed."""
+    assert store._peek is not None
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        await store.create_run(new_run("r1"))
+        other.execute("UPDATE runs SET requester='someone' WHERE id='r1'")
+        run = await store.get_run("r1")
+        assert run is not None and run.requester == "someone"
+        state = await store.load_state("r1")
+        assert state is not None and state.run.requester == "someone"
+    finally:
+        other.close()
+    await store.close()
+    assert store._peek is None
+    await store.open()  # the fixture closes it again
