@@ -371,19 +371,28 @@ class PostgresStore:
             row = await ops.run_row(conn, run_id, lock=True)
             if row is None:
                 raise RunNotFound(run_id)
-            found = await ops.interrupts(
-                conn, "i.run_id = $1 AND i.id = $2", (run_id, interrupt_id)
-            )
-            if not found:
-                raise InterruptNotFound(run_id, interrupt_id)
             run = run_from_row(row)
-            res = decide(found[0], run)
+            parked = run.status is RunStatus.SUSPENDED
+            # A parked run's steps come with the interrupt, for its take-over (nobody
+            # writes the steps of a parked run; we hold its lock).
+            found, steps_json = await ops.interrupt_for_resolve(
+                conn, run_id, interrupt_id, steps=parked
+            )
+            if found is None:
+                raise InterruptNotFound(run_id, interrupt_id)
+            res = decide(found, run)
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
-            take = res.status is not InterruptStatus.PENDING and run.status is RunStatus.SUSPENDED
+            take = res.status is not InterruptStatus.PENDING and parked
             claim = (claim_owner, lease_until) if take else None
-            after = await ops.apply_resolution(conn, run_id, interrupt_id, res, now, claim)
-            claimed = await ops.load_state(conn, run_id, after) if take else None
-            return ResolveResult(interrupt=resolved_interrupt(found[0], res, now), claimed=claimed)
+            written = await ops.apply_resolution(
+                conn, run_id, interrupt_id, res, now, claim, others=take
+            )
+            after = resolved_interrupt(found, res, now)
+            claimed = None
+            if take:
+                assert written is not None
+                claimed = ops.taken_over(written, steps_json, written[12], after)
+            return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._tx(op)
 
