@@ -1,13 +1,15 @@
-"""Group commit: operations queued while a connection's thread is busy run together.
+"""Group commit: operations queued while a batch runs run together in the next one.
 
 A durable commit costs far more than the statements in it, and each hop to the
 connection's thread far more than a small query. So writes from concurrent runs are
-queued and run in one transaction (``run_batch``): each operation gets its own
-SAVEPOINT, so one failing operation rolls back alone, and every caller's future
-resolves only after the shared COMMIT, so nothing is reported before it is durable.
-Reads are batched the same way, one hop for many, each in its own implicit
-transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the write lock up front, so two
-processes on one file never deadlock upgrading a read transaction.
+queued and run in one transaction (``run_batch``): one failing operation rolls back
+alone (the batch is rolled back to its savepoint and runs again with a savepoint per
+operation), and every caller's future resolves only after the shared COMMIT, so nothing
+is reported before it is durable. Reads are batched the same way, one hop for many,
+each in its own implicit transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the
+write lock up front, so two processes on one file never deadlock upgrading a read
+transaction. With ``synchronous=NORMAL`` write batches run on the event loop's thread
+(``Batcher``).
 """
 
 from __future__ import annotations

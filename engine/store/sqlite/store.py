@@ -4,15 +4,17 @@ Why it is built this way (measured on the 2-core reference machine):
 
 * Each aiosqlite call is a round trip to the connection's thread, ~125 us, while a
   statement run inside that thread costs ~2 us. So every store operation is one plain
-  function run whole on aiosqlite's connection thread (``connection.in_thread``), never
-  a chain of awaited ``execute`` calls.
+  function run whole, never a chain of awaited ``execute`` calls: on the connection's
+  thread (``connection.in_thread``), or, where a hop costs more than the work, on the
+  event loop's thread: write batches with ``synchronous=NORMAL`` (``batching.Batcher``)
+  and primary-key reads (``_lookup``), neither ever waiting for a lock there.
 * A durable commit costs far more than the statements in it. Writes from concurrent
-  runs are queued and committed together (group commit, ``batching``): each operation
-  gets its own SAVEPOINT, so one failing operation rolls back alone, and every caller's
-  future resolves only after the shared COMMIT, so nothing is reported before it is
-  durable.
+  runs are queued and committed together (group commit, ``batching``): one failing
+  operation rolls back alone, and every caller's future resolves only after the shared
+  COMMIT, so nothing is reported before it is durable.
 * ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes on one file
-  never deadlock upgrading a read transaction; ``busy_timeout`` makes the loser wait.
+  never deadlock upgrading a read transaction; ``busy_timeout`` makes the loser wait
+  (on the connection's thread).
 * Durability: WAL with ``synchronous=NORMAL`` (default) survives a killed process;
   ``synchronous=FULL`` (``?synchronous=full`` in the URL) also survives power loss.
 * Migrations (``sqlite/migrations/NNNN_*.sql``) are versioned by ``PRAGMA
