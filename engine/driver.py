@@ -26,6 +26,7 @@ from engine.execution import Bailed, Execution, Failed, Parked, Services, dump_j
 from engine.models import ErrorInfo, EventType, Interrupt, Run, RunStatus
 from engine.registry import Registry
 from engine.store.base import EventWrite, FinishWrite, LostOwnership, OutboxWrite, RunState
+from engine.store.rows import loads
 
 log = logging.getLogger("signoff.engine")
 
@@ -128,15 +129,14 @@ class Driver:
         """Drive until the run parks or ends; False if it must be driven again."""
         run_id = state.run.id
         execution = Execution(self.services, wf, state)
+        parked = False
         try:
             output = await execution.run_workflow()
         except Parked:
-            await execution.commit()
-            parked = await self.store.release_run(
-                run_id, self.worker_id, state.wake_seq, self.clock()
-            )
-            self.notify(run_id)
-            return parked
+            # Parked below, outside the handler: awaiting the write in here would keep
+            # the exception, its traceback and every frame it passed through alive (and
+            # in the garbage collector's way) until the write is done.
+            parked = True
         except Bailed as b:
             # A typed bail result (ctx.bail(reason, result=...)) is the rejected run's output.
             await self._finish(
@@ -156,6 +156,10 @@ class Driver:
             )
         else:
             await self._finish(execution, RunStatus.COMPLETED, dump_json(output, wf.output), None)
+        if parked:
+            released = await execution.park()
+            self.notify(run_id)
+            return released
         return True
 
     async def _finish(
@@ -175,7 +179,7 @@ class Driver:
         if error is not None:
             info["error"] = {"type": error.type, "message": error.message}
         if output_json is not None:
-            info["output"] = json.loads(output_json)
+            info["output"] = loads(output_json)
         events = [EventWrite(event_type, info)] if status is not RunStatus.REJECTED else []
         fin = FinishWrite(
             status=status,

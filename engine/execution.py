@@ -189,6 +189,11 @@ class Execution(StepRunner):
             return value
         return await self.node(targets[chosen], value, paths.in_case(path, chosen))
 
+    def defer(self, write: StepWrite) -> None:
+        """Buffer ``write``: committed before any more user code runs, or with the park."""
+        self.unflushed.append(write)
+        self.must_flush = True
+
     async def commit(self, write: StepWrite | None = None) -> None:
         """Commit ``write`` together with any buffered step results."""
         writes, self.unflushed = self.unflushed, []
@@ -198,6 +203,20 @@ class Execution(StepRunner):
         if not writes:
             return
         await self.s.store.commit_steps(self.run.id, self.s.owner, writes, self.s.clock())
+        self._committed(writes)
+
+    async def park(self) -> bool:
+        """Commit buffered results and park the run, in one write; False if an interrupt
+        was resolved since the run was read (it must be driven again)."""
+        writes, self.unflushed = self.unflushed, []
+        self.must_flush = False
+        parked: bool = await self.s.store.release_run(
+            self.run.id, self.s.owner, self.state.wake_seq, self.s.clock(), writes
+        )
+        self._committed(writes)
+        return parked
+
+    def _committed(self, writes: list[StepWrite]) -> None:
         if any(w.outbox for w in writes):
             self.s.on_commit()
         if any(s.expires_at is not None or s.reminders for w in writes for s in w.interrupts):

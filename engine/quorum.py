@@ -15,12 +15,12 @@ transaction with the freshly read interrupt, so the check and the write are atom
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from engine.errors import AlreadyResolved, DuplicateResponse
 from engine.models import EventType, Interrupt, InterruptStatus, Run
 from engine.store.base import ChangeSpec, Decide, EventWrite, OutboxWrite, Resolution, SpecChange
+from engine.store.rows import dumps
 
 
 def ensure_pending(interrupt: Interrupt) -> None:
@@ -67,7 +67,7 @@ def answer(actor: str, data: dict[str, Any], *, approval: bool) -> Decide:
             )
         else:
             status = InterruptStatus.RESOLVED
-        data_json = json.dumps(data)
+        data_json = dumps(data)
         recorded = {
             "interrupt_id": interrupt.id,
             "actor": actor,
@@ -105,7 +105,7 @@ def event(actor: str | None, data: dict[str, Any]) -> Decide:
         return Resolution(
             status=InterruptStatus.RESOLVED,
             resolved_by=actor,
-            data_json=json.dumps(data),
+            data_json=dumps(data),
             events=[ev],
             outbox=[msg],
         )
@@ -129,7 +129,7 @@ def expiry() -> Decide:
         return Resolution(
             status=InterruptStatus.EXPIRED,
             resolved_by=None,
-            data_json=json.dumps(expiry_value) if expiry_value is not None else None,
+            data_json=dumps(expiry_value) if expiry_value is not None else None,
             events=[EventWrite(EventType.EXPIRED, info), ev],
             outbox=[msg],
         )

@@ -32,6 +32,7 @@ from engine.models import ErrorInfo, EventType, Interrupt, InterruptStatus, Step
 from engine.paths import index_steps
 from engine.resuming import awaited, mark_asker, over_cap
 from engine.store.base import EventWrite, RunState, StepWrite
+from engine.store.rows import loads
 from engine.suspending import Suspending
 
 LIVE_AFTER = 0.02
@@ -137,7 +138,7 @@ class StepRunner(Suspending):
         if not found:
             raise LookupError(f"step {name!r} has no recorded output in run {self.state.run.id}")
         if sd is None:  # pragma: no cover - names come from this workflow's graph
-            return None if raw is None else json.loads(raw)
+            return None if raw is None else loads(raw)
         return sd.output_adapter.validate_json(raw or "null")
 
     def context(
@@ -182,7 +183,7 @@ class StepRunner(Suspending):
             if rec.status is StepStatus.FAILED and rec.error is not None:
                 raise Failed(rec.error)  # a collected foreach item: fails the same again
             if rec.status is StepStatus.SUSPENDED:
-                waiting = awaited(json.loads(raw or "{}"), self.state.interrupts)
+                waiting = awaited(loads(raw or "{}"), self.state.interrupts)
                 if sd.resume_event is not None and waiting is not None:  # asked: it is done
                     return self.asked(sd, path, rec.attempts, waiting.payload)
                 if waiting is None or waiting.status is InterruptStatus.PENDING:
@@ -241,6 +242,7 @@ class StepRunner(Suspending):
             ctx = self.context(sd, path, attempt, resuming)
             start = _Start(begin, await self._record_start(sd, begin))
             ctx._emitter = Emitter(self.commit, start, self.s.clock)
+            parked = False
             try:
                 result = await self._attempt(sd, value, ctx, start)
                 out, raw = validated(sd.output_adapter, result, f"step {sd.name!r}")
@@ -253,10 +255,10 @@ class StepRunner(Suspending):
                     await self.failed(sd, path, started, attempt, clash, notes)
                     raise Failed(error_info(clash)) from None
                 asker = mark_asker(sd, sig.spec)
-                await self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
+                self.suspended(sd, path, started, attempt, sig.spec, notes, sig.waiting_for)
                 if asker and sig.spec is not None:
                     return self.asked(sd, path, attempt, sig.spec.payload)
-                raise Parked(path) from None
+                parked = True  # raised below, outside the handler (see the end)
             except BailSignal as sig:
                 await self.bailed(sd, path, started, attempt, sig, start.unrecorded())
                 raise Bailed(sig.reason, sig.result) from None
@@ -288,6 +290,10 @@ class StepRunner(Suspending):
                     continue
                 await self.failed(sd, path, started, attempt, exc, notes)
                 raise Failed(error_info(exc)) from exc
+            if parked:
+                # Raised here rather than in the handler, so it does not carry the signal
+                # (and its traceback's frames) as its context up to the driver.
+                raise Parked(path)
             self.completed(sd, path, started, attempt, raw, start.unrecorded())
             return out
 

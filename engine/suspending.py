@@ -24,7 +24,11 @@ class Suspending:
         """Commit ``write`` with buffered results (implemented by ``Execution``)."""
         raise NotImplementedError
 
-    async def suspended(
+    def defer(self, write: StepWrite) -> None:  # pragma: no cover
+        """Buffer ``write`` for the next commit (implemented by ``Execution``)."""
+        raise NotImplementedError
+
+    def suspended(
         self,
         sd: StepDef[Any, Any],
         path: str,
@@ -35,10 +39,16 @@ class Suspending:
         waiting_for: str | None = None,
     ) -> None:
         """Record a step parked on a new interrupt (or on one it already had, or on the
-        answer a ``ResumeTo.event`` step will get)."""
+        answer a ``ResumeTo.event`` step will get).
+
+        The record is buffered, not committed: it is committed before any more user code
+        runs, or, when the run parks, in the same write that parks it (one commit
+        instead of two). Nothing is announced before then: its history entry and
+        ``interrupt.created`` message are written with it.
+        """
         if spec is None and waiting_for is not None:
             on = json.dumps({"waiting_for_event": waiting_for})
-            await self.commit(
+            self.defer(
                 StepWrite(
                     path,
                     sd.name,
@@ -61,7 +71,7 @@ class Suspending:
             ]
             if not pending:
                 return
-            await self.commit(
+            self.defer(
                 StepWrite(
                     path,
                     sd.name,
@@ -97,7 +107,7 @@ class Suspending:
             "label": spec.label,
             "meta": {k: v for k, v in spec.meta.items() if not k.startswith("_")},
         }
-        await self.commit(
+        self.defer(
             StepWrite(
                 path,
                 sd.name,

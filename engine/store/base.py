@@ -202,8 +202,17 @@ class Store(Protocol):
     ) -> None:
         """Record step results; raise LostOwnership unless ``owner`` drives the run."""
 
-    async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
-        """Park a run as suspended; False if something resolved meanwhile (drive again)."""
+    async def release_run(
+        self,
+        run_id: str,
+        owner: str,
+        wake_seq: int,
+        now: float,
+        steps: Sequence[StepWrite] = (),
+    ) -> bool:
+        """Record ``steps`` (as ``commit_steps``) and park the run as suspended, atomically;
+        False if something resolved meanwhile (the steps are recorded, the run is not
+        parked: drive again). LostOwnership (nothing written) unless ``owner`` drives it."""
 
     async def abandon_run(self, run_id: str, owner: str, retry_at: float) -> None:
         """Give a run up so that recovery (anywhere) takes it again from ``retry_at``."""

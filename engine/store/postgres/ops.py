@@ -84,6 +84,60 @@ _RESPONSES = (
 PostgreSQL prints float8 with the shortest exact digits, so ``at`` round-trips."""
 
 
+_STEPS = (
+    "(SELECT json_agg(json_build_array(s.path, s.name, s.status, s.output_json, "
+    "s.error_json, s.attempts, s.started_at, s.finished_at)) FROM steps s "
+    "WHERE s.run_id = i.run_id)::text"
+)
+"""A JSON array of the steps (``STEP_COLS``) of interrupt ``i``'s run, or NULL if none."""
+
+_OTHERS = (
+    f"(SELECT json_agg(json_build_array({INT_COLS}, {_RESPONSES})) "
+    "FROM interrupts i JOIN runs r ON r.id = i.run_id WHERE i.run_id = $1 AND i.id <> $2)::text"
+)
+"""A JSON array of the rows of a run's interrupts other than ``$2`` (as ``interrupts``)."""
+
+
+async def interrupt_for_resolve(
+    conn: Conn, run_id: str, interrupt_id: str, *, steps: bool
+) -> tuple[Interrupt | None, str | None]:
+    """One interrupt with its responses and, with ``steps``, its run's steps as JSON
+    (for the state of a run about to be taken over): one round trip."""
+    extra = f", {_STEPS}" if steps else ""
+    row = await conn.fetchrow(
+        f"SELECT {INT_COLS}, {_RESPONSES}{extra} FROM interrupts i JOIN runs r ON r.id = i.run_id "
+        "WHERE i.run_id = $1 AND i.id = $2",
+        run_id,
+        interrupt_id,
+    )
+    if row is None:
+        return None, None
+    return interrupt_from_row(row, _responses(row[16])), row[17] if steps else None
+
+
+def taken_over(
+    run_row: Record, steps_json: str | None, others_json: str | None, resolved: Interrupt
+) -> RunState:
+    """The state of a run just taken over, from what ``interrupt_for_resolve`` and
+    ``apply_resolution`` returned (no further reads)."""
+    steps, outputs = {}, {}
+    for s in loads(steps_json) if steps_json else ():
+        steps[s[0]] = step_from_row(s)
+        outputs[s[0]] = s[3]
+    found = {}
+    for r in loads(others_json) if others_json else ():
+        i = interrupt_from_row(r, _responses(r[16]))
+        found[i.id] = i
+    found[resolved.id] = resolved
+    return RunState(
+        run=run_from_row(run_row),
+        wake_seq=run_row[10],
+        steps=steps,
+        step_outputs=outputs,
+        interrupts=found,
+    )
+
+
 def _responses(found: str | None) -> list[Response]:
     if found is None:
         return []
@@ -175,12 +229,15 @@ async def apply_resolution(
     res: Resolution,
     now: float,
     claim: tuple[str, float] | None,
+    others: bool = False,
 ) -> Record | None:
     """Write what ``decide`` returned, in one statement (the caller holds the run's lock).
 
     Records the response, history and outbox; if final, closes the interrupt, drops its
     timers and bumps the run's ``wake_seq``, and with ``claim`` (owner, lease end) also
-    takes the parked run over. Returns the run's row (``RUN_COLS``) when final.
+    takes the parked run over. Returns the run's row (``RUN_COLS``) when final, then the
+    count of interrupts closed and, with ``others``, the run's other interrupts as JSON
+    (read in the statement's snapshot: this write does not change them).
     """
     p = Params(run_id, interrupt_id, now)
     ctes = write_ctes(p, now, events=res.events, outbox=res.outbox)
@@ -213,10 +270,12 @@ async def apply_resolution(
         guarded(
             "SELECT $1::text AS id",
             ctes,
-            "SELECT w_run.*, (SELECT COUNT(*) FROM w_interrupt) FROM w_run",
+            "SELECT w_run.*, (SELECT COUNT(*) FROM w_interrupt)"
+            + (f", {_OTHERS}" if others else "")
+            + " FROM w_run",
         ),
         *p.values,
     )
-    if row is None or row[-1] != 1:  # decide() saw it pending inside this very transaction
+    if row is None or row[11] != 1:  # decide() saw it pending inside this very transaction
         raise StoreError(f"interrupt {run_id}/{interrupt_id} changed underneath")
     return row

@@ -223,8 +223,40 @@ class PostgresStore:
 
         await self._tx(op, atomic=False)
 
-    async def release_run(self, run_id: str, owner: str, wake_seq: int, now: float) -> bool:
-        """Park the run; False when an interrupt was resolved since ``wake_seq`` was read."""
+    async def release_run(
+        self,
+        run_id: str,
+        owner: str,
+        wake_seq: int,
+        now: float,
+        steps: Sequence[StepWrite] = (),
+    ) -> bool:
+        """Record ``steps`` and park the run; False (steps recorded, not parked) when an
+        interrupt was resolved since ``wake_seq`` was read."""
+        if steps:
+            # One statement: the fencing UPDATE parks the run only if wake_seq is unchanged.
+            # A concurrent resolve holding the row makes it wait; PostgreSQL then evaluates
+            # the WHERE and the CASEs again on the new row, so a bumped wake_seq keeps the
+            # run running ("drive again") while the steps are still recorded.
+            p = Params(now, run_id, owner, wake_seq)
+            park = "wake_seq=$4"
+            sql = guarded(
+                f"UPDATE runs SET updated_at=$1, "
+                f"status=CASE WHEN {park} THEN 'suspended' ELSE status END, "
+                f"owner=CASE WHEN {park} THEN NULL ELSE owner END, "
+                f"lease_until=CASE WHEN {park} THEN NULL ELSE lease_until END "
+                "WHERE id=$2 AND owner=$3 AND status='running' RETURNING id, status",
+                write_ctes(p, now, steps=steps),
+                "SELECT status FROM run",
+            )
+
+            async def write(conn: Conn) -> bool:
+                status = await conn.fetchval(sql, *p.values)
+                if status is None:
+                    raise LostOwnership(run_id)
+                return bool(status == "suspended")
+
+            return await self._tx(write, atomic=False)
 
         async def op(conn: Conn) -> bool:
             # A concurrent resolve holding the row makes this wait, then re-check the
@@ -264,13 +296,24 @@ class PostgresStore:
     ) -> None:
         """Record the terminal status; leftover pending interrupts become cancelled."""
         p = Params(fin.status.value, fin.output_json, fin.error_json, fin.now, run_id, owner)
-        sql = guarded(
+        update = (
             "UPDATE runs SET status=$1, output_json=$2, error_json=$3, owner=NULL, "
-            "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running' "
-            f"RETURNING {RUN_COLS}",
-            write_ctes(p, fin.now, steps=fin.steps, events=fin.events, outbox=fin.outbox),
-            f"SELECT {RUN_COLS} FROM run",
+            "lease_until=NULL, updated_at=$4 WHERE id=$5 AND owner=$6 AND status='running'"
         )
+        ctes = write_ctes(p, fin.now, steps=fin.steps, events=fin.events, outbox=fin.outbox)
+        # Usually nothing is pending: then the whole finish is one statement (atomic without
+        # BEGIN/COMMIT). Only the run's driver creates its interrupts, so none can appear
+        # between that check and the update; if some are pending (or the run is not ours),
+        # nothing is written and the finish runs again as a transaction.
+        quick = guarded(
+            f"{update} AND NOT EXISTS (SELECT 1 FROM interrupts WHERE run_id=$5 "
+            "AND status='pending') RETURNING id",
+            ctes,
+            "SELECT 1 FROM run",
+        )
+        if await self._tx(lambda conn: conn.fetchval(quick, *p.values), atomic=False):
+            return
+        sql = guarded(f"{update} RETURNING {RUN_COLS}", ctes, f"SELECT {RUN_COLS} FROM run")
 
         async def op(conn: Conn) -> None:
             row = await conn.fetchrow(sql, *p.values)
@@ -329,19 +372,28 @@ class PostgresStore:
             row = await ops.run_row(conn, run_id, lock=True)
             if row is None:
                 raise RunNotFound(run_id)
-            found = await ops.interrupts(
-                conn, "i.run_id = $1 AND i.id = $2", (run_id, interrupt_id)
-            )
-            if not found:
-                raise InterruptNotFound(run_id, interrupt_id)
             run = run_from_row(row)
-            res = decide(found[0], run)
+            parked = run.status is RunStatus.SUSPENDED
+            # A parked run's steps come with the interrupt, for its take-over (nobody
+            # writes the steps of a parked run; we hold its lock).
+            found, steps_json = await ops.interrupt_for_resolve(
+                conn, run_id, interrupt_id, steps=parked
+            )
+            if found is None:
+                raise InterruptNotFound(run_id, interrupt_id)
+            res = decide(found, run)
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
-            take = res.status is not InterruptStatus.PENDING and run.status is RunStatus.SUSPENDED
+            take = res.status is not InterruptStatus.PENDING and parked
             claim = (claim_owner, lease_until) if take else None
-            after = await ops.apply_resolution(conn, run_id, interrupt_id, res, now, claim)
-            claimed = await ops.load_state(conn, run_id, after) if take else None
-            return ResolveResult(interrupt=resolved_interrupt(found[0], res, now), claimed=claimed)
+            written = await ops.apply_resolution(
+                conn, run_id, interrupt_id, res, now, claim, others=take
+            )
+            after = resolved_interrupt(found, res, now)
+            claimed = None
+            if take:
+                assert written is not None
+                claimed = ops.taken_over(written, steps_json, written[12], after)
+            return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._tx(op)
 

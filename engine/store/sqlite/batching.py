@@ -1,13 +1,15 @@
-"""Group commit: operations queued while a connection's thread is busy run together.
+"""Group commit: operations queued while a batch runs run together in the next one.
 
 A durable commit costs far more than the statements in it, and each hop to the
 connection's thread far more than a small query. So writes from concurrent runs are
-queued and run in one transaction (``run_batch``): each operation gets its own
-SAVEPOINT, so one failing operation rolls back alone, and every caller's future
-resolves only after the shared COMMIT, so nothing is reported before it is durable.
-Reads are batched the same way, one hop for many, each in its own implicit
-transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the write lock up front, so two
-processes on one file never deadlock upgrading a read transaction.
+queued and run in one transaction (``run_batch``): one failing operation rolls back
+alone (the batch is rolled back to its savepoint and runs again with a savepoint per
+operation), and every caller's future resolves only after the shared COMMIT, so nothing
+is reported before it is durable. Reads are batched the same way, one hop for many,
+each in its own implicit transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the
+write lock up front, so two processes on one file never deadlock upgrading a read
+transaction. With ``synchronous=NORMAL`` write batches run on the event loop's thread
+(``Batcher``).
 """
 
 from __future__ import annotations
@@ -31,18 +33,36 @@ MAX_BATCH = 512
 
 
 def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-    """Run queued operations in one transaction, each isolated by a savepoint."""
-    results: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
+    """Run queued operations in one transaction, each one all or nothing.
+
+    The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it.
+    Operations rarely fail, so they first run one after another without a savepoint
+    each (two statements per operation saved). If one raises, everything this batch
+    wrote is rolled back (to the batch's savepoint; the write lock is kept) and the
+    batch runs again with a savepoint per operation, so the failing one rolls back
+    alone. Operations are plain functions of the database, so running one twice in a
+    transaction that is rolled back in between has no effect outside it.
+    """
+    if not conn.in_transaction:
+        conn.execute("BEGIN IMMEDIATE")
     try:
-        for op in ops:
-            conn.execute("SAVEPOINT op")
-            try:
+        conn.execute("SAVEPOINT batch")
+        results: list[tuple[bool, Any]] = []
+        try:
+            for op in ops:
                 results.append((True, op(conn)))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                results.append((False, exc))
-            conn.execute("RELEASE op")
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+            results = []
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(conn)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                conn.execute("RELEASE op")
+        conn.execute("RELEASE batch")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -62,6 +82,36 @@ def run_reads(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]
     return results
 
 
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+
+
+def try_begin(conn: sqlite3.Connection) -> bool:
+    """``BEGIN IMMEDIATE`` without waiting: False if another process holds the write lock."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_BUSY:
+            return False
+        raise
+    return True
+
+
+def patiently(
+    runner: Callable[[sqlite3.Connection, list[Op]], list[tuple[bool, Any]]],
+    conn: sqlite3.Connection,
+    ops: list[Op],
+    busy_timeout_ms: int,
+) -> list[tuple[bool, Any]]:
+    """Run ``runner`` waiting up to ``busy_timeout_ms`` for the write lock (on the
+    connection's thread: an inline writer's connection does not wait, see ``Batcher``)."""
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    try:
+        return runner(conn, ops)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
 def settle(batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
     """Hand each queued operation's result (or exception) to its waiting caller."""
     for (_, fut), (ok, value) in zip(batch, results, strict=True):
@@ -79,10 +129,20 @@ class Batcher:
     Args:
         writes: True for the writer (one transaction per batch, a failed transaction
             fails every operation in it with StoreError); False for the reader.
+
+    ``inline_busy_ms`` (writer only; set by the store once the connection is ready and
+    its ``busy_timeout`` is 0): run batches on the event loop's thread instead of
+    hopping to the connection's thread. A hop costs more than a batch of small writes
+    (the futures, the wake-up, and the GIL handed back and forth at every statement,
+    while the loop runs Python). Meant for ``synchronous=NORMAL``, where a commit does
+    not wait for the disk. A batch that finds another process holding the write lock
+    goes to the connection's thread, which waits up to that many milliseconds for it,
+    so the loop is never blocked waiting for a lock.
     """
 
     def __init__(self, *, writes: bool) -> None:
         self.writes = writes
+        self.inline_busy_ms: int | None = None
         self.conn: aiosqlite.Connection | None = None
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -111,7 +171,15 @@ class Batcher:
             # Looked up at call time (not bound at import) so tests can wrap them.
             runner = run_batch if self.writes else run_reads
             try:
-                results = await in_thread(conn, runner, conn._conn, ops)
+                raw = conn._conn
+                if self.inline_busy_ms is None:
+                    results = await in_thread(conn, runner, raw, ops)
+                elif try_begin(raw):
+                    results = runner(raw, ops)
+                else:  # another process writes: wait for it off the loop
+                    results = await in_thread(
+                        conn, patiently, runner, raw, ops, self.inline_busy_ms
+                    )
             except Exception as exc:
                 if not self.writes:  # pragma: no cover - run_reads catches per op
                     results = [(False, exc)] * len(batch)

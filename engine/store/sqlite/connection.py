@@ -32,7 +32,9 @@ async def connect(
     path: str, *, synchronous: str, busy_timeout_ms: int, cache_kib: int = 8192
 ) -> aiosqlite.Connection:
     """Open one connection in autocommit mode (transactions are explicit) with WAL on."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    # Not bound to its thread: an inline writer (see `batching.Batcher`) runs its
+    # batches on the event loop's thread; the Batcher never uses it from two at once.
+    conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
     await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute(f"PRAGMA synchronous={synchronous}")

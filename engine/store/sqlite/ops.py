@@ -68,12 +68,18 @@ def interrupts(
 
 
 def load_state(
-    conn: sqlite3.Connection, run_id: str, known: Interrupt | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    known: Interrupt | None = None,
+    run: tuple[Run, int] | None = None,
 ) -> RunState | None:
-    """Read a run for driving; ``known`` is an interrupt of it already read in this op."""
-    row = run_row(conn, run_id)
-    if row is None:
-        return None
+    """Read a run for driving; ``known`` is an interrupt of it already read in this op,
+    ``run`` the run and its ``wake_seq`` as this op left them (not read again)."""
+    if run is None:
+        row = run_row(conn, run_id)
+        if row is None:
+            return None
+        run = (run_from_row(row), row[10])
     steps: dict[str, StepRecord] = {}
     outputs: dict[str, str | None] = {}
     for step_row in conn.execute(f"SELECT {STEP_COLS} FROM steps WHERE run_id=?", (run_id,)):
@@ -86,8 +92,8 @@ def load_state(
         found = {i.id: i for i in others}
         found[known.id] = known
     return RunState(
-        run=run_from_row(row),
-        wake_seq=row[10],
+        run=run[0],
+        wake_seq=run[1],
         steps=steps,
         step_outputs=outputs,
         interrupts=found,
@@ -130,6 +136,17 @@ def cancel_pending(
         append(conn, run.id, now, events, outbox)
 
 
+def has_pending(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run has a pending interrupt (a primary-key range read)."""
+    # `+status`: stay on the primary key (see cancel_pending).
+    return (
+        conn.execute(
+            "SELECT 1 FROM interrupts WHERE run_id=? AND +status='pending' LIMIT 1", (run_id,)
+        ).fetchone()
+        is not None
+    )
+
+
 def check_owner(conn: sqlite3.Connection, run_id: str, owner: str, now: float) -> None:
     """Fence: raise LostOwnership unless ``owner`` still drives the running run."""
     cur = conn.execute(
@@ -143,17 +160,18 @@ def check_owner(conn: sqlite3.Connection, run_id: str, owner: str, now: float) -
 def apply_resolution(
     conn: sqlite3.Connection,
     run_id: str,
-    interrupt_id: str,
+    before: Interrupt,
     res: Resolution,
     now: float,
-    claim: tuple[str, float],
-) -> bool:
-    """Write what ``decide`` returned; True if the parked run was taken over.
+    claim: tuple[str, float] | None,
+) -> None:
+    """Write what ``decide`` returned for ``before`` (the interrupt as read in this op).
 
     Records the response, history and outbox; if final, closes the interrupt, drops its
-    timers, bumps the run's ``wake_seq`` and, if the run is parked, hands it to
-    ``claim`` (owner, lease end).
+    timers, bumps the run's ``wake_seq`` and, with a ``claim`` (owner, lease end: the
+    caller saw the run parked in this op), takes the run over.
     """
+    interrupt_id = before.id
     if res.response_actor is not None:
         conn.execute(
             "INSERT INTO responses (run_id, interrupt_id, actor, data_json, approved, at) "
@@ -169,7 +187,7 @@ def apply_resolution(
         )
     append(conn, run_id, now, res.events, res.outbox)
     if res.status is InterruptStatus.PENDING:
-        return False
+        return
     cur = conn.execute(
         "UPDATE interrupts SET status=?, resolved_at=?, resolved_by=?, data_json=? "
         "WHERE run_id=? AND id=? AND status='pending'",
@@ -177,11 +195,14 @@ def apply_resolution(
     )
     if cur.rowcount != 1:  # decide() saw it pending inside this very transaction
         raise StoreError(f"interrupt {run_id}/{interrupt_id} changed underneath")
-    conn.execute("DELETE FROM timers WHERE run_id=? AND interrupt_id=?", (run_id, interrupt_id))
-    conn.execute("UPDATE runs SET wake_seq=wake_seq+1, updated_at=? WHERE id=?", (now, run_id))
-    cur = conn.execute(
-        "UPDATE runs SET status='running', owner=?, lease_until=? "
-        "WHERE id=? AND status='suspended'",
-        (*claim, run_id),
-    )
-    return cur.rowcount == 1
+    if before.expires_at is not None or before.reminders or before.escalations:
+        # Timers exist only for these (written with the interrupt, in write_steps).
+        conn.execute("DELETE FROM timers WHERE run_id=? AND interrupt_id=?", (run_id, interrupt_id))
+    if claim is None:
+        conn.execute("UPDATE runs SET wake_seq=wake_seq+1, updated_at=? WHERE id=?", (now, run_id))
+    else:
+        conn.execute(
+            "UPDATE runs SET wake_seq=wake_seq+1, updated_at=?, status='running', owner=?, "
+            "lease_until=? WHERE id=?",
+            (now, *claim, run_id),
+        )

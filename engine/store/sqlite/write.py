@@ -36,48 +36,77 @@ def append(
         )
 
 
-def write_step(conn: sqlite3.Connection, run_id: str, step: StepWrite, now: float) -> None:
-    """Record a step's result with the interrupts it opened, their timers, events, outbox."""
-    conn.execute(
-        "INSERT OR REPLACE INTO steps (run_id, path, name, status, output_json, "
-        "error_json, attempts, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            run_id,
-            step.path,
-            step.name,
-            step.status,
-            step.output_json,
-            step.error_json,
-            step.attempts,
-            step.started_at,
-            step.finished_at,
-        ),
-    )
-    for spec in step.interrupts:
-        conn.execute(
-            "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
-            "expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+def write_steps(
+    conn: sqlite3.Connection,
+    run_id: str,
+    steps: Sequence[StepWrite],
+    now: float,
+    events: Sequence[EventWrite] = (),
+    outbox: Sequence[OutboxWrite] = (),
+) -> None:
+    """Record steps' results with the interrupts they opened, their timers, events and
+    outbox rows, then ``events`` and ``outbox``: one statement per table.
+
+    Rows get their ids in the order listed (the steps' in order, then the extra ones);
+    a later write of the same path replaces an earlier one, as separate writes would.
+    """
+    step_rows = []
+    interrupt_rows = []
+    timer_rows: list[tuple[str, str, str, float]] = []
+    all_events: list[EventWrite] = []
+    all_outbox: list[OutboxWrite] = []
+    for step in steps:
+        step_rows.append(
             (
                 run_id,
-                spec.id,
                 step.path,
                 step.name,
-                spec.kind.value,
-                spec_json(spec),
-                spec.expires_at,
-                now,
-                spec.label,
-            ),
-        )
-        timers = [(run_id, spec.id, "reminder", t) for t in spec.reminders]
-        timers += [
-            (run_id, spec.id, timer_kind(n), e["due_at"]) for n, e in enumerate(spec.escalations)
-        ]
-        if spec.expires_at is not None:
-            timers.append((run_id, spec.id, "expiry", spec.expires_at))
-        if timers:
-            conn.executemany(
-                "INSERT INTO timers (run_id, interrupt_id, kind, due_at) VALUES (?, ?, ?, ?)",
-                timers,
+                step.status,
+                step.output_json,
+                step.error_json,
+                step.attempts,
+                step.started_at,
+                step.finished_at,
             )
-    append(conn, run_id, now, step.events, step.outbox)
+        )
+        for spec in step.interrupts:
+            interrupt_rows.append(
+                (
+                    run_id,
+                    spec.id,
+                    step.path,
+                    step.name,
+                    spec.kind.value,
+                    spec_json(spec),
+                    spec.expires_at,
+                    now,
+                    spec.label,
+                )
+            )
+            timer_rows += [(run_id, spec.id, "reminder", t) for t in spec.reminders]
+            timer_rows += [
+                (run_id, spec.id, timer_kind(n), e["due_at"])
+                for n, e in enumerate(spec.escalations)
+            ]
+            if spec.expires_at is not None:
+                timer_rows.append((run_id, spec.id, "expiry", spec.expires_at))
+        all_events += step.events
+        all_outbox += step.outbox
+    if step_rows:
+        conn.executemany(
+            "INSERT OR REPLACE INTO steps (run_id, path, name, status, output_json, "
+            "error_json, attempts, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            step_rows,
+        )
+    if interrupt_rows:
+        conn.executemany(
+            "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
+            "expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            interrupt_rows,
+        )
+    if timer_rows:
+        conn.executemany(
+            "INSERT INTO timers (run_id, interrupt_id, kind, due_at) VALUES (?, ?, ?, ?)",
+            timer_rows,
+        )
+    append(conn, run_id, now, [*all_events, *events], [*all_outbox, *outbox])

@@ -270,3 +270,58 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
         await store.close()
     assert sorted(i.id for i in found) == ["i1", "i2"] and total == 2
     assert mine == []  # alice requested both
+
+
+async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
+    store: SQLiteStore, db_path: str
+) -> None:
+    """With synchronous=NORMAL writes run on the loop's thread, but a write lock held by
+    another process is waited for on the connection's thread: the loop keeps running."""
+    assert store._writes.inline_busy_ms == store.busy_timeout_ms
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        write = asyncio.ensure_future(store.create_run(new_run("r1")))
+        ticks = 0
+        for _ in range(20):  # the loop is not blocked while the write waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(write, 5) == ("r1", True)
+    # Afterwards writes are inline again and never wait on the loop.
+    assert await store.create_run(new_run("r2")) == ("r2", True)
+
+
+async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
+    """A durable commit waits for the disk: that wait stays off the event loop."""
+    store = SQLiteStore(db_path, synchronous="full")
+    await store.open()
+    try:
+        assert store._writes.inline_busy_ms is None
+        assert await store.create_run(new_run("r1")) == ("r1", True)
+    finally:
+        await store.close()
+
+
+async def test_point_reads_run_on_the_loop_and_see_other_connections_commits(
+    store: SQLiteStore, db_path: str
+) -> None:
+    """get_run/get_interrupt/load_state read on the loop's thread (a connection of their own
+    that never waits for a lock) and see what any connection committed."""
+    assert store._peek is not None
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        await store.create_run(new_run("r1"))
+        other.execute("UPDATE runs SET requester='someone' WHERE id='r1'")
+        run = await store.get_run("r1")
+        assert run is not None and run.requester == "someone"
+        state = await store.load_state("r1")
+        assert state is not None and state.run.requester == "someone"
+    finally:
+        other.close()
+    await store.close()
+    assert store._peek is None
+    await store.open()  # the fixture closes it again

@@ -265,6 +265,43 @@ async def test_release_after_a_resolution_returns_false_to_drive_again(store: St
     assert await store.release_run("r1", "w1", 1, T0) is True
 
 
+async def test_release_with_steps_records_them_and_parks_in_one_write(store: Store) -> None:
+    await store.create_run(new_run("r1"))
+    assert await store.release_run(
+        "r1", "w1", 0, T0, [done_step("0"), suspended_step(ask(), path="1")]
+    )
+
+    state = await store.load_state("r1")
+    assert state is not None and state.run.status is RunStatus.SUSPENDED
+    assert {p: r.status.value for p, r in state.steps.items()} == {
+        "0": "completed",
+        "1": "suspended",
+    }
+    assert state.interrupts["i1"].status is InterruptStatus.PENDING
+    assert [m.topic for m, _ in await store.claim_outbox("w1", T0 + 1, T0 + 60, [], 10)] == [
+        "interrupt.created"
+    ]
+    assert (await resolve(store, approve("bob"))).claimed is not None  # parked: taken over
+
+
+async def test_release_with_steps_after_a_resolution_records_them_but_does_not_park(
+    store: Store,
+) -> None:
+    await store.create_run(new_run("r1"))
+    await store.commit_steps("r1", "w1", [suspended_step(ask())], T0)
+    await resolve(store, approve("bob"))
+
+    assert await store.release_run("r1", "w1", 0, T0, [done_step("1")]) is False
+    state = await store.load_state("r1")
+    assert state is not None and state.run.status is RunStatus.RUNNING
+    assert state.steps["1"].status.value == "completed"
+    # Fenced like commit_steps: a worker that lost the run writes nothing.
+    with pytest.raises(LostOwnership):
+        await store.release_run("r1", "w2", 1, T0, [done_step("2")])
+    state = await store.load_state("r1")
+    assert state is not None and "2" not in state.steps
+
+
 async def test_a_driver_whose_run_was_taken_over_is_fenced(store: Store) -> None:
     await store.create_run(new_run("r1", lease_until=T0 + 10))
     # w1's lease ran out: w2 takes the run over.
