@@ -45,6 +45,7 @@ from bot.slack.blocks.compose import (
     superseded_message,
 )
 from bot.slack.blocks.render import Message
+from bot.slack.blocks.responders import describe_responders
 from bot.slack.delivery import delivery_mode
 from bot.slack.delivery import targets as delivery_targets
 from bot.slack.digest import Digest
@@ -114,6 +115,7 @@ class Notifier:
         "interrupt.response",
         "interrupt.resolved",
         "interrupt.reminder",
+        "interrupt.escalated",
         "run.finished",
     )
 
@@ -156,6 +158,8 @@ class Notifier:
                 await self.post_request(interrupt)
             elif message.topic == "interrupt.reminder":
                 await self.remind(interrupt, str(message.data.get("due_at")))
+            elif message.topic == "interrupt.escalated":
+                await self.escalate(interrupt, message.data)
             else:
                 await self.refresh(interrupt)
         except (RunNotFound, InterruptNotFound):
@@ -328,6 +332,26 @@ class Notifier:
         await self._reply_in_threads(
             interrupt, reminder_kind(due_at), reminder_text(interrupt), skip=skip
         )
+
+    async def escalate(self, interrupt: Interrupt, change: Mapping[str, Any]) -> None:
+        """Show an escalation (``interrupt.escalated``): the request's messages show who may
+        respond now, their threads say what changed, and the request is posted in the
+        escalation's channel, with working controls, once."""
+        if interrupt.status is not InterruptStatus.PENDING:
+            return
+        await self.refresh(interrupt)
+        added = [str(r) for r in change.get("added_responders") or []]
+        rung = change.get("escalation", 0)
+        channel = change.get("channel")
+        where = f" and posted in <#{channel}>" if isinstance(channel, str) and channel else ""
+        who = f"{describe_responders(added)} may now respond too" if added else "escalated"
+        text = f":arrow_double_up: Escalated: {who}{where}."
+        await self._reply_in_threads(interrupt, f"escalated:{rung}", text)
+        if isinstance(channel, str) and channel:
+            if MESSAGE_REF_PREFIX + channel in interrupt.refs:
+                return  # posted there before a crash, or it was already a target
+            retried = await self._announce(interrupt, f"{REQUEST_KIND}:{channel}")
+            await self._post_once(interrupt, channel, self._render(interrupt), retried)
 
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""

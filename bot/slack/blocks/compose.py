@@ -272,6 +272,9 @@ def finished_text(run: Run, cancelled: Cancellation | None = None) -> str:
     elif run.status is RunStatus.REJECTED:
         reason = run.error.message if run.error else ""
         text = f":x: {head} was rejected" + (f": {escape_truncate(reason, 500)}" if reason else ".")
+        # A typed bail result (ctx.bail(reason, result=...)) is the rejected run's output.
+        summary = _summary(run.output)
+        text += f"\n{summary}" if summary else ""
     elif run.status is RunStatus.FAILED:
         error = f"{run.error.type}: {run.error.message}" if run.error else "unknown error"
         text = f":warning: {head} failed: `{escape_truncate(error, 1000)}`"
