@@ -21,8 +21,9 @@ def open_store(url: str) -> Store:
     """Build (not yet open) the store for a database URL.
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
-      path. Query option: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md).
+      path. Query options: ``synchronous=normal|full`` (durability level, see
+      docs/guarantees.md); ``inline_writes=1`` runs writes on the event loop's thread
+      (cheaper per write, but a burst of writes holds the loop; off by default).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,
@@ -42,7 +43,8 @@ def open_store(url: str) -> Store:
     if not path:
         raise ValueError("the sqlite URL names no file: use sqlite:///signoff.db")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
+    inline = options.get("inline_writes", "0").lower() in ("1", "true", "yes", "on")
+    return SQLiteStore(path, synchronous=options.get("synchronous", "normal"), inline_writes=inline)
 
 
 def _postgres(url: str) -> PostgresStore:

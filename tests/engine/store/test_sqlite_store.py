@@ -273,10 +273,13 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
 
 
 async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
-    store: SQLiteStore, db_path: str
+    db_path: str,
 ) -> None:
-    """With synchronous=NORMAL writes run on the loop's thread, but a write lock held by
+    """With ``?inline_writes=1`` writes run on the loop's thread, but a write lock held by
     another process is waited for on the connection's thread: the loop keeps running."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
     assert store._writes.inline_busy_ms == store.busy_timeout_ms
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
@@ -293,6 +296,13 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     assert await asyncio.wait_for(write, 5) == ("r1", True)
     # Afterwards writes are inline again and never wait on the loop.
     assert await store.create_run(new_run("r2")) == ("r2", True)
+    await store.close()
+
+
+async def test_writes_stay_on_the_connection_thread_by_default(store: SQLiteStore) -> None:
+    """The event loop is never held by a burst of writes unless ``inline_writes`` asks."""
+    assert store._writes.inline_busy_ms is None
+    assert await store.create_run(new_run("r1")) == ("r1", True)
 
 
 async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
