@@ -101,10 +101,10 @@ class SQLiteStore:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValueError("synchronous must be 'normal', 'full' or 'extra'")
         self.path = path
-        # Off by default: writing on the event loop's thread saves ~15% CPU per resume, but
-        # a burst of writes then holds the loop, and everything else on it (acks, the
-        # outbox, Slack updates) waits: 200 concurrent clicks took 2.6 s instead of 0.46 s
-        # to show in Slack (bench/slack.py). Worth it only for an engine with no service.
+        # Off by default: writing on the event loop's thread saves CPU per write on a busy
+        # machine, but while a batch is written nothing else on the loop (acks, the outbox,
+        # Slack updates) runs; on a quiet machine the engine bench measured no difference
+        # in throughput (bench/README.md), so the loop is kept free.
         self.inline_writes = inline_writes
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
