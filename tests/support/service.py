@@ -14,10 +14,11 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -70,6 +71,13 @@ def service_env(*, api_url: str, token: str, secret: str, db: Path, **extra: str
     return env
 
 
+def _limit_files(count: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child, between fork and exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+    return apply
+
+
 class ServiceProcess:
     """One ``python -m bot`` process."""
 
@@ -80,12 +88,16 @@ class ServiceProcess:
         self._drain: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, env: Mapping[str, str], *, timeout: float = 30.0) -> ServiceProcess:
-        """Start the service and wait until it listens."""
+    async def start(
+        cls, env: Mapping[str, str], *, timeout: float = 30.0, open_files: int | None = None
+    ) -> ServiceProcess:
+        """Start the service and wait until it listens; ``open_files`` lowers its open-file
+        limit (``resource.setrlimit`` in the child, before it execs)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", cwd=ROOT, env=dict(env),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_limit_files(open_files) if open_files else None,
         )  # fmt: skip
         service = cls(proc)
         try:
@@ -122,6 +134,24 @@ class ServiceProcess:
     def alive(self) -> bool:
         """Still running."""
         return self.proc.returncode is None
+
+    def text(self) -> str:
+        """The whole log so far, one string."""
+        return "\n".join(self.log)
+
+    async def stop(self) -> int | None:
+        """SIGTERM, SIGKILL if it hangs; the exit code (after the log is fully read)."""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._drain is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._drain, 5)
+        return self.proc.returncode
 
     async def kill(self) -> None:
         """SIGKILL and reap: no shutdown code runs, as in a crash."""
