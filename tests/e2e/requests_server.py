@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.slack import action_ids
-from tests.e2e.test_process import _DROPPED_ENV, ROOT, Service
+from tests.e2e.test_process import _DROPPED_ENV, Service
 from tests.fakes.signing import (
     block_actions_payload,
     interactive_body,
@@ -29,6 +29,7 @@ from tests.fakes.signing import (
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
+from tests.support.service import ROOT
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
 __all__ = [

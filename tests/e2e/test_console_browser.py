@@ -19,10 +19,11 @@ import aiohttp
 import pytest
 
 from bot.slack import action_ids
-from tests.e2e.test_process import ROOT, Service
+from tests.e2e.test_process import Service
 from tests.fakes.signing import block_actions_payload, interactive_body
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
+from tests.support.service import ROOT
 from tests.support.slack_bot import ADMIN, CHANNEL, SECRET, USERS
 
 CHROMIUM = Path("/usr/bin/chromium")

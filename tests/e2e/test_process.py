@@ -7,11 +7,7 @@ and the test reaches the service over HTTP on 127.0.0.1, signing requests like S
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,57 +25,14 @@ from tests.fakes.signing import (
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
+from tests.support.service import ServiceProcess
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
-ROOT = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 _DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
-class Service:
-    """One ``python -m bot`` process."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.url = ""
-        self.log: list[str] = []
-        self._drain: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def start(cls, env: dict[str, str]) -> Service:
-        """Start the service and wait until it says where it listens."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        service = cls(proc)
-        try:
-            service.url = await asyncio.wait_for(service._wait_listening(), 30)
-        except (TimeoutError, EOFError) as exc:
-            proc.kill()
-            await proc.wait()
-            log = "\n".join(service.log)
-            raise AssertionError(f"the service did not start:\n{log}") from exc
-        service._drain = asyncio.create_task(service._read_rest())
-        return service
-
-    async def _wait_listening(self) -> str:
-        assert self.proc.stderr is not None
-        while True:
-            line = (await self.proc.stderr.readline()).decode(errors="replace")
-            if not line:
-                raise EOFError("stderr closed")
-            self.log.append(line.rstrip())
-            found = LISTENING.search(line)
-            if found:
-                return found.group(1)
-
-    async def _read_rest(self) -> None:
-        # Keep reading so the child never blocks on a full pipe.
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.log.append(line.decode(errors="replace").rstrip())
+class Service(ServiceProcess):
+    """One ``python -m bot`` process (``tests.support.service``), plus Slack-signed posts."""
 
     async def send(self, body: str, **sign: Any) -> tuple[int, str]:
         """POST a Slack-signed body to /slack/events."""
@@ -92,23 +45,11 @@ class Service:
         ):
             return response.status, await response.text()
 
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash."""
-        self.proc.kill()
-        await self.proc.wait()
-        await self._finish()
-
     async def terminate(self) -> int:
         """SIGTERM and wait for the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), 20)
-        await self._finish()
+        code = await self.stop()
+        assert code is not None
         return code
-
-    async def _finish(self) -> None:
-        if self._drain is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._drain, 5)
 
 
 ServiceFactory = Callable[[], "asyncio.Future[Service] | Any"]

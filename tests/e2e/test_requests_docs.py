@@ -18,8 +18,8 @@ import yaml
 
 from bot.slack import action_ids
 from tests.e2e.requests_server import CALLBACK_SECRET, Receiver, RequestsServer, api
-from tests.e2e.test_process import ROOT
 from tests.support.polling import eventually
+from tests.support.service import ROOT
 
 DOCS = ROOT / "docs"
 GITHUB = {

@@ -15,8 +15,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bot.slack import action_ids
 from tests.e2e.requests_server import TOKEN, RequestsServer, api
-from tests.e2e.test_process import ROOT
 from tests.support.polling import eventually
+from tests.support.service import ROOT
 
 
 def _result(result: Any) -> dict[str, Any]:
