@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.slack import action_ids
-from tests.e2e.test_process import _DROPPED_ENV, Service
+from tests.e2e.test_process import Service
 from tests.fakes.signing import (
     block_actions_payload,
     interactive_body,
@@ -29,7 +28,7 @@ from tests.fakes.signing import (
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
-from tests.support.service import ROOT
+from tests.support.service import service_env
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
 __all__ = [
@@ -129,29 +128,23 @@ async def requests_server(
     made: list[RequestsServer] = []
 
     async def start(**extra: str) -> RequestsServer:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
+        settings: dict[str, str | None] = {
+            "SIGNOFF_DEFAULT_CHANNEL": CHANNEL,
+            "SIGNOFF_SHUTDOWN_GRACE": "2",
+            "SIGNOFF_API_TOKENS": f'{{"ci": "{TOKEN}"}}',
+            "SIGNOFF_CALLBACK_SECRET": CALLBACK_SECRET,
+            "SIGNOFF_WORKFLOWS": None,  # requests need no workflow of their own
+            "SIGNOFF_WEBHOOK_SECRET": None,
+            "SIGNOFF_API_TOKEN": None,  # only the named token
+            **extra,
         }
-        env.update(
-            SLACK_BOT_TOKEN=fake_slack.token,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=fake_slack.api_url,
-            SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
-            SIGNOFF_HOST="127.0.0.1",
-            SIGNOFF_PORT="0",
-            SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
-            SIGNOFF_POLL_INTERVAL="0.1",
-            SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
-            SIGNOFF_LEASE_SECONDS="2",
-            SIGNOFF_SHUTDOWN_GRACE="2",
-            SIGNOFF_API_TOKENS=f'{{"ci": "{TOKEN}"}}',
-            SIGNOFF_CALLBACK_SECRET=CALLBACK_SECRET,
-            PYTHONUNBUFFERED="1",
-            PYTHONPATH=str(ROOT),
+        env = service_env(
+            api_url=fake_slack.api_url,
+            token=fake_slack.token,
+            secret=SECRET,
+            db=tmp_path / "signoff.db",
+            **settings,
         )
-        env.update(extra)
         service = await Service.start(env)
         server = RequestsServer(fake_slack, env, service, [service])
         made.append(server)

@@ -23,14 +23,13 @@ from tests.e2e.test_process import Service
 from tests.fakes.signing import block_actions_payload, interactive_body
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
-from tests.support.service import ROOT
+from tests.support.service import ROOT, service_env
 from tests.support.slack_bot import ADMIN, CHANNEL, SECRET, USERS
 
 CHROMIUM = Path("/usr/bin/chromium")
 API_TOKEN = "browser-test-api-token"
 OIDC_CLIENT, OIDC_SECRET = "7777.8888", "browser-oidc-secret"
 WIDTHS = {"desktop": 1280, "phone": 375}
-_DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 if not CHROMIUM.exists():
     if os.environ.get("SIGNOFF_REQUIRE_BROWSER") == "1":
@@ -51,32 +50,22 @@ async def service(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Servic
     """A real ``python -m bot`` with the console, Sign in with Slack through the fake."""
     for user in USERS:
         fake_slack.add_user(user, name=user.lower(), real_name=f"{user[2:].title()} Example")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
-    }
-    env.update(
-        SLACK_BOT_TOKEN=fake_slack.token,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
+    env = service_env(
+        api_url=fake_slack.api_url,
+        token=fake_slack.token,
+        secret=SECRET,
+        db=tmp_path / "signoff.db",
         SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals,tests.e2e.wf_console",
         CONSOLE_TEST_FAIL_FLAG=str(tmp_path / "bank-down"),
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT="0",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
         SIGNOFF_ADMINS=ADMIN,
         SIGNOFF_API_TOKEN=API_TOKEN,
-        SIGNOFF_POLL_INTERVAL="0.1",
-        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
-        SIGNOFF_LEASE_SECONDS="2",
+        SIGNOFF_WEBHOOK_SECRET=None,
         SIGNOFF_SHUTDOWN_GRACE="2",
         SIGNOFF_OIDC_CLIENT_ID=OIDC_CLIENT,
         SIGNOFF_OIDC_CLIENT_SECRET=OIDC_SECRET,
         SIGNOFF_OIDC_AUTHORIZE_URL=fake_slack.oidc_authorize_url,
         SIGNOFF_SESSION_SECRET="browser-test-session-secret",
-        PYTHONUNBUFFERED="1",
     )
     started = await Service.start(env)
     fake_slack.add_oidc_client(

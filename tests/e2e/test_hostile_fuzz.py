@@ -27,7 +27,7 @@ from tests.bot.web.service import TOKEN
 from tests.e2e.hostile import Hostile, Ids, Raw, Request
 from tests.fakes.slack_api import FakeSlack
 from tests.support.polling import eventually
-from tests.support.serve import ServeProcess, clean_env
+from tests.support.service import ServiceProcess, service_env
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
 SEED = 20261130
@@ -89,20 +89,19 @@ async def test_hostile_requests_get_no_5xx_no_traceback_and_change_nothing(
 ) -> None:
     for user in USERS:
         fake_slack.add_user(user, name=user.lower())
-    env = clean_env(
-        SLACK_BOT_TOKEN=fake_slack.token,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
+    env = service_env(
+        api_url=fake_slack.api_url,
+        token=fake_slack.token,
+        secret=SECRET,
+        db=tmp_path / "fuzz.db",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'fuzz.db'}",
-        SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
         SIGNOFF_API_TOKEN=TOKEN,
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        SIGNOFF_POLL_INTERVAL="0.1",
-        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_BODY_TIMEOUT="5",
+        SIGNOFF_LEASE_SECONDS=None,
+        SIGNOFF_SHUTDOWN_GRACE=None,
     )
-    service = await ServeProcess.start(env)
+    service = await ServiceProcess.start(env)
     url = service.url
     statuses: collections.Counter[int] = collections.Counter()
     server_errors: list[tuple[str, int]] = []

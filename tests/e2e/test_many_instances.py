@@ -23,7 +23,6 @@ machines (on one host the engine would notice the dead pid at once).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from tests.e2e.wf_many import STEP_LOG_ENV
 from tests.fakes.slack_api import Call, FakeSlack, StoredMessage
 from tests.pg import PostgresServer
 from tests.support.polling import eventually
+from tests.support.service import service_env
 from tests.support.slack_bot import CHANNEL, SECRET
 
 INSTANCES = 3
@@ -67,7 +67,6 @@ CLICKERS = [f"U0CLICK{n:02d}" for n in range(20)]
 # 2 * LEASE old, and the pass that sees it releases them. Plus scheduling slack.
 RUN_TAKEOVER = LEASE + LEASE / 3 + 2.0
 CLAIM_TAKEOVER = 2 * LEASE + LEASE / 3 + 2.0
-_DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -108,26 +107,19 @@ async def cluster(
     """Three instances on a fresh PostgreSQL schema, all stopped at the end."""
     url = postgres_server.fresh_url()
     step_log = tmp_path / "steps.log"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
-    }
-    env.update(
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        SIGNOFF_DATABASE_URL=url,
+    env = service_env(
+        api_url=fake_slack.api_url,
+        token="",  # each instance gets its own (below)
+        secret=SECRET,
+        db=url,
+        SLACK_BOT_TOKEN=None,
         SIGNOFF_WORKFLOWS="tests.e2e.wf_many",
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT="0",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
         SIGNOFF_API_TOKEN="many-instances-api-token",
         SIGNOFF_POLL_INTERVAL=str(POLL),
-        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS=str(LEASE),
         SIGNOFF_SHUTDOWN_GRACE="2",
-        PYTHONUNBUFFERED="1",
         **{STEP_LOG_ENV: str(step_log)},
     )
     # One bot token per instance: the fake records which instance made each call.

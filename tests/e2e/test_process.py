@@ -7,7 +7,6 @@ and the test reaches the service over HTTP on 127.0.0.1, signing requests like S
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,10 +24,8 @@ from tests.fakes.signing import (
 )
 from tests.fakes.slack_api import FakeSlack, StoredMessage
 from tests.support.polling import eventually
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, service_env
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
-
-_DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 class Service(ServiceProcess):
@@ -60,25 +57,15 @@ async def services(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Any]:
     """``await services()`` starts a service on this test's database; all stopped after."""
     for user in USERS:
         fake_slack.add_user(user, name=user.lower())
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
-    }
-    env.update(
-        SLACK_BOT_TOKEN=fake_slack.token,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
-        SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT="0",
+    env = service_env(
+        api_url=fake_slack.api_url,
+        token=fake_slack.token,
+        secret=SECRET,
+        db=tmp_path / "signoff.db",
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
-        SIGNOFF_POLL_INTERVAL="0.1",
-        SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
-        SIGNOFF_LEASE_SECONDS="2",
         SIGNOFF_SHUTDOWN_GRACE="2",
-        PYTHONUNBUFFERED="1",
+        SIGNOFF_WEBHOOK_SECRET=None,
+        SIGNOFF_API_TOKEN=None,
     )
     started: list[Service] = []
 

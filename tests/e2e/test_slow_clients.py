@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.bot.web.service import SECRET, TOKEN
 from tests.e2e import slowloris
-from tests.support.serve import ROOT, ServeProcess, clean_env
+from tests.support.service import ROOT, ServiceProcess, inherited_env
 
 OPEN_FILES = 256  # the server's RLIMIT_NOFILE: its connection cap is 256 - 64 = 192
 HEADER_TIMEOUT = 1.0
@@ -46,7 +46,7 @@ async def probe(host: str, port: int) -> float:
 async def test_healthz_stays_fast_while_more_slow_clients_than_fds_are_cut_on_time(
     tmp_path: Path,
 ) -> None:
-    env = clean_env(
+    env = inherited_env(
         SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'slow.db'}",
         SIGNOFF_WORKFLOWS="tests.bot.web.workflows",
         SIGNOFF_API_TOKEN=TOKEN,
@@ -55,7 +55,7 @@ async def test_healthz_stays_fast_while_more_slow_clients_than_fds_are_cut_on_ti
         SIGNOFF_BODY_TIMEOUT=str(BODY_TIMEOUT),
         SIGNOFF_KEEPALIVE_TIMEOUT="2",
     )
-    service = await ServeProcess.start(env, open_files=OPEN_FILES)
+    service = await ServiceProcess.start(env, open_files=OPEN_FILES)
     host, port = service.url.removeprefix("http://").split(":")
     startup_lines = len(service.log)
     try:

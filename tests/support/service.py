@@ -29,7 +29,15 @@ from bot.slack import action_ids
 from bot.web.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.fakes.signing import block_actions_payload, interactive_body, signed_request
 
-__all__ = ["API_TOKEN", "SENT_ERRORS", "WEBHOOK_SECRET", "Client", "ServiceProcess", "service_env"]
+__all__ = [
+    "API_TOKEN",
+    "SENT_ERRORS",
+    "WEBHOOK_SECRET",
+    "Client",
+    "ServiceProcess",
+    "inherited_env",
+    "service_env",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -37,37 +45,48 @@ WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
 API_TOKEN = "e2e-api-token-0123456789"
 # What a sender sees when the service died under its request.
 SENT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-_DROPPED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
-def service_env(*, api_url: str, token: str, secret: str, db: Path, **extra: str) -> dict[str, str]:
-    """The environment of a service on SQLite file ``db`` talking to the fake at ``api_url``.
-
-    ``extra`` uses the variable names (``SIGNOFF_DEFAULT_CHANNEL="C0…"``) and wins.
-    """
+def inherited_env(**values: str) -> dict[str, str]:
+    """This process's environment without proxies and without SIGNOFF_/SLACK_ variables,
+    plus ``values``: what every service under test starts from, so a developer's own
+    settings never leak into a test."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in _DROPPED_ENV and not k.startswith(("SLACK_", "SIGNOFF_"))
+        if "proxy" not in k.lower() and not k.startswith(("SIGNOFF_", "SLACK_"))
     }
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.update(
+    env.update(PYTHONUNBUFFERED="1", SIGNOFF_HOST="127.0.0.1", SIGNOFF_PORT="0", **values)
+    return env
+
+
+def service_env(
+    *, api_url: str, token: str, secret: str, db: Path | str, **extra: str | None
+) -> dict[str, str]:
+    """The environment of a service talking to the fake Slack at ``api_url``.
+
+    ``db`` is a SQLite file (or a database URL). ``extra`` uses the variable names
+    (``SIGNOFF_DEFAULT_CHANNEL="C0…"``) and wins; ``None`` removes a default.
+    """
+    env = inherited_env(
         SLACK_BOT_TOKEN=token,
         SLACK_SIGNING_SECRET=secret,
         SLACK_API_URL=api_url,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{db}",
+        SIGNOFF_DATABASE_URL=db if isinstance(db, str) and "://" in db else f"sqlite:///{db}",
         SIGNOFF_WORKFLOWS="tests.e2e.wf_approvals",
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT="0",
         SIGNOFF_WEBHOOK_SECRET=WEBHOOK_SECRET,
         SIGNOFF_API_TOKEN=API_TOKEN,
         SIGNOFF_POLL_INTERVAL="0.1",
         SIGNOFF_SLACK_PACING_TIME_SCALE="0.001",  # the fake enforces no Slack limits here
         SIGNOFF_LEASE_SECONDS="2",
         SIGNOFF_SHUTDOWN_GRACE="1",
-        PYTHONUNBUFFERED="1",
     )
-    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
