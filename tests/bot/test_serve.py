@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -17,8 +16,8 @@ import pytest
 from engine import Engine, RunStatus, open_store
 from tests.bot.web.service import AUTH, TOKEN
 from tests.bot.web.workflows import WORKFLOWS
+from tests.support.service import ROOT, inherited_env
 
-ROOT = Path(__file__).resolve().parents[2]
 SIGNOFF = Path(sys.executable).with_name("signoff")
 
 
@@ -29,25 +28,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db: str, port: int, grace: float, cwd: Path) -> subprocess.Popen[bytes]:
-    """``signoff serve`` on 127.0.0.1:port without Slack."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SIGNOFF_", "SLACK_")) and "proxy" not in k.lower()
-    }
-    env.update(
+def serve_env(db: str, port: int, grace: float, **values: str) -> dict[str, str]:
+    """The environment of ``signoff serve`` on ``db`` at 127.0.0.1:port, without Slack."""
+    return inherited_env(
         PYTHONPATH=str(ROOT),
         SIGNOFF_DATABASE_URL=db,
         SIGNOFF_WORKFLOWS="tests.bot.web.workflows",
-        SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT=str(port),
         SIGNOFF_API_TOKEN=TOKEN,
         SIGNOFF_SHUTDOWN_GRACE=str(grace),
         SIGNOFF_POLL_INTERVAL="0.1",
-        SIGNOFF_LEASE_SECONDS="2",
-        SIGNOFF_TEST_SLOW_SECONDS="1.0",
+        **values,
     )
+
+
+def start_server(db: str, port: int, grace: float, cwd: Path) -> subprocess.Popen[bytes]:
+    """``signoff serve`` on 127.0.0.1:port without Slack."""
+    env = serve_env(db, port, grace, SIGNOFF_LEASE_SECONDS="2", SIGNOFF_TEST_SLOW_SECONDS="1.0")
     return subprocess.Popen(
         [str(SIGNOFF), "serve"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

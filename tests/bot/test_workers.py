@@ -14,26 +14,11 @@ import pytest
 
 from bot.settings import Settings
 from bot.workers import default_workers
-from tests.bot.test_serve import ROOT, SIGNOFF, free_port
-from tests.bot.web.service import TOKEN
+from tests.bot.test_serve import SIGNOFF, free_port, serve_env
 
 
 def start_workers(db: str, port: int, cwd: Path, workers: int = 2) -> subprocess.Popen[bytes]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SIGNOFF_", "SLACK_")) and "proxy" not in k.lower()
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        SIGNOFF_DATABASE_URL=db,
-        SIGNOFF_WORKFLOWS="tests.bot.web.workflows",
-        SIGNOFF_HOST="127.0.0.1",
-        SIGNOFF_PORT=str(port),
-        SIGNOFF_API_TOKEN=TOKEN,
-        SIGNOFF_SHUTDOWN_GRACE="1",
-        SIGNOFF_POLL_INTERVAL="0.1",
-    )
+    env = serve_env(db, port, grace=1)
     return subprocess.Popen(
         [str(SIGNOFF), "serve", "--workers", str(workers)],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

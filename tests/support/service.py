@@ -56,7 +56,8 @@ def inherited_env(**values: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if "proxy" not in k.lower() and not k.startswith(("SIGNOFF_", "SLACK_"))
     }
-    env.update(PYTHONUNBUFFERED="1", SIGNOFF_HOST="127.0.0.1", SIGNOFF_PORT="0", **values)
+    env.update({"PYTHONUNBUFFERED": "1", "SIGNOFF_HOST": "127.0.0.1", "SIGNOFF_PORT": "0"})
+    env.update(values)
     return env
 
 
