@@ -7,12 +7,16 @@ clicks are built and signed as Slack sends them.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from bot.slack import action_ids
 from engine import InterruptStatus, RunStatus
-from tests.fakes.signing import JSON_CONTENT_TYPE, app_home_opened_body, interactive_body
+from tests.fakes.signing import (
+    JSON_CONTENT_TYPE,
+    app_home_opened_body,
+    home_block_actions_payload,
+    interactive_body,
+)
 from tests.support.polling import eventually
 from tests.support.slack_bot import Bot
 
@@ -44,33 +48,11 @@ def waiting_runs(view: dict[str, Any]) -> list[str]:
 
 
 def home_click(view: dict[str, Any], run_index: int, action_id: str, user: str) -> str:
-    """A signed block_actions body for clicking ``action_id`` of the ``run_index``-th waiting
-    request in a Home ``view``, as Slack sends it (container "view", no channel)."""
-    controls = [b for b in view["blocks"] if b["type"] == "actions"]
-    block = controls[run_index]
-    element = next(e for e in block["elements"] if e["action_id"] == action_id)
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"},
-        "api_app_id": "A0SIGNOFF",
-        "token": "deprecated-verification-token",
-        "container": {"type": "view", "view_id": view["id"]},
-        "trigger_id": "1.2.home",
-        "team": {"id": "T0001", "domain": "acme"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": copy.deepcopy(view),
-        "actions": [
-            {
-                "type": "button",
-                "block_id": block["block_id"],
-                "action_id": action_id,
-                "value": element["value"],
-                "text": element["text"],
-                "action_ts": "1700000000.000100",
-            }
-        ],
-    }
+    """A signed-ready body for clicking ``action_id`` of the ``run_index``-th waiting request
+    in a Home ``view``."""
+    payload = home_block_actions_payload(
+        view=view, action_id=action_id, user_id=user, block_index=run_index
+    )
     return interactive_body(payload)
 
 

@@ -4,7 +4,6 @@ fires once, reminds only the person who snoozed, and leaves the request's expiry
 from __future__ import annotations
 
 import asyncio
-import copy
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from bot.slack import action_ids
 from tests.fakes.signing import (
     JSON_CONTENT_TYPE,
     app_home_opened_body,
+    home_block_actions_payload,
     interactive_body,
     signed_request,
     slash_command_body,
@@ -37,29 +37,9 @@ async def send(service: ServiceProcess, body: str, **sign: Any) -> int:
 
 def home_snooze_click(view: dict[str, Any], action_id: str, user: str) -> str:
     """Click a snooze button of the first waiting request in a Home ``view``, as Slack does."""
-    block = next(b for b in view["blocks"] if b["type"] == "actions")
-    element = next(e for e in block["elements"] if e["action_id"] == action_id)
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"},
-        "api_app_id": "A0SIGNOFF",
-        "token": "deprecated-verification-token",
-        "container": {"type": "view", "view_id": view["id"]},
-        "trigger_id": "1.2.snooze",
-        "team": {"id": "T0001", "domain": "acme"},
-        "view": copy.deepcopy(view),
-        "actions": [
-            {
-                "type": "button",
-                "block_id": block["block_id"],
-                "action_id": action_id,
-                "value": element["value"],
-                "text": element["text"],
-                "action_ts": "1700000000.000200",
-            }
-        ],
-    }
-    return interactive_body(payload)
+    return interactive_body(
+        home_block_actions_payload(view=view, action_id=action_id, user_id=user)
+    )
 
 
 def snooze_dms(fake: FakeSlack, user: str) -> list[Any]:

@@ -19,6 +19,7 @@ Typical use against a rendered message stored by ``FakeSlack``::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
@@ -275,6 +276,36 @@ def block_actions_payload(
         "state": {"values": {}},
         "response_url": response_url,
         "actions": [action],
+    }
+
+
+def home_block_actions_payload(
+    *,
+    view: Mapping[str, Any],
+    action_id: str,
+    user_id: str = "U0ALICE",
+    block_index: int = 0,
+    team_id: str = TEAM_ID,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for clicking ``action_id`` in the ``block_index``-th
+    actions block of a published App Home ``view``, as Slack sends it: container ``view``,
+    the view itself, no channel, message or response_url."""
+    controls = [b for b in view.get("blocks") or [] if b["type"] == "actions"]
+    block = controls[block_index]
+    element = next(e for e in block["elements"] if e["action_id"] == action_id)
+    name = user_id.lower()
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": APP_ID,
+        "token": "deprecated-verification-token",
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": _trigger_id(),
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": copy.deepcopy(dict(view)),
+        "actions": [_action(block, element, None)],
     }
 
 
