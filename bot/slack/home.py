@@ -125,7 +125,7 @@ class HomeTab:
     async def on_outbox(self, message: OutboxMessage) -> None:
         """Mark the people ``message``'s request concerns as due for a refresh."""
         if message.interrupt_id is None or not self.viewers:
-            return  # nobody opened a tab here: no one to refresh, so no need to read
+            return  # only opened tabs are refreshed: with none, skip reading the request
         try:
             interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
         except (RunNotFound, InterruptNotFound):
