@@ -8,7 +8,11 @@ secret. Phases, one JSON line each on stdout (progress on stderr):
 
 * ``create``: ``--creates`` ``POST /api/requests`` from ``--concurrency`` clients:
   creates/s and latency percentiles (each create is a committed run; the posts to Slack
-  follow in the background), then how long until every one was posted.
+  follow in the background), then how long until every one was posted. ``cpu_ms_per_create``:
+  CPU time (user + system, from ``/proc``) per create of the server (every process of
+  ``signoff serve``: with ``--workers`` the supervisor and its workers), of this load
+  generator and of the fake Slack, from the first create until every one was posted: the
+  three share the machine's cores, so the server's share is the figure to compare.
 * ``waiters_rss``: the server's RSS (``/proc/PID/status``) before and after opening
   ``--waiters`` concurrent ``GET /api/requests/{id}?wait=60`` long polls on pending
   requests, and the cost per waiter.
@@ -22,6 +26,7 @@ secret. Phases, one JSON line each on stdout (progress on stderr):
 ::
 
     python -m bench.requests [--creates 2000] [--concurrency 64] [--waiters 1000] [--decide 200]
+                             [--workers 1] [--phases create,waiters_rss,decide]
 """
 
 from __future__ import annotations
@@ -74,6 +79,27 @@ def note(text: str) -> None:
     print(f"[bench.requests] {text}", file=sys.stderr, flush=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants still running (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pending.extend(int(c) for c in children)
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time of this process (the load generator and the receiver)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MB (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -82,7 +108,7 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def spawn_signoff(work: Path, api_url: str, token: str) -> Child:
+async def spawn_signoff(work: Path, api_url: str, token: str, workers: int = 1) -> Child:
     """``signoff serve`` with named tokens and a callback secret, on a fresh SQLite file."""
     env = child_env(
         SLACK_BOT_TOKEN=token,
@@ -99,7 +125,7 @@ async def spawn_signoff(work: Path, api_url: str, token: str) -> Child:
     log = work / "signoff.log"
     with open(log, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve",
+            sys.executable, "-m", "bot.cli", "serve", "--workers", str(workers),
             cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=err, stderr=err,
         )  # fmt: skip
     child = Child("signoff", proc, log)
@@ -140,6 +166,7 @@ class Bench:
         self.fake_token = str(fake.info["token"])
         self.url = str(signoff.info["url"])
         self.pid = signoff.proc.pid
+        self.fake_pid = fake.proc.pid
         self.db = signoff.log.parent / "signoff.db"
 
     async def fake(self, method: str, **args: Any) -> dict[str, Any]:
@@ -351,27 +378,43 @@ async def run_bench(opts: argparse.Namespace) -> None:
         try:
             fake = await spawn_helper("fake", ["--role", "fake"], work)
             children.append(fake)
-            signoff = await spawn_signoff(work, str(fake.info["api_url"]), str(fake.info["token"]))
+            signoff = await spawn_signoff(
+                work, str(fake.info["api_url"]), str(fake.info["token"]), opts.workers
+            )
             children.append(signoff)
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 bench = Bench(http, fake, signoff)
                 await bench.creates(20, 4)  # warm up: imports, caches, auth.test
                 await bench.wait_posted(20, 60)
+                before = (cpu_seconds(bench.pid), own_cpu_seconds(), cpu_seconds(bench.fake_pid))
                 made = await bench.creates(opts.creates, opts.concurrency)
                 lat = made["latencies"]
                 posted_s = await bench.wait_posted(20 + opts.creates, 60 + opts.creates * 0.05)
-                print(json.dumps({
-                    "phase": "create",
-                    "creates": opts.creates,
-                    "concurrency": opts.concurrency,
-                    "creates_per_s": round(opts.creates / made["seconds"], 1),
-                    "create_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
-                    "all_posted_after_s": round(posted_s, 2),
-                }), flush=True)  # fmt: skip
-                waiters = made["ids"][: opts.waiters]
-                print(json.dumps(await bench.waiters_rss(waiters)), flush=True)
-                result = await bench.decide(opts.decide, opts.click_concurrency, receiver)
-                print(json.dumps(result), flush=True)
+                after = (cpu_seconds(bench.pid), own_cpu_seconds(), cpu_seconds(bench.fake_pid))
+                server, generator, fake_cpu = (
+                    round((b - a) * 1000 / opts.creates, 3)
+                    for a, b in zip(before, after, strict=True)
+                )
+                if "create" in opts.phases:
+                    print(json.dumps({
+                        "phase": "create",
+                        "workers": opts.workers,
+                        "creates": opts.creates,
+                        "concurrency": opts.concurrency,
+                        "creates_per_s": round(opts.creates / made["seconds"], 1),
+                        "create_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+                        "all_posted_after_s": round(posted_s, 2),
+                        "cpu_ms_per_create": {
+                            "server": server, "generator": generator, "fake_slack": fake_cpu
+                        },
+                        "load_average": round(os.getloadavg()[0], 2),
+                    }), flush=True)  # fmt: skip
+                if "waiters_rss" in opts.phases:
+                    waiters = made["ids"][: opts.waiters]
+                    print(json.dumps(await bench.waiters_rss(waiters)), flush=True)
+                if "decide" in opts.phases:
+                    result = await bench.decide(opts.decide, opts.click_concurrency, receiver)
+                    print(json.dumps(result), flush=True)
         except BaseException:
             for child in children:
                 note(f"{child.name} log:\n{child.tail()}")
@@ -390,7 +433,19 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--waiters", type=int, default=1000, help="concurrent long polls")
     p.add_argument("--decide", type=int, default=200, help="requests clicked, with callbacks")
     p.add_argument("--click-concurrency", type=int, default=50, help="click clients")
-    return p.parse_args(argv)
+    p.add_argument("--workers", type=int, default=1, help="signoff serve --workers")
+    p.add_argument(
+        "--phases",
+        type=lambda text: {p.strip() for p in text.split(",") if p.strip()},
+        default={"create", "waiters_rss", "decide"},
+        help="comma-separated: create, waiters_rss, decide (the creates run always: "
+        "the later phases use them)",
+    )
+    opts = p.parse_args(argv)
+    unknown = opts.phases - {"create", "waiters_rss", "decide"}
+    if unknown:
+        p.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    return opts
 
 
 def main(argv: Sequence[str] | None = None) -> None:

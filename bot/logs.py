@@ -174,6 +174,9 @@ class JsonFormatter(logging.Formatter):
         return self.redact(json.dumps(line, default=str))
 
 
+_SLACK_CLIENT_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client")
+
+
 def _iso(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
 
@@ -216,6 +219,12 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # slack-sdk's Web API clients test their logger's own level, not the effective one,
+    # before building their debug lines (each request's and response's whole body): with
+    # the level unset (0) they were built on every Slack call only to be dropped. The
+    # configured level changes nothing that is logged, and skips that work.
+    for name in _SLACK_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(level)
     # aiohttp's access log repeats every request; keep it at WARNING unless debugging.
     logging.getLogger("aiohttp.access").setLevel(
         logging.DEBUG if level == "DEBUG" else logging.WARNING

@@ -249,6 +249,25 @@ class Engine:
         run's id is returned; used for another workflow or input, ``IdempotencyKeyReused``
         is raised (nothing is created).
         """
+        run, _ = await self.start_run(
+            workflow, input, version=version, requester=requester, idempotency_key=idempotency_key
+        )
+        return run.id
+
+    async def start_run(
+        self,
+        workflow: str | Workflow,
+        input: Any,
+        *,
+        version: str | int | None = None,
+        requester: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Like ``start``, but return the run as committed and whether this call created
+        it: ``(run, True)`` for a new run (as ``find_run`` would read it right after the
+        commit, before its first step ran), ``(run, False)`` for an idempotent replay (the
+        stored run, as it is now). Saves a read for callers that show the run at once.
+        """
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         if isinstance(workflow, Workflow) and version is None:
             version = workflow.version
@@ -281,36 +300,33 @@ class Engine:
             outbox=[],
         )
         created_id, created = await self.store.create_run(new)
-        if not created and idempotency_key is not None:
+        if not created:  # only an idempotency key finds an existing run
             existing = await self.store.get_run(created_id)
-            same = (
-                existing is not None
-                and existing.workflow == wf.name
-                and existing.input == json.loads(input_json)
-            )
-            if not same:
-                raise IdempotencyKeyReused(idempotency_key, created_id)
-        if created:
-            state = RunState(
-                run=Run.model_construct(
-                    id=run_id,
-                    workflow=wf.name,
-                    version=str(wf.version),
-                    status=RunStatus.RUNNING,
-                    input=value,
-                    output=None,
-                    error=None,
-                    requester=requester,
-                    created_at=datetime.fromtimestamp(now, UTC),
-                    updated_at=datetime.fromtimestamp(now, UTC),
-                ),
-                wake_seq=0,
-                steps={},
-                step_outputs={},
-                interrupts={},
-            )
-            self.driver.spawn(run_id, state)
-        return created_id
+            if (
+                existing is None
+                or existing.workflow != wf.name
+                or existing.input != json.loads(input_json)
+            ):
+                raise IdempotencyKeyReused(idempotency_key or "", created_id)
+            return existing, False
+        at = datetime.fromtimestamp(now, UTC)
+        run = Run.model_construct(
+            id=run_id,
+            workflow=wf.name,
+            version=str(wf.version),
+            status=RunStatus.RUNNING,
+            input=value,
+            output=None,
+            error=None,
+            requester=requester,
+            created_at=at,
+            updated_at=at,
+        )
+        # The driver's copy carries the validated input; the caller's, the stored JSON.
+        started = run.model_copy(update={"input": json.loads(input_json)})
+        state = RunState(run=run, wake_seq=0, steps={}, step_outputs={}, interrupts={})
+        self.driver.spawn(run_id, state)
+        return started, True
 
     def _on_commit(self) -> None:
         # Only new timers need the timer loop to look again (it polls anyway); waking it

@@ -262,7 +262,7 @@ class RequestService:
         if idempotency_key is not None:
             key = f"{REQUEST_WORKFLOW}:{client}:{idempotency_key}"
         try:
-            run_id = await self.engine.start(
+            run, created = await self.engine.start_run(
                 REQUEST_WORKFLOW,
                 data.model_dump(mode="json"),
                 requester=body.requester,
@@ -276,7 +276,10 @@ class RequestService:
                 "with a different body; use a new key for a new request",
                 request_id=exc.run_id,
             ) from None
-        return await self.get(run_id)
+        # A new run has not been asked yet (its step runs after this commit): nothing to
+        # read. A replay shows the request as it is now.
+        interrupt = None if created else await self._interrupt(run)
+        return view_of(run, interrupt, secret=self.secret)
 
     # -- read ---------------------------------------------------------------------
     async def _run(self, request_id: str) -> Run:

@@ -221,6 +221,14 @@ async def read_body(
     with, and for chunked bodies without a Content-Length.
     """
     check_length(request, limit)
+    content = request.content
+    if content.is_eof() and content.exception() is None:
+        # The whole body came with the head (the usual small JSON body): nothing to wait
+        # for, so no timer and no read loop.
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     if timeout is None:
         timeout = request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
     phase = getattr(request.protocol, "reading_body", None)  # bot.web.guard's handler

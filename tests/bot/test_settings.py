@@ -99,6 +99,23 @@ def test_text_logs_are_redacted_too() -> None:
     assert "s3cret-value" not in line and "WARNING signoff.test using [redacted]" in line
 
 
+def test_the_slack_client_builds_debug_lines_only_when_debugging() -> None:
+    """slack-sdk tests its client logger's own level before formatting each request and
+    response for a debug line; the configured level is set there, so at INFO it skips
+    that work, and at DEBUG the lines are still logged."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    stream = io.StringIO()
+    logger = AsyncWebClient().logger
+    configure_logging("INFO", "text", stream=stream)
+    assert logger.level == logging.INFO and not logger.isEnabledFor(logging.DEBUG)
+    configure_logging("DEBUG", "text", stream=stream)
+    assert logger.level <= logging.DEBUG and logger.isEnabledFor(logging.DEBUG)
+    logger.debug("Sending a request - url: POST https://slack.com/api/chat.postMessage")
+    assert "DEBUG slack_sdk.web.async_base_client Sending a request" in stream.getvalue()
+    configure_logging("INFO", "text", stream=io.StringIO())
+
+
 def test_a_copied_env_example_loads_as_is(tmp_path: Path) -> None:
     """Blank values in .env.example mean "not set", not "set to an empty string"."""
     example = Path(__file__).resolve().parents[2] / ".env.example"

@@ -80,6 +80,27 @@ async def test_start_with_a_used_idempotency_key_and_the_same_input_returns_the_
     assert run.input == {"name": "a", "amount": 0}
 
 
+async def test_start_run_returns_the_run_as_find_run_reads_it_and_whether_it_is_new(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(*workflows())
+    run, created = await engine.start_run("ask", {"name": "a"}, idempotency_key="k1")
+    stored = await engine.find_run(run.id)
+    assert created and stored is not None
+    assert run.model_dump() == stored.model_dump() or (
+        stored.status is not RunStatus.RUNNING  # its step may have run meanwhile
+        and run.model_dump(exclude={"status", "updated_at"})
+        == stored.model_dump(exclude={"status", "updated_at"})
+    )
+    assert run.status is RunStatus.RUNNING and run.input == {"name": "a", "amount": 0}
+    await settle(engine, run.id)
+
+    again, created_again = await engine.start_run("ask", {"name": "a"}, idempotency_key="k1")
+    assert not created_again
+    assert again == await engine.find_run(run.id)  # the stored run, as it is now
+    assert again.status is RunStatus.SUSPENDED
+
+
 async def test_an_idempotency_key_reused_for_other_input_or_workflow_is_refused(
     engine_factory: EngineFactory,
 ) -> None:

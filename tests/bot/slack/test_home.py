@@ -4,9 +4,11 @@ refreshes coalesced per person and paced under views.publish's Tier 4."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from bot.slack.blocks.home import HOME_BLOCKS_MAX, WAITING_MAX
 from bot.slack.home import HomeTab
+from engine import OutboxMessage
 from tests.fakes.signing import JSON_CONTENT_TYPE, app_home_opened_body
 from tests.support.polling import eventually
 from tests.support.slack_bot import Bot
@@ -73,3 +75,33 @@ async def test_refreshes_past_the_burst_are_paced_per_minute(bot: Bot) -> None:
         asyncio.sleep = real_sleep
     # two at once, then one every 0.6 s (100 a minute)
     assert [round(w, 2) for w in waited] == [0.6, 0.6]
+
+
+async def test_a_request_change_reads_nothing_while_no_tab_is_open(bot: Bot) -> None:
+    home = home_of(bot)
+    reads: list[str] = []
+    real = bot.engine.get_interrupt
+
+    async def counted(run_id: str, interrupt_id: str) -> object:
+        reads.append(run_id)
+        return await real(run_id, interrupt_id)
+
+    run_id = await bot.engine.start("change", {"service": "s", "approvers": ["U0BOB"]})
+    await bot.posted(run_id)
+    interrupt = await bot.interrupt(run_id)
+    message = OutboxMessage(
+        id=10_000, topic="interrupt.created", run_id=run_id, interrupt_id=interrupt.id,
+        data={}, created_at=datetime.now(UTC), attempt=1,
+    )  # fmt: skip
+    bot.engine.get_interrupt = counted  # type: ignore[method-assign]
+    try:
+        home.viewers.clear()
+        await home.on_outbox(message)
+        assert reads == [] and not home._due
+
+        home.viewers.add("U0BOB")  # Bob's tab is open: it is read and refreshed
+        await home.on_outbox(message)
+        assert reads == [run_id]
+        await eventually(lambda: bot.fake.home_view("U0BOB"), what="Bob's tab published")
+    finally:
+        del bot.engine.get_interrupt
