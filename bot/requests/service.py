@@ -53,7 +53,6 @@ from engine import (
 __all__ = ["CALLBACK_REF", "RequestService", "status_of", "view_of"]
 
 CALLBACK_REF = "callback"  # the interrupt ref where callback delivery state is kept
-_TERMINAL = [s for s in RunStatus if s.terminal]
 _BY_INTERRUPT = {
     InterruptStatus.APPROVED: RequestStatus.APPROVED,
     InterruptStatus.REJECTED: RequestStatus.REJECTED,
@@ -298,12 +297,19 @@ class RequestService:
     async def wait(
         self, request_id: str, seconds: float, *, closing: asyncio.Event | None = None
     ) -> RequestView:
-        """The request once it is final, or as it is after ``seconds`` (or on shutdown)."""
-        view = await self.get(request_id)
+        """The request once it is final, or as it is after ``seconds`` (or on shutdown).
+
+        It is final as soon as its interrupt is decided (``Engine.wait_interrupt``), not
+        when the run has gone on past it: the view reads status, answer, voters and
+        receipt from the interrupt, so they are the same before and after.
+        """
+        run = await self._run(request_id)
+        interrupt = await self._interrupt(run)
+        view = view_of(run, interrupt, secret=self.secret)
         if view.status.final or seconds <= 0:
             return view
         waiter = asyncio.ensure_future(
-            self.engine.wait(request_id, until=_TERMINAL, timeout=seconds)
+            self.engine.wait_interrupt(request_id, INTERRUPT_ID, timeout=seconds)
         )
         stop = asyncio.ensure_future(closing.wait()) if closing is not None else None
         try:
@@ -318,6 +324,10 @@ class RequestService:
                     task.cancel()
             with contextlib.suppress(BaseException):
                 await waiter
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            # Decided: the interrupt just read is the one to show; only the run is re-read
+            # (a cancel also changes its status).
+            return view_of(await self._run(request_id), waiter.result(), secret=self.secret)
         return await self.get(request_id)
 
     async def list_page(self, query: RequestsQuery) -> RequestList:
