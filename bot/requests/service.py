@@ -308,27 +308,34 @@ class RequestService:
         view = view_of(run, interrupt, secret=self.secret)
         if view.status.final or seconds <= 0:
             return view
-        waiter = asyncio.ensure_future(
-            self.engine.wait_interrupt(request_id, INTERRUPT_ID, timeout=seconds)
-        )
-        stop = asyncio.ensure_future(closing.wait()) if closing is not None else None
+        decided: Interrupt | None = None
+        waiting = True
+        stop = None
+
+        def on_closing(_: object) -> None:
+            if waiting:
+                scope.reschedule(-1)  # the server shuts down: end the wait now
+
+        # The wait runs in this task, not in one of its own: under load every hop between
+        # tasks costs a turn of a busy event loop, and the waiter is woken at the commit.
         try:
-            await asyncio.wait(
-                {waiter, *([stop] if stop else [])},
-                timeout=seconds + 1,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            async with asyncio.timeout(seconds + 1) as scope:
+                if closing is not None:
+                    stop = asyncio.ensure_future(closing.wait())
+                    stop.add_done_callback(on_closing)
+                decided = await self.engine.wait_interrupt(
+                    request_id, INTERRUPT_ID, timeout=seconds
+                )
+        except (TimeoutError, InterruptNotFound, RunNotFound):
+            pass  # still pending, shutting down, failed before it asked, or deleted
         finally:
-            for task in (waiter, stop):
-                if task is not None and not task.done():
-                    task.cancel()
-            with contextlib.suppress(BaseException):
-                await waiter
-        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-            # Decided: the interrupt just read is the one to show; only the run is re-read
-            # (a cancel also changes its status).
-            return view_of(await self._run(request_id), waiter.result(), secret=self.secret)
-        return await self.get(request_id)
+            waiting = False
+            if stop is not None:
+                stop.cancel()
+        if decided is None:
+            return await self.get(request_id)
+        # Decided: show the interrupt just read; only the run is read again.
+        return view_of(await self._run(request_id), decided, secret=self.secret)
 
     async def list_page(self, query: RequestsQuery) -> RequestList:
         """Matching requests, newest first, a page at a time.
