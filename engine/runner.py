@@ -443,10 +443,19 @@ class Engine:
 
     async def _resolve(self, run_id: str, interrupt_id: str, decide: Decide) -> ResumeOutcome:
         now = self.clock()
+
+        def stamped(interrupt: Interrupt, run: Run) -> Resolution:
+            # Stamped under the write lock: resolved_at and the responses' times are when
+            # the decision took effect, in commit order, not when the call was queued (a
+            # busy group commit puts tens of milliseconds between the two).
+            res = decide(interrupt, run)
+            res.at = self.clock()
+            return res
+
         result = await self.store.resolve(
             run_id,
             interrupt_id,
-            decide,
+            stamped,
             claim_owner=self.worker_id,
             lease_until=now + self.lease,
             now=now,

@@ -4,6 +4,7 @@ decision, before the run goes on, in this process or from another one."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,27 @@ async def test_no_run_no_interrupt_and_timeout_raise(engine_factory: EngineFacto
     decided = await engine.wait_interrupt(run_id, "ok", timeout=5)  # decided: at once
     assert decided.status is InterruptStatus.APPROVED
     assert engine._decision_waiters == {}  # every waiter unregistered itself
+
+
+async def test_the_decision_is_stamped_when_it_takes_effect_not_when_it_was_asked(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_800_000_000.0]
+    gate = asyncio.Event()
+    gate.set()
+    engine = await engine_factory(gated_wf(gate), clock=lambda: now[0])
+    run_id = await engine.start("gated", {"name": "db"})
+    await settle(engine, run_id)
+    resolve = engine.store.resolve
+
+    async def queued(*args: Any, **kwargs: Any) -> Any:
+        now[0] += 0.25  # the write waits behind others in the group commit meanwhile
+        return await resolve(*args, **kwargs)
+
+    monkeypatch.setattr(engine.store, "resolve", queued)
+    await engine.resume(run_id, "ok", {"approved": True}, actor="U0ALICE")
+
+    decided = await engine.wait_interrupt(run_id, "ok", timeout=5)
+    assert decided.resolved_at is not None
+    assert decided.resolved_at.timestamp() == 1_800_000_000.25
+    assert [r.at.timestamp() for r in decided.responses] == [1_800_000_000.25]
