@@ -85,3 +85,27 @@ async def test_a_long_poll_ends_when_the_server_closes_and_when_its_time_is_up(
     view = await asyncio.wait_for(service.wait(created.id, 0.1), 10)
     assert view.status is RequestStatus.PENDING
     assert engine._decision_waiters == {}  # every wait unregistered itself
+
+
+async def test_a_decision_made_by_another_instance_ends_the_long_poll(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    here = Engine(open_store(db), workflows=[request_workflow], poll_interval=0.05, tune_gc=False)
+    there = Engine(open_store(db), workflows=[request_workflow], poll_interval=0.05, tune_gc=False)
+    await here.start_background()
+    await there.start_background()
+    try:
+        service = RequestService(here, callback_secret=SECRET)
+        created = await service.create(CreateRequest(title="Restart billing"), client="ci")
+        await here.wait(created.id, timeout=10)
+        waiter = asyncio.create_task(service.wait(created.id, 20))
+        await asyncio.sleep(0.2)  # a few polls: still pending
+        assert not waiter.done()
+
+        await there.resume(created.id, INTERRUPT_ID, {"approved": False}, actor="U0BOB")
+
+        view = await asyncio.wait_for(waiter, 10)  # seen by polling the shared file
+        assert view.status is RequestStatus.REJECTED and view.decided_by == "U0BOB"
+        assert view.receipt is not None
+    finally:
+        await there.close(grace=1.0)
+        await here.close(grace=1.0)
