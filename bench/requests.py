@@ -18,10 +18,14 @@ secret. Phases, one JSON line each on stdout (progress on stderr):
   requests, and the cost per waiter.
 * ``decide``: ``--decide`` requests with a ``callback_url``, each with a long-poll waiter;
   signed Approve clicks, ``--click-concurrency`` at a time. ``woken_ms``: the waiter's
-  answer read by the client minus the request's ``decided_at`` (the commit of the click's
-  resolution; one wall clock on one machine); ``click_ms``: click sent -> acked;
+  answer read by the client minus the request's ``decided_at`` (stamped inside the
+  transaction that resolves it; one wall clock on one machine); ``woken_after_click_ms``:
+  the same minus when the click was sent (client clock only: it includes the click's own
+  processing and commit); ``click_ms``: click sent -> acked;
   ``callback_ms``: callback received minus ``decided_at``; ``callbacks_once``: every
-  request's callback arrived, exactly once.
+  request's callback arrived, exactly once; ``server_cpu_ms_per_request``: the server's
+  CPU time (user + system, ``/proc/PID/stat``) from the first click until every callback
+  arrived, per request (clicks, runs finishing, Slack updates, callbacks, long polls).
 
 ::
 
@@ -301,12 +305,14 @@ class Bench:
                 for rid in ids
             ]  # fmt: skip
             click_ms: list[float] = []
+            clicked: dict[str, float] = {}
             statuses: Counter[int] = Counter()
-            queue = iter(bodies)
+            queue = iter(zip(ids, bodies, strict=True))
 
             async def clicker() -> None:
-                for body in queue:
+                for rid, body in queue:
                     signed = signed_request(body, secret=SECRET)
+                    clicked[rid] = time.time()
                     sent = time.monotonic()
                     async with self.http.post(
                         f"{self.url}/slack/events",
@@ -318,12 +324,14 @@ class Bench:
                     click_ms.append((time.monotonic() - sent) * 1000)
 
             started = time.monotonic()
+            cpu_before = cpu_seconds(self.pid)
             await asyncio.gather(*(clicker() for _ in range(click_concurrency)))
             await asyncio.wait_for(asyncio.gather(*waiting), 120)
             all_woken = time.monotonic() - started
         deadline = time.monotonic() + 60
         while len(receiver.count) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        cpu_ms = (cpu_seconds(self.pid) - cpu_before) * 1000
         await asyncio.sleep(2)  # any duplicate would arrive now
         decided = {
             rid: datetime.fromisoformat(v["decided_at"]).timestamp()
@@ -331,6 +339,7 @@ class Bench:
             if v.get("decided_at")
         }
         woken_ms = [(woken[r] - decided[r]) * 1000 for r in decided]
+        after_click_ms = [(woken[r] - clicked[r]) * 1000 for r in ids if r in woken]
         callback_ms = [
             (receiver.at[f"req_{r}"] - decided[r]) * 1000
             for r in decided
@@ -351,10 +360,15 @@ class Bench:
                 "p99": pct(woken_ms, 99),
                 "max": pct(woken_ms, 100),
             },
+            "woken_after_click_ms": {
+                "p50": pct(after_click_ms, 50),
+                "p99": pct(after_click_ms, 99),
+            },
             "callbacks": sum(receiver.count.values()),
             "callbacks_distinct": len(receiver.count),
             "callbacks_once": once,
             "callback_ms": {"p50": pct(callback_ms, 50), "p99": pct(callback_ms, 99)},
+            "server_cpu_ms_per_request": round(cpu_ms / count, 2),
         }
 
 

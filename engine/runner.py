@@ -120,6 +120,9 @@ class Engine:
         for wf in workflows:
             self.registry.register(wf)
         self._waiters: dict[str, list[asyncio.Event]] = {}
+        # Waiters for an interrupt's resolution (wait_interrupt), by run id: woken by every
+        # resolution committed here and by every change of the run's status.
+        self._decision_waiters: dict[str, list[asyncio.Event]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._opened = False
         self._store_open = False
@@ -336,6 +339,11 @@ class Engine:
     def _notify(self, run_id: str) -> None:
         for ev in self._waiters.get(run_id, ()):
             ev.set()
+        self._notify_decided(run_id)
+
+    def _notify_decided(self, run_id: str) -> None:
+        for ev in self._decision_waiters.get(run_id, ()):
+            ev.set()
 
     # -- resuming -----------------------------------------------------------------------
     def resume_model(self, interrupt: Interrupt) -> type[BaseModel]:
@@ -451,15 +459,27 @@ class Engine:
 
     async def _resolve(self, run_id: str, interrupt_id: str, decide: Decide) -> ResumeOutcome:
         now = self.clock()
+
+        def stamped(interrupt: Interrupt, run: Run) -> Resolution:
+            # Stamped under the write lock: resolved_at and the responses' times are when
+            # the decision took effect, in commit order, not when the call was queued (a
+            # busy group commit puts tens of milliseconds between the two).
+            res = decide(interrupt, run)
+            res.at = self.clock()
+            return res
+
         result = await self.store.resolve(
             run_id,
             interrupt_id,
-            decide,
+            stamped,
             claim_owner=self.worker_id,
             lease_until=now + self.lease,
             now=now,
         )
         self._on_commit()
+        # Wake the waiters of this run's interrupts before the run is driven on: a vote
+        # that decided nothing wakes them too, and they wait again.
+        self._notify_decided(run_id)
         if result.claimed is not None:
             self.driver.spawn(run_id, result.claimed)
         i = result.interrupt
@@ -600,6 +620,56 @@ class Engine:
             waiters.remove(ev)
             if not waiters:
                 self._waiters.pop(run_id, None)
+
+    async def wait_interrupt(
+        self, run_id: str, interrupt_id: str, *, timeout: float | None = None
+    ) -> Interrupt:
+        """Wait until the interrupt is decided; return it (its status is no longer pending).
+
+        Decided means answered, approved or rejected (quorum reached), expired or
+        cancelled: this returns once that resolution is committed, without waiting for the
+        run to go on past it. A resolution committed by this engine wakes the waiter at
+        once; one committed by another process on the same database is seen within
+        ``poll_interval``. An interrupt the run has not opened yet is waited for too.
+
+        Raises:
+            RunNotFound: there is no such run.
+            InterruptNotFound: the run ended without opening this interrupt.
+            TimeoutError: it is still pending after ``timeout`` seconds.
+        """
+        ev = asyncio.Event()
+        self._decision_waiters.setdefault(run_id, []).append(ev)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                ev.clear()
+                found = await self.store.get_interrupt(run_id, interrupt_id)
+                if found is not None and found.status is not InterruptStatus.PENDING:
+                    return found
+                if found is None:
+                    run = await self.store.get_run(run_id)
+                    if run is None:
+                        raise RunNotFound(run_id)
+                    if run.status.terminal:
+                        # Opened and decided between the two reads, or never opened.
+                        found = await self.store.get_interrupt(run_id, interrupt_id)
+                        if found is None:
+                            raise InterruptNotFound(run_id, interrupt_id)
+                        if found.status is not InterruptStatus.PENDING:
+                            return found
+                wait = self.poll_interval
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        raise TimeoutError(f"interrupt {interrupt_id} of run {run_id} is pending")
+                with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                    async with asyncio.timeout(wait):
+                        await ev.wait()
+        finally:
+            waiters = self._decision_waiters.get(run_id, [])
+            waiters.remove(ev)
+            if not waiters:
+                self._decision_waiters.pop(run_id, None)
 
     async def find_run(self, run_id: str) -> Run | None:
         """The run with this id (without steps or history), or None if there is none."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
+
+from bot.logs import configure_logging
+from bot.settings import LogFormat
 
 __all__ = ["add_mcp_parser", "cmd_mcp"]
 
@@ -25,6 +29,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"signoff mcp: {exc}; install it with pip install 'signoff[mcp]'", file=sys.stderr)
         return 2
+    _log_to_stderr()
     try:
         asyncio.run(run_stdio())
     except ValueError as exc:
@@ -33,3 +38,18 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Log to stderr (stdout carries the protocol), as ``$SIGNOFF_LOG_LEVEL`` (INFO) and
+    ``$SIGNOFF_LOG_FORMAT`` (text) say, with the API token redacted."""
+    level = os.environ.get("SIGNOFF_LOG_LEVEL", "").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        level = "INFO"
+    fmt = os.environ.get("SIGNOFF_LOG_FORMAT", "").lower()
+    token = os.environ.get("SIGNOFF_TOKEN") or os.environ.get("SIGNOFF_API_TOKEN")
+    configure_logging(
+        level,
+        LogFormat.JSON if fmt == LogFormat.JSON.value else LogFormat.TEXT,
+        secrets=[token] if token else [],
+    )

@@ -30,8 +30,8 @@ from bot.mcp.server import build_server
 from bot.requests.service import RequestService
 from bot.settings import Settings
 from bot.web.auth import bearer_token_middleware, client_name
-from bot.web.problems import Problem, problem_middleware
-from engine import field_errors
+from bot.web.problems import Problem, from_engine_error, problem_middleware
+from engine import SignoffError, field_errors
 
 __all__ = ["CLIENT_HEADER", "MCP_PATH", "ServiceRequests", "install_mcp"]
 
@@ -76,12 +76,23 @@ class ServiceRequests:
         return await self._call(self.service.cancel(request_id, reason=reason, client=self.client))
 
     async def _call(self, pending: Any) -> RequestView:
+        # What the REST API would answer, as the client would raise it: the tools turn
+        # it into an error result (an engine error, e.g. cancelling a finished request,
+        # included: unmapped, it would reach the host as a crash).
         try:
             view: RequestView = await pending
         except Problem as exc:
-            errors = exc.extra.get("errors")
-            raise ApiError(exc.http_status, exc.code, exc.message, errors) from None
+            raise _api_error(exc) from None
+        except SignoffError as exc:
+            problem = from_engine_error(exc, invalid_status=422)
+            if problem is None:
+                raise
+            raise _api_error(problem) from None
         return view
+
+
+def _api_error(problem: Problem) -> ApiError:
+    return ApiError(problem.http_status, problem.code, problem.message, problem.extra.get("errors"))
 
 
 def _client_of(ctx: Context) -> str:

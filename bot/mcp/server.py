@@ -9,18 +9,32 @@ stdio and talks to a Signoff server through ``bot.client.AsyncClient`` (``$SIGNO
   else the request id and ``pending``. The request is durable either way.
 * ``get_request``: a request's status and answer, optionally waiting for it.
 * ``cancel_request``: withdraw a pending request.
+
+A tool that fails (no such request, a refused token or argument, the server unreachable)
+raises ``ToolError``: the host gets an MCP error result (``isError: true``) whose text
+says what went wrong and what to do next. Building the server leaves logging alone
+(the SDK's constructor would configure the root logger); ``signoff mcp`` sets it up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
-from bot.client import AsyncClient, ClientError, RequestView, WaitTimeout
+from bot.client import (
+    ApiError,
+    AsyncClient,
+    ClientError,
+    ConnectionFailed,
+    RequestView,
+    WaitTimeout,
+)
 
-__all__ = ["MAX_TOOL_WAIT", "Requests", "build_server", "decision"]
+__all__ = ["MAX_TOOL_WAIT", "Requests", "build_server", "decision", "tool_error"]
 
 MAX_TOOL_WAIT = 55.0  # MCP hosts time tool calls out after about a minute
 
@@ -72,6 +86,35 @@ def decision(view: RequestView) -> dict[str, Any]:
     }
 
 
+def tool_error(exc: ClientError, *, request_id: str | None = None, then: str = "") -> ToolError:
+    """The MCP error result for a failed call: what went wrong, and what to do next.
+
+    Args:
+        exc: what the client (or the request service) raised.
+        request_id: the request the call was about, if any.
+        then: what to do next, when it is not what the failure alone says.
+    """
+    if isinstance(exc, ConnectionFailed):
+        what = f"the Signoff server could not be reached ({exc})"
+        next_step = then or "Nothing was decided: do not act. Try again later."
+    elif isinstance(exc, ApiError) and exc.status == 404 and request_id is not None:
+        what = f"there is no request {request_id!r}"
+        next_step = then or "Use the request_id that request_approval returned. Do not act."
+    elif isinstance(exc, ApiError) and exc.status in (401, 403):
+        what = f"Signoff refused the API token ({exc})"
+        next_step = then or "Do not act. Ask the user to check SIGNOFF_TOKEN."
+    elif isinstance(exc, ApiError) and exc.status == 422:
+        what = f"Signoff refused the arguments ({exc})"
+        next_step = then or "Correct the arguments named and call the tool again."
+    elif isinstance(exc, ApiError) and exc.status == 409:
+        what = str(exc)
+        next_step = then or "Call get_request to see how the request ended."
+    else:
+        what = str(exc)
+        next_step = then or "Do not act. Try again later."
+    return ToolError(f"{what}. {next_step}")
+
+
 def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
     """The MCP server with Signoff's tools.
 
@@ -79,7 +122,7 @@ def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
         requests_for: the ``Requests`` to use for a tool call (given its context, which
             tells who is calling over HTTP).
     """
-    server: MCPServer = MCPServer("signoff", instructions=INSTRUCTIONS)
+    server: MCPServer = _quiet_server("signoff", INSTRUCTIONS)
 
     async def _wait(client: Requests, view: RequestView, wait_seconds: float) -> RequestView:
         seconds = min(max(wait_seconds, 0.0), MAX_TOOL_WAIT)
@@ -126,9 +169,18 @@ def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
                 expires=expires_in_minutes * 60 if expires_in_minutes else None,
                 on_expiry="reject" if expires_in_minutes else None,
             )
+        except ClientError as exc:
+            fix = "Correct the arguments named and call request_approval again."
+            then = fix if isinstance(exc, ApiError) and exc.status == 422 else "Do not act."
+            raise tool_error(exc, then=f"The request was not created. {then}") from None
+        try:
             return decision(await _wait(client, created, wait_seconds))
         except ClientError as exc:
-            return {"error": str(exc), "next": "The request was not created. Do not act."}
+            then = (
+                f"Request {created.id} was created, but its decision could not be read: "
+                f"do not act. Call get_request with request_id {created.id!r} later."
+            )
+            raise tool_error(exc, then=then) from None
 
     @server.tool()
     async def get_request(
@@ -139,7 +191,7 @@ def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
         try:
             return decision(await _wait(client, await client.get(request_id), wait_seconds))
         except ClientError as exc:
-            return {"error": str(exc)}
+            raise tool_error(exc, request_id=request_id) from None
 
     @server.tool()
     async def cancel_request(
@@ -150,9 +202,27 @@ def build_server(requests_for: Callable[[Context], Requests]) -> MCPServer:
         try:
             return decision(await client.cancel(request_id, reason=reason))
         except ClientError as exc:
-            return {"error": str(exc)}
+            raise tool_error(exc, request_id=request_id) from None
 
     return server
+
+
+def _quiet_server(name: str, instructions: str) -> MCPServer:
+    """``MCPServer(name)`` without the logging set-up its constructor does.
+
+    The SDK's constructor calls ``logging.basicConfig`` (a handler on the root logger, and
+    its level) when the root logger has no handler yet: in a program that embeds these
+    tools that is the program's choice, not ours. Whatever it added is taken off again.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return MCPServer(name, instructions=instructions)
+    finally:
+        for added in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(added)
+            added.close()
+        root.setLevel(level)
 
 
 def _required(ctx: Context | None) -> Context:

@@ -53,7 +53,6 @@ from engine import (
 __all__ = ["CALLBACK_REF", "RequestService", "status_of", "view_of"]
 
 CALLBACK_REF = "callback"  # the interrupt ref where callback delivery state is kept
-_TERMINAL = [s for s in RunStatus if s.terminal]
 _BY_INTERRUPT = {
     InterruptStatus.APPROVED: RequestStatus.APPROVED,
     InterruptStatus.REJECTED: RequestStatus.REJECTED,
@@ -301,27 +300,45 @@ class RequestService:
     async def wait(
         self, request_id: str, seconds: float, *, closing: asyncio.Event | None = None
     ) -> RequestView:
-        """The request once it is final, or as it is after ``seconds`` (or on shutdown)."""
-        view = await self.get(request_id)
+        """The request once it is final, or as it is after ``seconds`` (or on shutdown).
+
+        It is final as soon as its interrupt is decided (``Engine.wait_interrupt``), not
+        when the run has gone on past it: the view reads status, answer, voters and
+        receipt from the interrupt, so they are the same before and after.
+        """
+        run = await self._run(request_id)
+        interrupt = await self._interrupt(run)
+        view = view_of(run, interrupt, secret=self.secret)
         if view.status.final or seconds <= 0:
             return view
-        waiter = asyncio.ensure_future(
-            self.engine.wait(request_id, until=_TERMINAL, timeout=seconds)
-        )
-        stop = asyncio.ensure_future(closing.wait()) if closing is not None else None
+        decided: Interrupt | None = None
+        waiting = True
+        stop = None
+
+        def on_closing(_: object) -> None:
+            if waiting:
+                scope.reschedule(-1)  # the server shuts down: end the wait now
+
+        # The wait runs in this task, not in one of its own: under load every hop between
+        # tasks costs a turn of a busy event loop, and the waiter is woken at the commit.
         try:
-            await asyncio.wait(
-                {waiter, *([stop] if stop else [])},
-                timeout=seconds + 1,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            async with asyncio.timeout(seconds + 1) as scope:
+                if closing is not None:
+                    stop = asyncio.ensure_future(closing.wait())
+                    stop.add_done_callback(on_closing)
+                decided = await self.engine.wait_interrupt(
+                    request_id, INTERRUPT_ID, timeout=seconds
+                )
+        except (TimeoutError, InterruptNotFound, RunNotFound):
+            pass  # still pending, shutting down, failed before it asked, or deleted
         finally:
-            for task in (waiter, stop):
-                if task is not None and not task.done():
-                    task.cancel()
-            with contextlib.suppress(BaseException):
-                await waiter
-        return await self.get(request_id)
+            waiting = False
+            if stop is not None:
+                stop.cancel()
+        if decided is None:
+            return await self.get(request_id)
+        # Decided: show the interrupt just read; only the run is read again.
+        return view_of(await self._run(request_id), decided, secret=self.secret)
 
     async def list_page(self, query: RequestsQuery) -> RequestList:
         """Matching requests, newest first, a page at a time.

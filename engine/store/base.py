@@ -107,6 +107,9 @@ class Resolution:
     response_approved: bool | None = None
     events: list[EventWrite] = field(default_factory=list)
     outbox: list[OutboxWrite] = field(default_factory=list)
+    at: float | None = None
+    """When the decision took effect (stamped inside the transaction); None: the call's
+    ``now``. It is what ``resolved_at``, the response and the history entries record."""
 
 
 @dataclass

@@ -25,6 +25,10 @@ def _result(result: Any) -> dict[str, Any]:
     return found
 
 
+def _text(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
 async def _posted(server: RequestsServer, title: str) -> Any:
     return await eventually(
         lambda: next((m for m in server.posts() if title in str(m.blocks)), None),
@@ -82,6 +86,12 @@ async def _approve_wait_get_cancel(session: ClientSession, server: RequestsServe
     _, view = await api("GET", f"{server.url}/api/requests/{withdrawn['request_id']}")
     assert view["status"] == "cancelled" and view["client"] == "ci"
 
+    unknown = await session.call_tool("get_request", {"request_id": "no-such-request"})
+    assert unknown.is_error  # an MCP error result, with what to do next
+    assert "no request 'no-such-request'" in _text(unknown) and "Do not act" in _text(unknown)
+    again = await session.call_tool("cancel_request", {"request_id": withdrawn["request_id"]})
+    assert again.is_error and "get_request" in _text(again)  # 409: it is final already
+
 
 async def test_an_agent_asks_waits_comes_back_and_cancels_through_signoff_mcp_on_stdio(
     requests_server: Any, tmp_path: Path
@@ -97,6 +107,29 @@ async def test_an_agent_asks_waits_comes_back_and_cancels_through_signoff_mcp_on
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with ClientSession(read, write) as session:
                 await _approve_wait_get_cancel(session, server)
+
+
+async def test_a_refused_token_is_an_error_result_that_says_so(
+    requests_server: Any, tmp_path: Path
+) -> None:
+    server: RequestsServer = await requests_server()
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "bot.cli", "mcp"],
+        env={"SIGNOFF_URL": server.url, "SIGNOFF_TOKEN": "not-a-token", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    with (tmp_path / "mcp.log").open("w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("request_approval", {"title": "Drop table"})
+    assert result.is_error
+    assert "refused the API token" in _text(result) and "was not created" in _text(result)
+    assert not server.posts()  # nothing was asked
+    # `signoff mcp` logs to stderr (stdout is the protocol), the token redacted.
+    log = (tmp_path / "mcp.log").read_text()
+    assert "request_approval" in log and "not-a-token" not in log
 
 
 async def test_an_agent_uses_mcp_over_streamable_http_with_an_api_token(

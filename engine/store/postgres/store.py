@@ -382,13 +382,14 @@ class PostgresStore:
             if found is None:
                 raise InterruptNotFound(run_id, interrupt_id)
             res = decide(found, run)
+            at = now if res.at is None else res.at
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
             take = res.status is not InterruptStatus.PENDING and parked
             claim = (claim_owner, lease_until) if take else None
             written = await ops.apply_resolution(
-                conn, run_id, interrupt_id, res, now, claim, others=take
+                conn, run_id, interrupt_id, res, at, claim, others=take
             )
-            after = resolved_interrupt(found, res, now)
+            after = resolved_interrupt(found, res, at)
             claimed = None
             if take:
                 assert written is not None

@@ -334,14 +334,15 @@ class SQLiteStore:
                 raise InterruptNotFound(run_id, interrupt_id)
             run = run_from_row(row)
             res = decide(found[0], run)
+            at = now if res.at is None else res.at
             # This operation holds the write lock: the run's status read above is current.
             claim = (claim_owner, lease_until) if run.status is RunStatus.SUSPENDED else None
-            ops.apply_resolution(conn, run_id, found[0], res, now, claim)
-            after = resolved_interrupt(found[0], res, now)
+            ops.apply_resolution(conn, run_id, found[0], res, at, claim)
+            after = resolved_interrupt(found[0], res, at)
             claimed = None
             if claim is not None and res.status is not InterruptStatus.PENDING:
                 # Taken over: the run as just written, without reading its row again.
-                taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(now)})
+                taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(at)})
                 claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
             return ResolveResult(interrupt=after, claimed=claimed)
 

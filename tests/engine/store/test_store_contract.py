@@ -417,6 +417,24 @@ async def test_resolve_takes_over_a_parked_run(store: Store) -> None:
         await store.commit_steps("r1", "w1", [done_step("2")], T0 + 6)
 
 
+async def test_a_resolution_stamped_at_its_decision_records_that_time(store: Store) -> None:
+    await parked(store, "r1")
+
+    def stamped(interrupt: Interrupt, run: Run) -> Resolution:
+        res = approve("bob")(interrupt, run)
+        res.at = T0 + 7  # taken inside the transaction, after the call's now (T0 + 5)
+        return res
+
+    result = await resolve(store, stamped)
+
+    for found in (result.interrupt, await store.get_interrupt("r1", "i1")):
+        assert found is not None and found.resolved_at is not None
+        assert found.resolved_at.timestamp() == T0 + 7
+        assert [r.at.timestamp() for r in found.responses] == [T0 + 7]
+    resolved = [e for e in await store.list_events("r1", after_id=0, limit=50)][-1]
+    assert resolved.at.timestamp() == T0 + 7
+
+
 async def test_resolve_reports_missing_runs_and_interrupts(store: Store) -> None:
     await parked(store)
 
