@@ -34,6 +34,7 @@ from bot.slack.commands import register_commands
 from bot.slack.delivery import parse_policy
 from bot.slack.deps import Deps
 from bot.slack.digest import Digest
+from bot.slack.feedback import Feedback
 from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
@@ -164,6 +165,9 @@ def attach_slack(
     signer = RefSigner(reference_secret(settings))
     bindings = Bindings(engine)
     home = HomeTab(engine, client, signer, settings, authorizer)
+    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
+    # Without pacing, the notifier's chat.update follows the click at once: no feedback.
+    feedback = Feedback(engine, signer, proxy=client.proxy) if pacer is not None else None
     deps = Deps(
         engine=engine,
         settings=settings,
@@ -171,9 +175,9 @@ def attach_slack(
         authorizer=authorizer,
         bindings=bindings,
         home=home,
+        feedback=feedback,
     )
     app = build_slack_app(deps, client)
-    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
     outbound = paced_client(client, pacer) if pacer is not None else client
     notifier = Notifier(
         engine,

@@ -124,8 +124,8 @@ class HomeTab:
 
     async def on_outbox(self, message: OutboxMessage) -> None:
         """Mark the people ``message``'s request concerns as due for a refresh."""
-        if message.interrupt_id is None:
-            return
+        if message.interrupt_id is None or not self.viewers:
+            return  # only opened tabs are refreshed: with none, skip reading the request
         try:
             interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
         except (RunNotFound, InterruptNotFound):

@@ -63,7 +63,7 @@ from bot.slack.blocks.parse import (
 from bot.slack.blocks.render import render_modal
 from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
-from bot.slack.feedback import show_outcome
+from bot.slack.feedback import Feedback
 from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
 from bot.slack.snooze import snooze
@@ -224,7 +224,16 @@ async def handle_click(
         return partial(_tell_refusal, deps, body, exc, ref)
     if not outcome.resolved:
         return _teller(body, _progress_receipt(outcome))
-    return partial(show_outcome, deps, body, ref)  # at once, while chat.update is paced
+    if deps.feedback is None:
+        return None  # nothing paces the notifier: its chat.update shows the outcome now
+    return partial(_show_outcome, deps.feedback, body, ref)
+
+
+async def _show_outcome(
+    feedback: Feedback, body: Mapping[str, Any], ref: Ref, client: AsyncWebClient
+) -> None:
+    """Show the outcome through ``response_url`` at once, while chat.update is paced."""
+    await feedback.show_outcome(body, ref)
 
 
 def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:
