@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
+from bot.slack.acks import AckFirst
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
@@ -70,6 +71,7 @@ class SlackBot:
     client: AsyncWebClient
     deps: Deps
     notifier: Notifier
+    acks: AckFirst  # Slack requests waiting for their answer; the notifier lets them first
 
 
 SLACK_BOT = web.AppKey("signoff.slack", SlackBot)
@@ -179,6 +181,7 @@ def attach_slack(
     )
     app = build_slack_app(deps, client)
     outbound = paced_client(client, pacer) if pacer is not None else client
+    acks = AckFirst()
     notifier = Notifier(
         engine,
         outbound,
@@ -187,10 +190,11 @@ def attach_slack(
         bindings=bindings,
         digest=Digest(engine, outbound, home),
         delivery=parse_policy(settings.delivery),
+        acks=acks,
     )
     notifier.subscribe()
     home.subscribe()
     SnoozeReminder(engine, outbound, signer).subscribe()
     UndeliveredNotice(engine, outbound, settings.admins).subscribe()
     warn_without_default_channel(engine, settings.default_channel)
-    return SlackBot(app=app, client=client, deps=deps, notifier=notifier)
+    return SlackBot(app=app, client=client, deps=deps, notifier=notifier, acks=acks)

@@ -3,11 +3,12 @@
 Bolt trusts a verified body: it indexes ``payload["user"]["id"]``, tests ``"id" in team``,
 matches ``actions[0]["action_id"]`` with a regex, and so on, so a signed body of another
 shape (``payload=null``, ``actions: []``, ``user: 7``) raises inside bolt or inside a
-listener after the ack. ``check_payload`` parses the body exactly as bolt will
-(``slack_bolt.request.internals.parse_body``) and validates it against a small model per
-kind Signoff handles (slack-facts §1.3-1.10): what bolt's context extraction and Signoff's
-listeners read must have the type they expect. Anything else in a payload is allowed, as
-Slack adds fields over time.
+listener after the ack. ``check_payload`` takes the payload as bolt parsed it (its
+``AsyncBoltRequest.body``: the body is parsed once, since un-escaping a click's
+form-encoded payload, which embeds the whole message, is the costliest step of a click's
+ack) and validates it against a small model per kind Signoff handles (slack-facts
+§1.3-1.10): what bolt's context extraction and Signoff's listeners read must have the type
+they expect. Anything else in a payload is allowed, as Slack adds fields over time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from slack_bolt.request.internals import parse_body
 
 from bot.web.problems import json_depth_ok
 
@@ -172,20 +172,12 @@ _BY_TYPE: dict[str, type[_Envelope]] = {
 }
 
 
-def check_payload(body: str, content_type: str | None) -> str:
-    """Parse ``body`` as bolt will and check its shape; return what kind it is.
-
-    Args:
-        body: the verified raw body, decoded as UTF-8.
-        content_type: the ``Content-Type`` without parameters, as bolt reads it.
+def check_payload(payload: Any) -> str:
+    """Check the shape of a verified payload as bolt parsed it; return what kind it is.
 
     Raises:
         InvalidPayload: with a short reason (never the payload itself).
     """
-    try:
-        payload = parse_body(body, content_type)
-    except (ValueError, RecursionError, TypeError) as exc:  # JSON errors are ValueErrors
-        raise InvalidPayload(f"not JSON or form data ({type(exc).__name__})") from None
     if not isinstance(payload, dict):
         raise InvalidPayload(f"the payload is a JSON {type(payload).__name__}, not an object")
     if not json_depth_ok(payload):

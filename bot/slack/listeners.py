@@ -116,10 +116,10 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         task = asyncio.ensure_future(handle_click(deps, body, action))
-        try:
-            follow_up = await asyncio.wait_for(asyncio.shield(task), SUBMIT_BUDGET)
-        except TimeoutError:
-            follow_up = partial(_late_click, task)
+        # asyncio.wait neither cancels the task (the answer is committed either way) nor,
+        # unlike wait_for(shield(...)), adds wake-ups between the commit and the ack.
+        done, _ = await asyncio.wait((task,), timeout=SUBMIT_BUDGET)
+        follow_up = task.result() if done else partial(_late_click, task)
         await ack()  # the answer is recorded (or refused) by now
         if follow_up is not None:
             after_ack(follow_up(client), "a click")

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.acks import AckFirst
 from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
     cancellation,
@@ -107,6 +108,7 @@ class Notifier:
         bindings: Told of every message posted, so clicks on it need no store read.
         digest: Takes over the reminders of people who get digests (None: no digests).
         delivery: The delivery policy (``bot.slack.delivery.parse_policy``; default auto).
+        acks: Slack requests waiting for their answer go first (``bot.slack.acks``).
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -129,8 +131,10 @@ class Notifier:
         bindings: Bindings | None = None,
         digest: Digest | None = None,
         delivery: Mapping[str, str] | None = None,
+        acks: AckFirst | None = None,
     ) -> None:
         self.engine = engine
+        self.acks = acks
         self.digest = digest
         self.delivery = dict(delivery or {})
         self.client = client
@@ -145,6 +149,8 @@ class Notifier:
 
     async def __call__(self, message: OutboxMessage) -> None:
         """Handle one outbox message (raises on transient Slack failures, to be retried)."""
+        if self.acks is not None:
+            await self.acks.turn()  # clicks waiting for their ack go first
         try:
             if message.topic == "run.finished":
                 await self.announce_finished(message.run_id)

@@ -6,8 +6,10 @@ Nothing from the network reaches a parser before it is known to come from Slack.
    and the whole body must arrive within ``SIGNOFF_BODY_TIMEOUT`` (408).
 2. **Signature** over the raw bytes and the 5-minute replay window, with slack-sdk's
    ``SignatureVerifier`` (slack-facts §1.2): anything else is a 401, before any parsing.
-3. **Shape** (``bot.slack.inbound``): a verified body bolt could not handle is a 400; a
-   payload of a type Signoff has no listener for is a 404, as bolt would answer.
+3. **Shape** (``bot.slack.inbound``): a verified body bolt cannot parse into a request,
+   or whose payload bolt could not handle, is a 400; a payload of a type Signoff has no
+   listener for is a 404, as bolt would answer. Bolt parses the body once, and that
+   request is the one dispatched.
 4. **Bolt** dispatches (and verifies again). An exception escaping it is a bug, since the
    input was checked: it is logged at ERROR with its traceback and answered 400, never
    500, as is a listener's failure that bolt turned into a 500.
@@ -30,6 +32,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
+from bot.slack.acks import AckFirst
 from bot.slack.app import SLACK_BOT
 from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload
 from bot.web.problems import MAX_BODY, Problem, read_body
@@ -74,14 +77,21 @@ def _unverified(request: web.Request, body: bytes, now: float) -> str | None:
 
 
 def slack_events_handler(
-    bolt: AsyncApp, settings: Settings
+    bolt: AsyncApp, settings: Settings, acks: AckFirst | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The aiohttp handler checking one Slack request and dispatching it to ``bolt``."""
+    """The aiohttp handler checking one Slack request and dispatching it to ``bolt``;
+    ``acks`` counts the requests waiting for their answer (``bot.slack.acks``)."""
     assert settings.slack_signing_secret is not None  # HTTP mode requires it (Settings)
     # Built now, so an unusable secret stops start-up instead of failing every request.
     verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
 
     async def slack_events(request: web.Request) -> web.Response:
+        if acks is None:
+            return await handle(request)
+        with acks.answering():
+            return await handle(request)
+
+    async def handle(request: web.Request) -> web.Response:
         try:
             body = await read_body(request, MAX_SLACK_BODY, timeout=settings.body_timeout)
         except Problem as problem:
@@ -97,29 +107,32 @@ def slack_events_handler(
         if reason is not None:
             refused.warning("refused an unsigned Slack request: %s", reason)
             return _json(401, "invalid request")
-        text = body.decode("utf-8")
-        # Bolt reads the Content-Type as sent, up to any ';' (not lower-cased): so do we.
-        content_type = request.headers.get("Content-Type", "").split(";")[0] or None
         try:
-            kind = check_payload(text, content_type)
+            # Bolt parses the body (as its Content-Type says, up to any ';') and reads the
+            # ids its context needs: a body of another shape can raise anything there.
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers={k.lower(): v for k, v in request.headers.items()},
+            )
+        except Exception as exc:
+            refused.warning("refused a signed Slack request: unreadable (%s)", type(exc).__name__)
+            return _json(400, "invalid payload")
+        try:
+            kind = check_payload(bolt_request.body)
         except UnhandledPayload as exc:
             refused.info("ignored a signed Slack request: %s", exc)
             return _json(404, "unhandled request")  # what bolt answers, without its warning
         except InvalidPayload as exc:
             refused.warning("refused a signed Slack request: %s", exc)
             return _json(400, "invalid payload")
-        return await _dispatch(bolt, request, text, kind)
+        return await _dispatch(bolt, bolt_request, kind)
 
     return slack_events
 
 
-async def _dispatch(bolt: AsyncApp, request: web.Request, text: str, kind: str) -> web.Response:
+async def _dispatch(bolt: AsyncApp, bolt_request: AsyncBoltRequest, kind: str) -> web.Response:
     try:
-        bolt_request = AsyncBoltRequest(
-            body=text,
-            query=request.query_string,
-            headers={k.lower(): v for k, v in request.headers.items()},
-        )
         response = await bolt.async_dispatch(bolt_request)
     except Exception:
         # The payload's shape was checked, so this is a bug in our code or bolt's: keep its
@@ -141,4 +154,5 @@ def install_slack_routes(app: web.Application, engine: Engine, settings: Setting
     """
     if SLACK_BOT not in app or settings.socket_mode:
         return
-    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(app[SLACK_BOT].app, settings))
+    slack = app[SLACK_BOT]
+    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(slack.app, settings, slack.acks))
