@@ -89,7 +89,12 @@ def slack_events_handler(
         if acks is None:
             return await handle(request)
         with acks.answering():
-            return await handle(request)
+            response = await handle(request)
+            # Sent here, not after the handler returns: until it is on the wire, the
+            # notifier's work waits (bot.slack.acks). aiohttp then finds it sent.
+            await response.prepare(request)
+            await response.write_eof()
+        return response
 
     async def handle(request: web.Request) -> web.Response:
         try:
