@@ -356,14 +356,17 @@ async def spawn_helper(name: str, args: Sequence[str], work: Path) -> Child:
     return child
 
 
-async def spawn_signoff(work: Path, api_url: str, token: str, **extra: str) -> Child:
-    """Start the Signoff service (``signoff serve``) and wait until it listens."""
+async def spawn_signoff(
+    work: Path, api_url: str, token: str, database_options: str = "", **extra: str
+) -> Child:
+    """Start the Signoff service (``signoff serve``) and wait until it listens;
+    ``database_options`` is appended to its SQLite URL (e.g. ``?inline_writes=1``)."""
     env = child_env(
         **extra,
         SLACK_BOT_TOKEN=token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=api_url,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{work / 'signoff.db'}",
+        SIGNOFF_DATABASE_URL=f"sqlite:///{work / 'signoff.db'}{database_options}",
         SIGNOFF_WORKFLOWS=WORKFLOW_MODULE,
         SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT="0",
@@ -744,7 +747,9 @@ async def run_bench(opts: argparse.Namespace) -> None:
             children.append(fake)
             api_url, token = str(fake.info["api_url"]), str(fake.info["token"])
             # This fake enforces no Slack limits: measure Signoff, not the pacer (--limits).
-            signoff = await spawn_signoff(work, api_url, token, SIGNOFF_SLACK_PACING="false")
+            signoff = await spawn_signoff(
+                work, api_url, token, opts.database_options, SIGNOFF_SLACK_PACING="false"
+            )
             children.append(signoff)
             bare = await spawn_helper(
                 "bare-bolt", ["--role", "bare-bolt", "--api-url", api_url, "--token", token], work
@@ -788,6 +793,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="send a client's next click once the last is acked, not once its message is "
         "updated (Signoff's background work then queues up: a throughput test)",
     )
+    p.add_argument("--database-options", default="",
+                   help="appended to Signoff's SQLite URL, e.g. '?inline_writes=1'")  # fmt: skip
     p.add_argument("--limits", action="store_true",
                    help="the fake enforces Slack's rate limits: the burst scenarios, "
                    "pacing off then on")  # fmt: skip
