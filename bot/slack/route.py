@@ -6,13 +6,14 @@ Nothing from the network reaches a parser before it is known to come from Slack.
    and the whole body must arrive within ``SIGNOFF_BODY_TIMEOUT`` (408).
 2. **Signature** over the raw bytes and the 5-minute replay window, with slack-sdk's
    ``SignatureVerifier`` (slack-facts §1.2): anything else is a 401, before any parsing.
-3. **Shape** (``bot.slack.inbound``): a verified body bolt cannot parse into a request,
-   or whose payload bolt could not handle, is a 400; a payload of a type Signoff has no
-   listener for is a 404, as bolt would answer. Bolt parses the body once, and that
-   request is the one dispatched.
-4. **Bolt** dispatches (and verifies again). An exception escaping it is a bug, since the
-   input was checked: it is logged at ERROR with its traceback and answered 400, never
-   500, as is a listener's failure that bolt turned into a 500.
+3. **Shape** (``bot.slack.inbound``): a verified body bolt could not handle is a 400; a
+   payload of a type Signoff has no listener for is a 404, as bolt would answer.
+4. **Bolt** dispatches the payload parsed in 3 (parsing a click's body is the costliest
+   step of its ack, so it is done once): bolt takes a parsed body only in what it calls
+   ``socket_mode``, where it skips its own signature check, which step 2 made on the raw
+   bytes. An exception escaping bolt is a bug, since the input was checked: it is logged
+   at ERROR with its traceback and answered 400, never 500, as is a listener's failure
+   that bolt turned into a 500.
 
 Each refusal is one log line on the rate-limited ``signoff.refused`` logger. Socket Mode
 does not come through here: Slack's envelopes arrive over the websocket, unsigned.
@@ -20,9 +21,11 @@ does not come through here: Slack's envelopes arrive over the websocket, unsigne
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -34,7 +37,7 @@ from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
 from bot.slack.acks import AckFirst
 from bot.slack.app import SLACK_BOT
-from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload
+from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload, parse_payload
 from bot.web.problems import MAX_BODY, Problem, read_body
 from engine import Engine
 
@@ -91,9 +94,11 @@ def slack_events_handler(
         with acks.answering():
             response = await handle(request)
             # Sent here, not after the handler returns: until it is on the wire, the
-            # notifier's work waits (bot.slack.acks). aiohttp then finds it sent.
-            await response.prepare(request)
-            await response.write_eof()
+            # notifier's work waits (bot.slack.acks). aiohttp then finds it sent, or
+            # finds the client gone, as it would have (and handles that quietly).
+            with contextlib.suppress(ConnectionError):
+                await response.prepare(request)
+                await response.write_eof()
         return response
 
     async def handle(request: web.Request) -> web.Response:
@@ -112,32 +117,32 @@ def slack_events_handler(
         if reason is not None:
             refused.warning("refused an unsigned Slack request: %s", reason)
             return _json(401, "invalid request")
+        # Bolt reads the Content-Type as sent, up to any ';' (not lower-cased): so do we.
+        content_type = request.headers.get("Content-Type", "").split(";")[0] or None
         try:
-            # Bolt parses the body (as its Content-Type says, up to any ';') and reads the
-            # ids its context needs: a body of another shape can raise anything there.
-            bolt_request = AsyncBoltRequest(
-                body=body.decode("utf-8"),
-                query=request.query_string,
-                headers={k.lower(): v for k, v in request.headers.items()},
-            )
-        except Exception as exc:
-            refused.warning("refused a signed Slack request: unreadable (%s)", type(exc).__name__)
-            return _json(400, "invalid payload")
-        try:
-            kind = check_payload(bolt_request.body)
+            payload = parse_payload(body.decode("utf-8"), content_type)
+            kind = check_payload(payload)
         except UnhandledPayload as exc:
             refused.info("ignored a signed Slack request: %s", exc)
             return _json(404, "unhandled request")  # what bolt answers, without its warning
         except InvalidPayload as exc:
             refused.warning("refused a signed Slack request: %s", exc)
             return _json(400, "invalid payload")
-        return await _dispatch(bolt, bolt_request, kind)
+        return await _dispatch(bolt, request, payload, kind)
 
     return slack_events
 
 
-async def _dispatch(bolt: AsyncApp, bolt_request: AsyncBoltRequest, kind: str) -> web.Response:
+async def _dispatch(
+    bolt: AsyncApp, request: web.Request, payload: dict[str, Any], kind: str
+) -> web.Response:
     try:
+        bolt_request = AsyncBoltRequest(
+            body=payload,
+            query=request.query_string,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            mode="socket_mode",  # a parsed body, verified above (see the module docstring)
+        )
         response = await bolt.async_dispatch(bolt_request)
     except Exception:
         # The payload's shape was checked, so this is a bug in our code or bolt's: keep its
