@@ -438,6 +438,7 @@ class Bench:
         self.signoff_url = str(signoff.info["url"])
         self.bare_url = str(bare.info["url"])
         self.signoff_pid = signoff.proc.pid
+        self.fake_pid = fake.proc.pid
         self.bare_pid = bare.proc.pid
         self.db = Path(signoff.log.parent, "signoff.db")
 
@@ -600,6 +601,7 @@ class Bench:
 
         pace = None if self.pace_on_ack else done
         cpu_before = cpu_seconds(self.signoff_pid)
+        fake_cpu_before = cpu_seconds(self.fake_pid)
         acks = await self.fire(self.signoff_url + EVENTS_PATH, bodies, concurrency, pace)
         n = len(clicks)
 
@@ -615,6 +617,7 @@ class Bench:
             note(str(exc))
             after = await self.fake("bench.summary")
         cpu = cpu_seconds(self.signoff_pid) - cpu_before
+        fake_cpu = cpu_seconds(self.fake_pid) - fake_cpu_before
         posted = (await self.fake("bench.feedback"))["feedback"]
         feedback = [
             (posted[key] - s.sent) * 1000
@@ -649,6 +652,7 @@ class Bench:
             "bare_bolt_ack_p99_ms": pct([s.ms for s in bare], 99),
             "cpu_ms_per_click": round(cpu * 1000 / n, 3),
             "bare_bolt_cpu_ms_per_click": round(bare_cpu * 1000 / n, 3),
+            "fake_slack_cpu_ms_per_click": round(fake_cpu * 1000 / n, 3),
             "all_resumed_once": verified and len(e2e) == n,
         }
 

@@ -28,6 +28,8 @@ at all is reported with ``engine.report_undelivered`` (see ``bot.slack.undeliver
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from functools import partial
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.acks import AckFirst
+from bot.slack.acks import MAX_DEFER, AckFirst
 from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
     cancellation,
@@ -135,6 +137,8 @@ class Notifier:
     ) -> None:
         self.engine = engine
         self.acks = acks
+        self._updating = 0  # message updates in progress: thread replies let them go first
+        self._updated = asyncio.Event()
         self.digest = digest
         self.delivery = dict(delivery or {})
         self.client = client
@@ -167,11 +171,27 @@ class Notifier:
             elif message.topic == "interrupt.escalated":
                 await self.escalate(interrupt, message.data)
             else:
-                await self.refresh(interrupt)
+                self._updating += 1
+                try:
+                    await self.refresh(interrupt)
+                finally:
+                    self._updating -= 1
+                    if not self._updating:
+                        self._updated.set()
         except (RunNotFound, InterruptNotFound):
             log.warning("outbox message %s refers to a missing run or interrupt", message.id)
         except WorkflowNotRegistered as exc:
             log.error("cannot show %s/%s in Slack: %s", message.run_id, message.interrupt_id, exc)
+
+    async def _updates_first(self) -> None:
+        """Wait (at most ``MAX_DEFER``) until no message update is in progress: after a
+        burst of answers, every message shows its outcome before the runs' thread
+        replies (each a read, a ref write and a post) take the loop."""
+        if not self._updating:
+            return
+        self._updated.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._updated.wait(), MAX_DEFER)
 
     # -- posting -----------------------------------------------------------------------------
 
@@ -361,6 +381,7 @@ class Notifier:
 
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
+        await self._updates_first()
         detail = await self.engine.get_run(run_id)
         text = finished_text(detail.run, cancellation(detail))
         for interrupt in detail.interrupts:
