@@ -30,7 +30,8 @@ class AckFirst:
 
     def __init__(self, *, max_defer: float = MAX_DEFER) -> None:
         self.max_defer = max_defer
-        self.waiting = 0
+        self.waiting = 0  # Slack requests between arrival and answer
+        self.deferred = 0  # background tasks waiting for their turn
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -50,5 +51,9 @@ class AckFirst:
         """Return once no Slack request waits for its answer, or after ``max_defer``."""
         if not self.waiting:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self.max_defer)
+        self.deferred += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.max_defer)
+        finally:
+            self.deferred -= 1
