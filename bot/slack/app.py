@@ -191,6 +191,7 @@ def attach_slack(
         digest=Digest(engine, outbound, home),
         delivery=parse_policy(settings.delivery),
         acks=acks,
+        updates_first=pacer is None,
     )
     notifier.subscribe()
     home.subscribe()

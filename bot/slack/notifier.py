@@ -111,6 +111,9 @@ class Notifier:
         digest: Takes over the reminders of people who get digests (None: no digests).
         delivery: The delivery policy (``bot.slack.delivery.parse_policy``; default auto).
         acks: Slack requests waiting for their answer go first (``bot.slack.acks``).
+        updates_first: Thread replies wait while message updates are in progress. Only
+            for an unpaced client: a pacer already sends updates first, and replies wait
+            for a budget of their own there.
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -134,9 +137,11 @@ class Notifier:
         digest: Digest | None = None,
         delivery: Mapping[str, str] | None = None,
         acks: AckFirst | None = None,
+        updates_first: bool = False,
     ) -> None:
         self.engine = engine
         self.acks = acks
+        self.updates_first = updates_first
         self._updating = 0  # message updates in progress: thread replies let them go first
         self._updated = asyncio.Event()
         self.digest = digest
@@ -187,7 +192,7 @@ class Notifier:
         """Wait (at most ``MAX_DEFER``) until no message update is in progress: after a
         burst of answers, every message shows its outcome before the runs' thread
         replies (each a read, a ref write and a post) take the loop."""
-        if not self._updating:
+        if not self.updates_first or not self._updating:
             return
         self._updated.clear()
         with contextlib.suppress(TimeoutError):
