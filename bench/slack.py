@@ -235,6 +235,15 @@ def add_limit_methods(fake: Any) -> None:
     async def mint(args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": fake.response_url(channel=args["channel"], ts=args["ts"])}
 
+    async def mint_many(args: dict[str, Any]) -> dict[str, Any]:
+        """One ``response_url`` per (channel, ts), as Slack sends with each click."""
+        urls = [fake.response_url(channel=channel, ts=ts) for channel, ts in args["keys"]]
+        return {"ok": True, "urls": urls}
+
+    async def feedback_times(args: dict[str, Any]) -> dict[str, Any]:
+        """When the first post to each minted ``response_url`` arrived, by key."""
+        return {"ok": True, "feedback": feedback}
+
     async def limited(args: dict[str, Any]) -> dict[str, Any]:
         """Every call of the channel: posts (with run id), updates, 429s, feedback times."""
         posts, updates = [], []
@@ -256,6 +265,8 @@ def add_limit_methods(fake: Any) -> None:
 
     fake.add_method("bench.enforce", enforce)
     fake.add_method("bench.mint", mint)
+    fake.add_method("bench.mint_many", mint_many)
+    fake.add_method("bench.feedback", feedback_times)
     fake.add_method("bench.limited", limited)
 
 
@@ -345,14 +356,17 @@ async def spawn_helper(name: str, args: Sequence[str], work: Path) -> Child:
     return child
 
 
-async def spawn_signoff(work: Path, api_url: str, token: str, **extra: str) -> Child:
-    """Start the Signoff service (``signoff serve``) and wait until it listens."""
+async def spawn_signoff(
+    work: Path, api_url: str, token: str, database_options: str = "", **extra: str
+) -> Child:
+    """Start the Signoff service (``signoff serve``) and wait until it listens;
+    ``database_options`` is appended to its SQLite URL (e.g. ``?inline_writes=1``)."""
     env = child_env(
         **extra,
         SLACK_BOT_TOKEN=token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=api_url,
-        SIGNOFF_DATABASE_URL=f"sqlite:///{work / 'signoff.db'}",
+        SIGNOFF_DATABASE_URL=f"sqlite:///{work / 'signoff.db'}{database_options}",
         SIGNOFF_WORKFLOWS=WORKFLOW_MODULE,
         SIGNOFF_HOST="127.0.0.1",
         SIGNOFF_PORT="0",
@@ -388,6 +402,7 @@ class Click:
     channel: str
     ts: str
     body: str  # the form body Slack would POST
+    response_url: str  # minted by the fake for this click, as Slack mints one per click
 
 
 @dataclass(frozen=True)
@@ -422,6 +437,9 @@ class Bench:
         self.token = str(fake.info["token"])
         self.signoff_url = str(signoff.info["url"])
         self.bare_url = str(bare.info["url"])
+        self.signoff_pid = signoff.proc.pid
+        self.fake_pid = fake.proc.pid
+        self.bare_pid = bare.proc.pid
         self.db = Path(signoff.log.parent, "signoff.db")
 
     async def fake(self, method: str, **args: Any) -> dict[str, Any]:
@@ -514,15 +532,17 @@ class Bench:
             ids = run_ids[chunk : chunk + 100]
             keys = [where[run_id] for run_id in ids]
             messages = (await self.fake("bench.messages", keys=keys))["messages"]
-            for run_id, (channel, ts), message in zip(ids, keys, messages, strict=True):
+            urls = (await self.fake("bench.mint_many", keys=keys))["urls"]
+            for run_id, (channel, ts), message, url in zip(ids, keys, messages, urls, strict=True):
                 payload = block_actions_payload(
                     message=message,
                     action_id=APPROVE,
                     channel_id=channel,
                     user_id=CLICKER,
                     user_name=CLICKER.lower(),
+                    response_url=url,
                 )
-                clicks.append(Click(run_id, channel, ts, interactive_body(payload)))
+                clicks.append(Click(run_id, channel, ts, interactive_body(payload), url))
         note(f"prepared {count} suspended runs in {time.monotonic() - started:.1f}s")
         return clicks
 
@@ -580,6 +600,8 @@ class Bench:
             await self.fake("bench.wait_done", channel=clicks[i].channel, ts=clicks[i].ts)
 
         pace = None if self.pace_on_ack else done
+        cpu_before = cpu_seconds(self.signoff_pid)
+        fake_cpu_before = cpu_seconds(self.fake_pid)
         acks = await self.fire(self.signoff_url + EVENTS_PATH, bodies, concurrency, pace)
         n = len(clicks)
 
@@ -594,6 +616,14 @@ class Bench:
         except RuntimeError as exc:
             note(str(exc))
             after = await self.fake("bench.summary")
+        cpu = cpu_seconds(self.signoff_pid) - cpu_before
+        fake_cpu = cpu_seconds(self.fake_pid) - fake_cpu_before
+        posted = (await self.fake("bench.feedback"))["feedback"]
+        feedback = [
+            (posted[key] - s.sent) * 1000
+            for c, s in zip(clicks, acks, strict=True)
+            if (key := c.response_url.rsplit("/", 1)[-1]) in posted
+        ]
         updates = (await self.fake("bench.updates", since=before["updates"]))["updates"]
         first: dict[tuple[str, str], float] = {}
         for channel, ts, at in updates:
@@ -605,7 +635,9 @@ class Bench:
         ]
         verified = await self.verify(clicks, acks, before, after)
         await asyncio.sleep(0.2)  # let Signoff's last writes finish before the floor
+        bare_before = cpu_seconds(self.bare_pid)
         bare = await self.fire(self.bare_url + EVENTS_PATH, bodies, concurrency)
+        bare_cpu = cpu_seconds(self.bare_pid) - bare_before
         if any(s.status != 200 for s in bare):
             note(f"bare bolt statuses: {Counter(s.status for s in bare)}")
         return {
@@ -614,8 +646,13 @@ class Bench:
             "ack_p99_ms": pct([s.ms for s in acks], 99),
             "e2e_p50_ms": pct(e2e, 50),
             "e2e_p99_ms": pct(e2e, 99),
+            "feedback_p50_ms": pct(feedback, 50),
+            "feedback_p99_ms": pct(feedback, 99),
             "bare_bolt_ack_p50_ms": pct([s.ms for s in bare], 50),
             "bare_bolt_ack_p99_ms": pct([s.ms for s in bare], 99),
+            "cpu_ms_per_click": round(cpu * 1000 / n, 3),
+            "bare_bolt_cpu_ms_per_click": round(bare_cpu * 1000 / n, 3),
+            "fake_slack_cpu_ms_per_click": round(fake_cpu * 1000 / n, 3),
             "all_resumed_once": verified and len(e2e) == n,
         }
 
@@ -685,6 +722,12 @@ class Bench:
         return problems
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: Sequence[float], q: float) -> float | None:
     """The ``q``-th percentile (linear interpolation), in ms rounded to 3 decimals."""
     if not values:
@@ -708,7 +751,9 @@ async def run_bench(opts: argparse.Namespace) -> None:
             children.append(fake)
             api_url, token = str(fake.info["api_url"]), str(fake.info["token"])
             # This fake enforces no Slack limits: measure Signoff, not the pacer (--limits).
-            signoff = await spawn_signoff(work, api_url, token, SIGNOFF_SLACK_PACING="false")
+            signoff = await spawn_signoff(
+                work, api_url, token, opts.database_options, SIGNOFF_SLACK_PACING="false"
+            )
             children.append(signoff)
             bare = await spawn_helper(
                 "bare-bolt", ["--role", "bare-bolt", "--api-url", api_url, "--token", token], work
@@ -752,6 +797,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="send a client's next click once the last is acked, not once its message is "
         "updated (Signoff's background work then queues up: a throughput test)",
     )
+    p.add_argument("--database-options", default="",
+                   help="appended to Signoff's SQLite URL, e.g. '?inline_writes=1'")  # fmt: skip
     p.add_argument("--limits", action="store_true",
                    help="the fake enforces Slack's rate limits: the burst scenarios, "
                    "pacing off then on")  # fmt: skip

@@ -81,6 +81,13 @@ def create_web_app(
         slack = attach_slack(engine, settings)
     if slack is not None:
         app[SLACK_BOT] = slack
+        feedback = slack.deps.feedback
+        if feedback is not None:
+
+            async def close_feedback(_: web.Application) -> None:
+                await feedback.close()
+
+            app.on_cleanup.append(close_feedback)
     for install in ROUTE_INSTALLERS:
         install(app, engine, settings)
     return app

@@ -28,12 +28,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
+from bot.slack.acks import AckFirst
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
 from bot.slack.commands import register_commands
 from bot.slack.delivery import parse_policy
 from bot.slack.deps import Deps
 from bot.slack.digest import Digest
+from bot.slack.feedback import Feedback
 from bot.slack.home import HomeTab
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import Notifier
@@ -69,6 +71,7 @@ class SlackBot:
     client: AsyncWebClient
     deps: Deps
     notifier: Notifier
+    acks: AckFirst  # Slack requests waiting for their answer; the notifier lets them first
 
 
 SLACK_BOT = web.AppKey("signoff.slack", SlackBot)
@@ -164,6 +167,9 @@ def attach_slack(
     signer = RefSigner(reference_secret(settings))
     bindings = Bindings(engine)
     home = HomeTab(engine, client, signer, settings, authorizer)
+    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
+    # Without pacing, the notifier's chat.update follows the click at once: no feedback.
+    feedback = Feedback(engine, signer, proxy=client.proxy) if pacer is not None else None
     deps = Deps(
         engine=engine,
         settings=settings,
@@ -171,10 +177,11 @@ def attach_slack(
         authorizer=authorizer,
         bindings=bindings,
         home=home,
+        feedback=feedback,
     )
     app = build_slack_app(deps, client)
-    pacer = pacer_from_settings(settings)  # the notifier waits its turn; listeners do not
     outbound = paced_client(client, pacer) if pacer is not None else client
+    acks = AckFirst()
     notifier = Notifier(
         engine,
         outbound,
@@ -183,10 +190,12 @@ def attach_slack(
         bindings=bindings,
         digest=Digest(engine, outbound, home),
         delivery=parse_policy(settings.delivery),
+        acks=acks,
+        updates_first=pacer is None,
     )
     notifier.subscribe()
     home.subscribe()
     SnoozeReminder(engine, outbound, signer).subscribe()
     UndeliveredNotice(engine, outbound, settings.admins).subscribe()
     warn_without_default_channel(engine, settings.default_channel)
-    return SlackBot(app=app, client=client, deps=deps, notifier=notifier)
+    return SlackBot(app=app, client=client, deps=deps, notifier=notifier, acks=acks)

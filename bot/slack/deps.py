@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import Bindings
+from bot.slack.feedback import Feedback
 from bot.slack.home import HomeTab
 from bot.slack.refs import RefSigner
 from engine import Engine
@@ -18,7 +19,8 @@ __all__ = ["Deps"]
 class Deps:
     """The engine, the settings, the reference signer, the user-group authorizer and
     the interrupts' bindings (resume model, posted messages) clicks are checked against,
-    and the App Home tab (None when the adapter is built without one)."""
+    the App Home tab (None when the adapter is built without one), and the
+    ``response_url`` feedback (None when the notifier is not paced)."""
 
     engine: Engine
     settings: Settings
@@ -26,3 +28,4 @@ class Deps:
     authorizer: UsergroupAuthorizer
     bindings: Bindings
     home: HomeTab | None = None
+    feedback: Feedback | None = None

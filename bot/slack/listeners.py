@@ -63,7 +63,7 @@ from bot.slack.blocks.parse import (
 from bot.slack.blocks.render import render_modal
 from bot.slack.blocks.text import escape_truncate
 from bot.slack.deps import Deps
-from bot.slack.feedback import show_outcome
+from bot.slack.feedback import Feedback
 from bot.slack.recall import EVENT_TYPE
 from bot.slack.refs import Ref
 from bot.slack.snooze import snooze
@@ -116,10 +116,10 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         task = asyncio.ensure_future(handle_click(deps, body, action))
-        try:
-            follow_up = await asyncio.wait_for(asyncio.shield(task), SUBMIT_BUDGET)
-        except TimeoutError:
-            follow_up = partial(_late_click, task)
+        # asyncio.wait neither cancels the task (the answer is committed either way) nor,
+        # unlike wait_for(shield(...)), adds wake-ups between the commit and the ack.
+        done, _ = await asyncio.wait((task,), timeout=SUBMIT_BUDGET)
+        follow_up = task.result() if done else partial(_late_click, task)
         await ack()  # the answer is recorded (or refused) by now
         if follow_up is not None:
             after_ack(follow_up(client), "a click")
@@ -224,7 +224,16 @@ async def handle_click(
         return partial(_tell_refusal, deps, body, exc, ref)
     if not outcome.resolved:
         return _teller(body, _progress_receipt(outcome))
-    return partial(show_outcome, deps, body, ref)  # at once, while chat.update is paced
+    if deps.feedback is None:
+        return None  # nothing paces the notifier: its chat.update shows the outcome now
+    return partial(_show_outcome, deps.feedback, body, ref)
+
+
+async def _show_outcome(
+    feedback: Feedback, body: Mapping[str, Any], ref: Ref, client: AsyncWebClient
+) -> None:
+    """Show the outcome through ``response_url`` at once, while chat.update is paced."""
+    await feedback.show_outcome(body, ref)
 
 
 def _bound(binding: Binding, clicked: MessageKey, body: Mapping[str, Any], ref: Ref) -> bool:

@@ -28,6 +28,8 @@ at all is reported with ``engine.report_undelivered`` (see ``bot.slack.undeliver
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from functools import partial
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.acks import MAX_DEFER, AckFirst
 from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
     cancellation,
@@ -107,6 +110,10 @@ class Notifier:
         bindings: Told of every message posted, so clicks on it need no store read.
         digest: Takes over the reminders of people who get digests (None: no digests).
         delivery: The delivery policy (``bot.slack.delivery.parse_policy``; default auto).
+        acks: Slack requests waiting for their answer go first (``bot.slack.acks``).
+        updates_first: Thread replies wait while message updates are in progress. Only
+            for an unpaced client: a pacer already sends updates first, and replies wait
+            for a budget of their own there.
     """
 
     NAME = "slack-notifier"  # stable: the outbox records deliveries under this name
@@ -129,8 +136,14 @@ class Notifier:
         bindings: Bindings | None = None,
         digest: Digest | None = None,
         delivery: Mapping[str, str] | None = None,
+        acks: AckFirst | None = None,
+        updates_first: bool = False,
     ) -> None:
         self.engine = engine
+        self.acks = acks
+        self.updates_first = updates_first
+        self._updating = 0  # message updates in progress: thread replies let them go first
+        self._updated = asyncio.Event()
         self.digest = digest
         self.delivery = dict(delivery or {})
         self.client = client
@@ -145,6 +158,8 @@ class Notifier:
 
     async def __call__(self, message: OutboxMessage) -> None:
         """Handle one outbox message (raises on transient Slack failures, to be retried)."""
+        if self.acks is not None:
+            await self.acks.turn()  # clicks waiting for their ack go first
         try:
             if message.topic == "run.finished":
                 await self.announce_finished(message.run_id)
@@ -161,11 +176,27 @@ class Notifier:
             elif message.topic == "interrupt.escalated":
                 await self.escalate(interrupt, message.data)
             else:
-                await self.refresh(interrupt)
+                self._updating += 1
+                try:
+                    await self.refresh(interrupt)
+                finally:
+                    self._updating -= 1
+                    if not self._updating:
+                        self._updated.set()
         except (RunNotFound, InterruptNotFound):
             log.warning("outbox message %s refers to a missing run or interrupt", message.id)
         except WorkflowNotRegistered as exc:
             log.error("cannot show %s/%s in Slack: %s", message.run_id, message.interrupt_id, exc)
+
+    async def _updates_first(self) -> None:
+        """Wait (at most ``MAX_DEFER``) until no message update is in progress: after a
+        burst of answers, every message shows its outcome before the runs' thread
+        replies (each a read, a ref write and a post) take the loop."""
+        if not self.updates_first or not self._updating:
+            return
+        self._updated.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._updated.wait(), MAX_DEFER)
 
     # -- posting -----------------------------------------------------------------------------
 
@@ -355,6 +386,7 @@ class Notifier:
 
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
+        await self._updates_first()
         detail = await self.engine.get_run(run_id)
         text = finished_text(detail.run, cancellation(detail))
         for interrupt in detail.interrupts:

@@ -8,9 +8,12 @@ Nothing from the network reaches a parser before it is known to come from Slack.
    ``SignatureVerifier`` (slack-facts §1.2): anything else is a 401, before any parsing.
 3. **Shape** (``bot.slack.inbound``): a verified body bolt could not handle is a 400; a
    payload of a type Signoff has no listener for is a 404, as bolt would answer.
-4. **Bolt** dispatches (and verifies again). An exception escaping it is a bug, since the
-   input was checked: it is logged at ERROR with its traceback and answered 400, never
-   500, as is a listener's failure that bolt turned into a 500.
+4. **Bolt** dispatches the payload parsed in 3 (parsing a click's body is the costliest
+   step of its ack, so it is done once): bolt takes a parsed body only in what it calls
+   ``socket_mode``, where it skips its own signature check, which step 2 made on the raw
+   bytes. An exception escaping bolt is a bug, since the input was checked: it is logged
+   at ERROR with its traceback and answered 400, never 500, as is a listener's failure
+   that bolt turned into a 500.
 
 Each refusal is one log line on the rate-limited ``signoff.refused`` logger. Socket Mode
 does not come through here: Slack's envelopes arrive over the websocket, unsigned.
@@ -18,9 +21,11 @@ does not come through here: Slack's envelopes arrive over the websocket, unsigne
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -30,8 +35,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
+from bot.slack.acks import AckFirst
 from bot.slack.app import SLACK_BOT
-from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload
+from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload, parse_payload
 from bot.web.problems import MAX_BODY, Problem, read_body
 from engine import Engine
 
@@ -74,14 +80,28 @@ def _unverified(request: web.Request, body: bytes, now: float) -> str | None:
 
 
 def slack_events_handler(
-    bolt: AsyncApp, settings: Settings
+    bolt: AsyncApp, settings: Settings, acks: AckFirst | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The aiohttp handler checking one Slack request and dispatching it to ``bolt``."""
+    """The aiohttp handler checking one Slack request and dispatching it to ``bolt``;
+    ``acks`` counts the requests waiting for their answer (``bot.slack.acks``)."""
     assert settings.slack_signing_secret is not None  # HTTP mode requires it (Settings)
     # Built now, so an unusable secret stops start-up instead of failing every request.
     verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
 
     async def slack_events(request: web.Request) -> web.Response:
+        if acks is None:
+            return await handle(request)
+        with acks.answering():
+            response = await handle(request)
+            # Sent here, not after the handler returns: until it is on the wire, the
+            # notifier's work waits (bot.slack.acks). aiohttp then finds it sent, or
+            # finds the client gone, as it would have (and handles that quietly).
+            with contextlib.suppress(ConnectionError):
+                await response.prepare(request)
+                await response.write_eof()
+        return response
+
+    async def handle(request: web.Request) -> web.Response:
         try:
             body = await read_body(request, MAX_SLACK_BODY, timeout=settings.body_timeout)
         except Problem as problem:
@@ -97,28 +117,31 @@ def slack_events_handler(
         if reason is not None:
             refused.warning("refused an unsigned Slack request: %s", reason)
             return _json(401, "invalid request")
-        text = body.decode("utf-8")
         # Bolt reads the Content-Type as sent, up to any ';' (not lower-cased): so do we.
         content_type = request.headers.get("Content-Type", "").split(";")[0] or None
         try:
-            kind = check_payload(text, content_type)
+            payload = parse_payload(body.decode("utf-8"), content_type)
+            kind = check_payload(payload)
         except UnhandledPayload as exc:
             refused.info("ignored a signed Slack request: %s", exc)
             return _json(404, "unhandled request")  # what bolt answers, without its warning
         except InvalidPayload as exc:
             refused.warning("refused a signed Slack request: %s", exc)
             return _json(400, "invalid payload")
-        return await _dispatch(bolt, request, text, kind)
+        return await _dispatch(bolt, request, payload, kind)
 
     return slack_events
 
 
-async def _dispatch(bolt: AsyncApp, request: web.Request, text: str, kind: str) -> web.Response:
+async def _dispatch(
+    bolt: AsyncApp, request: web.Request, payload: dict[str, Any], kind: str
+) -> web.Response:
     try:
         bolt_request = AsyncBoltRequest(
-            body=text,
+            body=payload,
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
+            mode="socket_mode",  # a parsed body, verified above (see the module docstring)
         )
         response = await bolt.async_dispatch(bolt_request)
     except Exception:
@@ -141,4 +164,5 @@ def install_slack_routes(app: web.Application, engine: Engine, settings: Setting
     """
     if SLACK_BOT not in app or settings.socket_mode:
         return
-    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(app[SLACK_BOT].app, settings))
+    slack = app[SLACK_BOT]
+    app.router.add_post(SLACK_EVENTS_PATH, slack_events_handler(slack.app, settings, slack.acks))

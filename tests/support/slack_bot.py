@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from bot import Settings, create_web_app, posted_messages
 from bot.server import SLACK_BOT
-from bot.slack.app import SlackBot
+from bot.slack.app import SlackBot, attach_slack, make_client
 from engine import Engine, Interrupt, Run, RunStatus, Workflow, open_store
 from tests.e2e.wf_approvals import WORKFLOWS
 from tests.fakes.signing import (
@@ -234,7 +234,13 @@ async def make_bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotFa
         fake_slack.add_user(user, name=user.lower())
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def build(*, workflows: list[Workflow] | None = None, **overrides: Any) -> Bot:
+    async def build(
+        *,
+        workflows: list[Workflow] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        **overrides: Any,
+    ) -> Bot:
+        """``session``: the Web API client's long-lived session, as ``signoff serve`` has."""
         settings = settings_for(fake_slack, **overrides)
         engine = Engine(
             open_store(str(tmp_path / "signoff.db")),
@@ -242,7 +248,10 @@ async def make_bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotFa
             poll_interval=0.05,
             lease=2.0,
         )
-        web_app = create_web_app(engine, settings)  # subscribes the notifier first
+        slack = None
+        if session is not None:
+            slack = attach_slack(engine, settings, client=make_client(settings, session=session))
+        web_app = create_web_app(engine, settings, slack=slack)  # subscribes the notifier first
         await engine.start_background()
         server = TestServer(web_app, host="127.0.0.1", port=None)
         await server.start_server()
