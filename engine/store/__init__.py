@@ -22,8 +22,9 @@ def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
       path. Query options: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md); ``inline_writes=1`` runs writes on the event loop's thread
-      (cheaper per write, but a burst of writes holds the loop; off by default).
+      docs/guarantees.md); ``inline_writes=0`` runs writes on the connection's thread
+      instead of the event loop's (the default with ``synchronous=normal``: cheaper per
+      write; a burst of writes yields to the loop every few operations).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,
@@ -43,7 +44,7 @@ def open_store(url: str) -> Store:
     if not path:
         raise ValueError("the sqlite URL names no file: use sqlite:///signoff.db")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    inline = options.get("inline_writes", "0").lower() in ("1", "true", "yes", "on")
+    inline = options.get("inline_writes", "1").lower() not in ("0", "false", "no", "off")
     return SQLiteStore(path, synchronous=options.get("synchronous", "normal"), inline_writes=inline)
 
 

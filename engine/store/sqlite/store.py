@@ -96,15 +96,14 @@ class SQLiteStore:
         *,
         synchronous: str = "normal",
         busy_timeout_ms: int = 10_000,
-        inline_writes: bool = False,
+        inline_writes: bool = True,
     ) -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValueError("synchronous must be 'normal', 'full' or 'extra'")
         self.path = path
-        # Off by default: writing on the event loop's thread saves CPU per write on a busy
-        # machine, but while a batch is written nothing else on the loop (acks, the outbox,
-        # Slack updates) runs; on a quiet machine the engine bench measured no difference
-        # in throughput (bench/README.md), so the loop is kept free.
+        # On by default (``?inline_writes=0`` turns it off): on the connection's thread a
+        # batch's Python holds the GIL against the loop anyway and costs ~15% more CPU
+        # per write; inline batches yield to the loop every few operations (`batching`).
         self.inline_writes = inline_writes
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
@@ -329,20 +328,30 @@ class SQLiteStore:
             row = ops.run_row(conn, run_id)
             if row is None:
                 raise RunNotFound(run_id)
-            found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
+            run = run_from_row(row)
+            # This operation holds the write lock: the run's status read here is current.
+            parked = run.status is RunStatus.SUSPENDED
+            others: list[Interrupt] | None = None
+            if parked:  # likely taken over below: read the run's other interrupts too
+                every = ops.interrupts(conn, "i.run_id = ?", (run_id,))
+                found = [i for i in every if i.id == interrupt_id]
+                others = [i for i in every if i.id != interrupt_id]
+            else:
+                found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
             if not found:
                 raise InterruptNotFound(run_id, interrupt_id)
-            run = run_from_row(row)
             res = decide(found[0], run)
-            # This operation holds the write lock: the run's status read above is current.
-            claim = (claim_owner, lease_until) if run.status is RunStatus.SUSPENDED else None
+            claim = (claim_owner, lease_until) if parked else None
             ops.apply_resolution(conn, run_id, found[0], res, now, claim)
             after = resolved_interrupt(found[0], res, now)
             claimed = None
             if claim is not None and res.status is not InterruptStatus.PENDING:
-                # Taken over: the run as just written, without reading its row again.
+                # Taken over: the run as just written, without reading it again (only
+                # `after` changed among its interrupts).
                 taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(now)})
-                claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
+                claimed = ops.load_state(
+                    conn, run_id, known=after, run=(taken, row[10] + 1), others=others
+                )
             return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._write(op)

@@ -155,17 +155,30 @@ def test_an_unknown_synchronous_level_is_refused(db_path: str) -> None:
         open_store(f"sqlite:///{db_path}?synchronous=off")
 
 
+@pytest.mark.parametrize("inline", ["1", "0"])
 async def test_group_commit_rolls_back_only_the_failing_operation(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    db_path: str, inline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Inline (the default) or on the connection's thread, one failing operation of a
+    batch rolls back alone."""
     batches: list[int] = []
-    real_run_batch = batching.run_batch
+    real_run_ops = batching.run_ops
 
     def counting(conn: sqlite3.Connection, ops: list[object]) -> object:
         batches.append(len(ops))
-        return real_run_batch(conn, ops)  # type: ignore[arg-type]
+        return real_run_ops(conn, ops)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(batching, "run_batch", counting)
+    monkeypatch.setattr(batching, "run_ops", counting)
+    store = open_store(f"sqlite:///{db_path}?inline_writes={inline}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        await _one_failing_operation(store, batches)
+    finally:
+        await store.close()
+
+
+async def _one_failing_operation(store: SQLiteStore, batches: list[int]) -> None:
 
     def half_done(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO events (run_id, at, type, data) VALUES ('r1', 0, 'half', '{}')")
@@ -275,9 +288,9 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
 async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     db_path: str,
 ) -> None:
-    """With ``?inline_writes=1`` writes run on the loop's thread, but a write lock held by
-    another process is waited for on the connection's thread: the loop keeps running."""
-    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
+    """Writes run on the loop's thread (the default), but a write lock held by another
+    process is waited for on the connection's thread: the loop keeps running."""
+    store = open_store(f"sqlite:///{db_path}")
     assert isinstance(store, SQLiteStore)
     await store.open()
     assert store._writes.inline_busy_ms == store.busy_timeout_ms
@@ -299,10 +312,75 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     await store.close()
 
 
-async def test_writes_stay_on_the_connection_thread_by_default(store: SQLiteStore) -> None:
-    """The event loop is never held by a burst of writes unless ``inline_writes`` asks."""
-    assert store._writes.inline_busy_ms is None
-    assert await store.create_run(new_run("r1")) == ("r1", True)
+async def test_writes_stay_on_the_connection_thread_if_the_url_asks(db_path: str) -> None:
+    """``?inline_writes=0`` keeps every write on the connection's thread."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=0")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        assert store._writes.inline_busy_ms is None
+        assert await store.create_run(new_run("r1")) == ("r1", True)
+    finally:
+        await store.close()
+
+
+async def test_a_large_inline_batch_commits_once_and_lets_the_loop_run(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of many writes runs a few operations at a time with the event loop let run
+    in between, in one transaction: nothing is visible to other connections, and no
+    caller is answered, before its one COMMIT."""
+    assert store._writes.inline_busy_ms is not None  # inline is the default
+    assert store._peek is not None
+    commits: list[int] = []
+    real_run_inline = batching.run_inline
+
+    async def counting(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
+        commits.append(len(ops))
+        return await real_run_inline(conn, ops)
+
+    monkeypatch.setattr(batching, "run_inline", counting)
+    peek = store._peek._conn
+    visible: list[int] = []  # runs another connection sees, each time other work ran
+
+    async def ticker() -> None:
+        while True:
+            visible.append(peek.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+            await asyncio.sleep(0)
+
+    tick = asyncio.get_running_loop().create_task(ticker())
+    await asyncio.sleep(0)
+    n = 10 * batching.INLINE_SLICE
+    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(n)))
+    tick.cancel()
+    assert commits == [n]  # one transaction for all of them
+    assert visible.count(0) > 5  # the loop ran between slices, before the commit
+    assert set(visible) <= {0, n}  # and never saw part of the batch
+    assert (await store.count_runs())["running"] == n
+
+
+async def test_a_cancelled_inline_batch_is_rolled_back_and_its_callers_told(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled between two slices, an inline batch rolls back; its callers get
+    StoreError (nothing of it was committed), and the store goes on working."""
+    real_run_ops = batching.run_ops
+    loop = asyncio.get_running_loop()
+
+    def first_slice_then_cancel(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
+        flusher = store._writes._flusher
+        assert flusher is not None
+        loop.call_soon(flusher.cancel)  # lands while the batch waits between slices
+        return real_run_ops(conn, ops)
+
+    monkeypatch.setattr(batching, "run_ops", first_slice_then_cancel)
+    n = 3 * batching.INLINE_SLICE
+    writes = [asyncio.ensure_future(store.create_run(new_run(f"r{i}"))) for i in range(n)]
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert all(isinstance(r, StoreError) for r in results)
+    monkeypatch.setattr(batching, "run_ops", real_run_ops)
+    assert await store.count_runs() == {}
+    assert await store.create_run(new_run("after")) == ("after", True)
 
 
 async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
