@@ -22,9 +22,9 @@ def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
       path. Query options: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md); ``inline_writes=0`` runs writes on the connection's thread
-      instead of the event loop's (the default with ``synchronous=normal``: cheaper per
-      write; a burst of writes yields to the loop every few operations).
+      docs/guarantees.md); ``inline_writes=0`` runs every write batch on the connection's
+      thread (by default, with ``synchronous=normal``, a batch of a few writes runs on
+      the event loop's thread, saving two thread hops; a burst never does).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,

@@ -8,8 +8,8 @@ operation), and every caller's future resolves only after the shared COMMIT, so 
 is reported before it is durable. Reads are batched the same way, one hop for many,
 each in its own implicit transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the
 write lock up front, so two processes on one file never deadlock upgrading a read
-transaction. With ``synchronous=NORMAL`` write batches run on the event loop's thread
-(``Batcher``).
+transaction. With ``synchronous=NORMAL`` small write batches run on the event loop's
+thread (``Batcher``).
 """
 
 from __future__ import annotations
@@ -31,52 +31,47 @@ Op = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 512
 """Most operations sent to the thread in one hop (and, for writes, one transaction)."""
 
+INLINE_MAX = 8
+"""Most operations a write batch may have to run on the event loop's thread (about 1-2
+ms of writes; see ``Batcher``)."""
+
 
 def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
     """Run queued operations in one transaction, each one all or nothing.
 
-    The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it, and
-    committed here (see ``run_ops`` for how a failing operation rolls back alone).
+    The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it.
+    Operations rarely fail, so they first run one after another without a savepoint
+    each (two statements per operation saved). If one raises, everything this batch
+    wrote is rolled back (to the batch's savepoint; the write lock is kept) and the
+    batch runs again with a savepoint per operation, so the failing one rolls back
+    alone. Operations are plain functions of the database, so running one twice in a
+    transaction that is rolled back in between has no effect outside it.
     """
     if not conn.in_transaction:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        results = run_ops(conn, ops)
+        conn.execute("SAVEPOINT batch")
+        results: list[tuple[bool, Any]] = []
+        try:
+            for op in ops:
+                results.append((True, op(conn)))
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+            results = []
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(conn)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                conn.execute("RELEASE op")
+        conn.execute("RELEASE batch")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return results
-
-
-def run_ops(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-    """Run operations inside the open transaction, each one all or nothing.
-
-    Operations rarely fail, so they first run one after another without a savepoint
-    each (two statements per operation saved). If one raises, everything these ops
-    wrote is rolled back (to their savepoint; the write lock is kept) and they run
-    again with a savepoint per operation, so the failing one rolls back alone.
-    Operations are plain functions of the database, so running one twice in a
-    transaction that is rolled back in between has no effect outside it.
-    """
-    conn.execute("SAVEPOINT batch")
-    results: list[tuple[bool, Any]] = []
-    try:
-        for op in ops:
-            results.append((True, op(conn)))
-    except Exception:
-        conn.execute("ROLLBACK TO batch")
-        results = []
-        for op in ops:
-            conn.execute("SAVEPOINT op")
-            try:
-                results.append((True, op(conn)))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                results.append((False, exc))
-            conn.execute("RELEASE op")
-    conn.execute("RELEASE batch")
     return results
 
 
@@ -132,29 +127,6 @@ def settle(batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool
             fut.set_exception(value)
 
 
-async def settle_sliced(
-    batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]
-) -> None:
-    """``settle`` ``INLINE_SLICE`` callers at a time, letting the loop run in between: the
-    callers woken by one slice (e.g. runs going on to their next step) run before the
-    next slice is woken, so a batch of hundreds never holds the loop all at once."""
-    try:
-        for lo in range(0, len(batch), INLINE_SLICE):
-            if lo:
-                await asyncio.sleep(0)
-            settle(batch[lo : lo + INLINE_SLICE], results[lo : lo + INLINE_SLICE])
-    except BaseException:  # cancelled in between: the rest is committed, tell them now
-        settle(batch, results)
-        raise
-
-
-def fail(batch: list[tuple[Op, asyncio.Future[Any]]], err: Exception) -> None:
-    """Fail every queued operation of a batch whose transaction did not commit."""
-    for _, fut in batch:
-        if not fut.done():
-            fut.set_exception(err)
-
-
 class Batcher:
     """The queue of one connection: ``submit`` an operation, await its result.
 
@@ -163,17 +135,16 @@ class Batcher:
             fails every operation in it with StoreError); False for the reader.
 
     ``inline_busy_ms`` (writer only; set by the store once the connection is ready and
-    its ``busy_timeout`` is 0): run batches on the event loop's thread instead of
-    hopping to the connection's thread. A hop costs more than a batch of small writes
-    (the futures, the wake-up, and the GIL contended at every statement while the loop
-    runs Python), and on the connection's thread the batch's Python holds the GIL
-    anyway, so the loop is not free meanwhile. Inline, a batch runs ``INLINE_SLICE``
-    operations at a time in its one transaction and lets the loop run in between, so
-    it holds the loop for a few milliseconds at most and still commits once. Meant
-    for ``synchronous=NORMAL``, where a commit does not wait for the disk. A batch
-    that finds another process holding the write lock goes to the connection's
-    thread, which waits up to that many milliseconds for it, so the loop is never
-    blocked waiting for a lock.
+    its ``busy_timeout`` is 0): a batch of at most ``INLINE_MAX`` writes runs on the
+    event loop's thread instead of hopping to the connection's thread and back. The
+    hop costs more than a few small writes (the futures, two thread wake-ups), and for
+    a run resumed alone it is most of the latency. A larger batch (a burst) goes to the
+    connection's thread: there SQLite's own work runs with the GIL released, so the
+    loop keeps running other work (a batch of hundreds inline held it for 0.2-0.6 s).
+    Meant for ``synchronous=NORMAL``, where a commit does not wait for the disk. A
+    small batch that finds another process holding the write lock goes to the
+    connection's thread as well, which waits up to that many milliseconds for it, so
+    the loop is never blocked waiting for a lock.
     """
 
     def __init__(self, *, writes: bool) -> None:
@@ -195,7 +166,7 @@ class Batcher:
 
     async def drain(self) -> None:
         """Wait until everything queued so far has run."""
-        if self._flusher is not None and not self._flusher.done():
+        if self._flusher is not None:
             await asyncio.shield(self._flusher)
 
     async def _flush(self) -> None:
@@ -210,13 +181,9 @@ class Batcher:
                 raw = conn._conn
                 if self.inline_busy_ms is None:
                     results = await in_thread(conn, runner, raw, ops)
-                elif try_begin(raw):
-                    try:
-                        results = await run_inline(raw, ops)
-                    except asyncio.CancelledError:  # rolled back: tell the callers so
-                        fail(batch, StoreError("SQLite write cancelled (rolled back)"))
-                        raise
-                else:  # another process writes: wait for it off the loop
+                elif len(ops) <= INLINE_MAX and try_begin(raw):
+                    results = runner(raw, ops)
+                else:  # a burst, or another process writes: off the loop
                     results = await in_thread(
                         conn, patiently, runner, raw, ops, self.inline_busy_ms
                     )
@@ -224,36 +191,9 @@ class Batcher:
                 if not self.writes:  # pragma: no cover - run_reads catches per op
                     results = [(False, exc)] * len(batch)
                 else:  # the whole transaction failed (e.g. disk full)
-                    fail(batch, StoreError(f"SQLite write failed: {exc}"))
+                    err = StoreError(f"SQLite write failed: {exc}")
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(err)
                     continue
-            await settle_sliced(batch, results)
-
-
-INLINE_SLICE = 8
-"""Most operations an inline batch runs (and callers ``settle_sliced`` wakes) before the
-event loop runs other work again: 1-2 ms each; the batch still commits once, at its end.
-Measured with 2,000 concurrent resumes: a timer due every millisecond waited p50 2-3 ms,
-max 52-78 ms (64 at a time: p50 17-19 ms; writes on the connection's thread: p50 0.1 ms,
-max 56-111 ms, but 15% more CPU per resume)."""
-
-
-async def run_inline(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-    """``run_batch`` on the event loop's thread, in the transaction the caller began,
-    ``INLINE_SLICE`` operations at a time with the loop let run in between.
-
-    The transaction stays open across those pauses: nothing it wrote is visible to other
-    connections, and no caller hears of its result, until the one COMMIT at the end.
-    Rolled back if anything fails or the flush is cancelled.
-    """
-    results: list[tuple[bool, Any]] = []
-    try:
-        for lo in range(0, len(ops), INLINE_SLICE):
-            if lo:
-                await asyncio.sleep(0)
-            results += run_ops(conn, ops[lo : lo + INLINE_SLICE])
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return results
+            settle(batch, results)

@@ -6,8 +6,9 @@ Why it is built this way (measured on the 2-core reference machine):
   statement run inside that thread costs ~2 us. So every store operation is one plain
   function run whole, never a chain of awaited ``execute`` calls: on the connection's
   thread (``connection.in_thread``), or, where a hop costs more than the work, on the
-  event loop's thread: write batches with ``synchronous=NORMAL`` (``batching.Batcher``)
-  and primary-key reads (``_lookup``), neither ever waiting for a lock there.
+  event loop's thread: small write batches with ``synchronous=NORMAL``
+  (``batching.Batcher``) and primary-key reads (``_lookup``), neither ever waiting for a
+  lock there.
 * A durable commit costs far more than the statements in it. Writes from concurrent
   runs are queued and committed together (group commit, ``batching``): one failing
   operation rolls back alone, and every caller's future resolves only after the shared
@@ -101,9 +102,9 @@ class SQLiteStore:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValueError("synchronous must be 'normal', 'full' or 'extra'")
         self.path = path
-        # On by default (``?inline_writes=0`` turns it off): on the connection's thread a
-        # batch's Python holds the GIL against the loop anyway and costs ~15% more CPU
-        # per write; inline batches yield to the loop every few operations (`batching`).
+        # On by default (``?inline_writes=0`` turns it off): a batch of a few writes runs
+        # on the loop's thread, saving two thread hops (most of a lone resume's latency);
+        # a burst still goes to the connection's thread, so the loop stays free (`batching`).
         self.inline_writes = inline_writes
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms

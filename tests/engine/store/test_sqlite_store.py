@@ -162,13 +162,13 @@ async def test_group_commit_rolls_back_only_the_failing_operation(
     """Inline (the default) or on the connection's thread, one failing operation of a
     batch rolls back alone."""
     batches: list[int] = []
-    real_run_ops = batching.run_ops
+    real_run_batch = batching.run_batch
 
     def counting(conn: sqlite3.Connection, ops: list[object]) -> object:
         batches.append(len(ops))
-        return real_run_ops(conn, ops)  # type: ignore[arg-type]
+        return real_run_batch(conn, ops)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(batching, "run_ops", counting)
+    monkeypatch.setattr(batching, "run_batch", counting)
     store = open_store(f"sqlite:///{db_path}?inline_writes={inline}")
     assert isinstance(store, SQLiteStore)
     await store.open()
@@ -324,63 +324,27 @@ async def test_writes_stay_on_the_connection_thread_if_the_url_asks(db_path: str
         await store.close()
 
 
-async def test_a_large_inline_batch_commits_once_and_lets_the_loop_run(
+async def test_small_write_batches_run_on_the_loop_and_bursts_on_the_connection_thread(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch of many writes runs a few operations at a time with the event loop let run
-    in between, in one transaction: nothing is visible to other connections, and no
-    caller is answered, before its one COMMIT."""
-    assert store._writes.inline_busy_ms is not None  # inline is the default
-    assert store._peek is not None
-    commits: list[int] = []
-    real_run_inline = batching.run_inline
+    """By default a batch of a few writes runs on the event loop's thread (no hop); a
+    burst of writes runs on the connection's thread, in one transaction, so the loop is
+    not held by it."""
+    assert store._writes.inline_busy_ms is not None  # the default
+    ran: list[tuple[int, bool]] = []  # (operations, on the loop's thread)
+    real_run_batch = batching.run_batch
+    loop_thread = threading.get_ident()
 
-    async def counting(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
-        commits.append(len(ops))
-        return await real_run_inline(conn, ops)
+    def recording(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
+        ran.append((len(ops), threading.get_ident() == loop_thread))
+        return real_run_batch(conn, ops)
 
-    monkeypatch.setattr(batching, "run_inline", counting)
-    peek = store._peek._conn
-    visible: list[int] = []  # runs another connection sees, each time other work ran
-
-    async def ticker() -> None:
-        while True:
-            visible.append(peek.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-            await asyncio.sleep(0)
-
-    tick = asyncio.get_running_loop().create_task(ticker())
-    await asyncio.sleep(0)
-    n = 10 * batching.INLINE_SLICE
-    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(n)))
-    tick.cancel()
-    assert commits == [n]  # one transaction for all of them
-    assert visible.count(0) > 5  # the loop ran between slices, before the commit
-    assert set(visible) <= {0, n}  # and never saw part of the batch
-    assert (await store.count_runs())["running"] == n
-
-
-async def test_a_cancelled_inline_batch_is_rolled_back_and_its_callers_told(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Cancelled between two slices, an inline batch rolls back; its callers get
-    StoreError (nothing of it was committed), and the store goes on working."""
-    real_run_ops = batching.run_ops
-    loop = asyncio.get_running_loop()
-
-    def first_slice_then_cancel(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
-        flusher = store._writes._flusher
-        assert flusher is not None
-        loop.call_soon(flusher.cancel)  # lands while the batch waits between slices
-        return real_run_ops(conn, ops)
-
-    monkeypatch.setattr(batching, "run_ops", first_slice_then_cancel)
-    n = 3 * batching.INLINE_SLICE
-    writes = [asyncio.ensure_future(store.create_run(new_run(f"r{i}"))) for i in range(n)]
-    results = await asyncio.gather(*writes, return_exceptions=True)
-    assert all(isinstance(r, StoreError) for r in results)
-    monkeypatch.setattr(batching, "run_ops", real_run_ops)
-    assert await store.count_runs() == {}
-    assert await store.create_run(new_run("after")) == ("after", True)
+    monkeypatch.setattr(batching, "run_batch", recording)
+    assert await store.create_run(new_run("alone")) == ("alone", True)
+    burst = batching.INLINE_MAX + 1
+    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(burst)))
+    assert ran == [(1, True), (burst, False)]
+    assert (await store.count_runs())["running"] == burst + 1
 
 
 async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
