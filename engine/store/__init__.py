@@ -22,9 +22,9 @@ def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
       path. Query options: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md); ``inline_writes=0`` runs every write batch on the connection's
-      thread (by default, with ``synchronous=normal``, a batch of a few writes runs on
-      the event loop's thread, saving two thread hops; a burst never does).
+      docs/guarantees.md); ``inline_writes=1`` runs a batch of a few writes on the event
+      loop's thread (saves two thread hops; a burst still goes to the connection's
+      thread; off by default, and only with ``synchronous=normal``).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,
@@ -44,7 +44,7 @@ def open_store(url: str) -> Store:
     if not path:
         raise ValueError("the sqlite URL names no file: use sqlite:///signoff.db")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    inline = options.get("inline_writes", "1").lower() not in ("0", "false", "no", "off")
+    inline = options.get("inline_writes", "0").lower() in ("1", "true", "yes", "on")
     return SQLiteStore(path, synchronous=options.get("synchronous", "normal"), inline_writes=inline)
 
 

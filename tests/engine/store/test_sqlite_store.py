@@ -288,9 +288,10 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
 async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     db_path: str,
 ) -> None:
-    """Writes run on the loop's thread (the default), but a write lock held by another
-    process is waited for on the connection's thread: the loop keeps running."""
-    store = open_store(f"sqlite:///{db_path}")
+    """With ``?inline_writes=1`` small write batches run on the loop's thread, but a write
+    lock held by another process is waited for on the connection's thread: the loop
+    keeps running."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
     assert isinstance(store, SQLiteStore)
     await store.open()
     assert store._writes.inline_busy_ms == store.busy_timeout_ms
@@ -312,25 +313,29 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     await store.close()
 
 
-async def test_writes_stay_on_the_connection_thread_if_the_url_asks(db_path: str) -> None:
-    """``?inline_writes=0`` keeps every write on the connection's thread."""
-    store = open_store(f"sqlite:///{db_path}?inline_writes=0")
+async def test_writes_stay_on_the_connection_thread_by_default(store: SQLiteStore) -> None:
+    """The event loop is never held by writes unless ``inline_writes`` asks."""
+    assert store._writes.inline_busy_ms is None
+    assert await store.create_run(new_run("r1")) == ("r1", True)
+
+
+async def test_small_write_batches_run_on_the_loop_and_bursts_on_the_connection_thread(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``?inline_writes=1`` a batch of a few writes runs on the event loop's thread
+    (no hop); a burst of writes runs on the connection's thread, in one transaction, so
+    the loop is not held by it."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
     assert isinstance(store, SQLiteStore)
     await store.open()
     try:
-        assert store._writes.inline_busy_ms is None
-        assert await store.create_run(new_run("r1")) == ("r1", True)
+        await _small_inline_burst_threaded(store, monkeypatch)
     finally:
         await store.close()
 
 
-async def test_small_write_batches_run_on_the_loop_and_bursts_on_the_connection_thread(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """By default a batch of a few writes runs on the event loop's thread (no hop); a
-    burst of writes runs on the connection's thread, in one transaction, so the loop is
-    not held by it."""
-    assert store._writes.inline_busy_ms is not None  # the default
+async def _small_inline_burst_threaded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert store._writes.inline_busy_ms is not None
     ran: list[tuple[int, bool]] = []  # (operations, on the loop's thread)
     real_run_batch = batching.run_batch
     loop_thread = threading.get_ident()
