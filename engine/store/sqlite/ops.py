@@ -72,11 +72,9 @@ def load_state(
     run_id: str,
     known: Interrupt | None = None,
     run: tuple[Run, int] | None = None,
-    others: list[Interrupt] | None = None,
 ) -> RunState | None:
     """Read a run for driving; ``known`` is an interrupt of it already read in this op,
-    ``others`` its other interrupts if they were read in this op too, ``run`` the run
-    and its ``wake_seq`` as this op left them (none of them read again)."""
+    ``run`` the run and its ``wake_seq`` as this op left them (not read again)."""
     if run is None:
         row = run_row(conn, run_id)
         if row is None:
@@ -90,8 +88,7 @@ def load_state(
     if known is None:
         found = {i.id: i for i in interrupts(conn, "i.run_id = ?", (run_id,))}
     else:
-        if others is None:
-            others = interrupts(conn, "i.run_id = ? AND i.id <> ?", (run_id, known.id))
+        others = interrupts(conn, "i.run_id = ? AND i.id <> ?", (run_id, known.id))
         found = {i.id: i for i in others}
         found[known.id] = known
     return RunState(

@@ -330,30 +330,20 @@ class SQLiteStore:
             row = ops.run_row(conn, run_id)
             if row is None:
                 raise RunNotFound(run_id)
-            run = run_from_row(row)
-            # This operation holds the write lock: the run's status read here is current.
-            parked = run.status is RunStatus.SUSPENDED
-            others: list[Interrupt] | None = None
-            if parked:  # likely taken over below: read the run's other interrupts too
-                every = ops.interrupts(conn, "i.run_id = ?", (run_id,))
-                found = [i for i in every if i.id == interrupt_id]
-                others = [i for i in every if i.id != interrupt_id]
-            else:
-                found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
+            found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
             if not found:
                 raise InterruptNotFound(run_id, interrupt_id)
+            run = run_from_row(row)
             res = decide(found[0], run)
-            claim = (claim_owner, lease_until) if parked else None
+            # This operation holds the write lock: the run's status read above is current.
+            claim = (claim_owner, lease_until) if run.status is RunStatus.SUSPENDED else None
             ops.apply_resolution(conn, run_id, found[0], res, now, claim)
             after = resolved_interrupt(found[0], res, now)
             claimed = None
             if claim is not None and res.status is not InterruptStatus.PENDING:
-                # Taken over: the run as just written, without reading it again (only
-                # `after` changed among its interrupts).
+                # Taken over: the run as just written, without reading its row again.
                 taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(now)})
-                claimed = ops.load_state(
-                    conn, run_id, known=after, run=(taken, row[10] + 1), others=others
-                )
+                claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
             return ResolveResult(interrupt=after, claimed=claimed)
 
         return await self._write(op)
