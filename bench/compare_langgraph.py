@@ -236,6 +236,10 @@ def cli() -> None:
     parser.add_argument("--langgraph-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.langgraph_only:
+        # Running as a script puts bench/ first on sys.path, where bench/requests.py would
+        # shadow the `requests` library LangGraph's dependencies import.
+        if sys.path and os.path.abspath(sys.path[0]) == HERE:
+            sys.path.pop(0)
         print(json.dumps(asyncio.run(langgraph_main(args.runs, args.latency_runs))))
     else:
         compare(args)

@@ -22,8 +22,9 @@ def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
       path. Query options: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md); ``inline_writes=1`` runs writes on the event loop's thread
-      (cheaper per write, but a burst of writes holds the loop; off by default).
+      docs/guarantees.md); ``inline_writes=1`` runs a batch of a few writes on the event
+      loop's thread (saves two thread hops; a burst still goes to the connection's
+      thread; off by default, and only with ``synchronous=normal``).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,

@@ -8,8 +8,8 @@ operation), and every caller's future resolves only after the shared COMMIT, so 
 is reported before it is durable. Reads are batched the same way, one hop for many,
 each in its own implicit transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the
 write lock up front, so two processes on one file never deadlock upgrading a read
-transaction. With ``synchronous=NORMAL`` write batches run on the event loop's thread
-(``Batcher``).
+transaction. With ``?inline_writes=1`` small write batches run on the event loop's
+thread (``Batcher``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ Op = Callable[[sqlite3.Connection], Any]
 
 MAX_BATCH = 512
 """Most operations sent to the thread in one hop (and, for writes, one transaction)."""
+
+INLINE_MAX = 8
+"""Most operations a write batch may have to run on the event loop's thread (about 1-2
+ms of writes; see ``Batcher``)."""
 
 
 def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
@@ -131,13 +135,16 @@ class Batcher:
             fails every operation in it with StoreError); False for the reader.
 
     ``inline_busy_ms`` (writer only; set by the store once the connection is ready and
-    its ``busy_timeout`` is 0): run batches on the event loop's thread instead of
-    hopping to the connection's thread. A hop costs more than a batch of small writes
-    (the futures, the wake-up, and the GIL handed back and forth at every statement,
-    while the loop runs Python). Meant for ``synchronous=NORMAL``, where a commit does
-    not wait for the disk. A batch that finds another process holding the write lock
-    goes to the connection's thread, which waits up to that many milliseconds for it,
-    so the loop is never blocked waiting for a lock.
+    its ``busy_timeout`` is 0): a batch of at most ``INLINE_MAX`` writes runs on the
+    event loop's thread instead of hopping to the connection's thread and back. The
+    hop costs more than a few small writes (the futures, two thread wake-ups), and for
+    a run resumed alone it is most of the latency. A larger batch (a burst) goes to the
+    connection's thread: there SQLite's own work runs with the GIL released, so the
+    loop keeps running other work (a batch of hundreds inline held it for 0.2-0.6 s).
+    Meant for ``synchronous=NORMAL``, where a commit does not wait for the disk. A
+    small batch that finds another process holding the write lock goes to the
+    connection's thread as well, which waits up to that many milliseconds for it, so
+    the loop is never blocked waiting for a lock.
     """
 
     def __init__(self, *, writes: bool) -> None:
@@ -174,9 +181,9 @@ class Batcher:
                 raw = conn._conn
                 if self.inline_busy_ms is None:
                     results = await in_thread(conn, runner, raw, ops)
-                elif try_begin(raw):
+                elif len(ops) <= INLINE_MAX and try_begin(raw):
                     results = runner(raw, ops)
-                else:  # another process writes: wait for it off the loop
+                else:  # a burst, or another process writes: off the loop
                     results = await in_thread(
                         conn, patiently, runner, raw, ops, self.inline_busy_ms
                     )

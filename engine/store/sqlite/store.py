@@ -6,8 +6,8 @@ Why it is built this way (measured on the 2-core reference machine):
   statement run inside that thread costs ~2 us. So every store operation is one plain
   function run whole, never a chain of awaited ``execute`` calls: on the connection's
   thread (``connection.in_thread``), or, where a hop costs more than the work, on the
-  event loop's thread: write batches with ``synchronous=NORMAL`` (``batching.Batcher``)
-  and primary-key reads (``_lookup``), neither ever waiting for a lock there.
+  event loop's thread: primary-key reads (``_lookup``) and, with ``?inline_writes=1``,
+  small write batches (``batching.Batcher``), neither ever waiting for a lock there.
 * A durable commit costs far more than the statements in it. Writes from concurrent
   runs are queued and committed together (group commit, ``batching``): one failing
   operation rolls back alone, and every caller's future resolves only after the shared
@@ -101,10 +101,11 @@ class SQLiteStore:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValueError("synchronous must be 'normal', 'full' or 'extra'")
         self.path = path
-        # Off by default: writing on the event loop's thread saves CPU per write on a busy
-        # machine, but while a batch is written nothing else on the loop (acks, the outbox,
-        # Slack updates) runs; on a quiet machine the engine bench measured no difference
-        # in throughput (bench/README.md), so the loop is kept free.
+        # Off by default (``?inline_writes=1`` turns it on): in the service the SQLite work of
+        # the writes around a click (the run's next step, the outbox) overlaps the loop's
+        # Python on the second core when it runs on the connection's thread; inline it
+        # queued behind it (bench/slack.py, one click at a time: ack p50 equal or worse).
+        # Inline, only batches of up to 8 writes run on the loop's thread (`batching`).
         self.inline_writes = inline_writes
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms

@@ -155,9 +155,12 @@ def test_an_unknown_synchronous_level_is_refused(db_path: str) -> None:
         open_store(f"sqlite:///{db_path}?synchronous=off")
 
 
+@pytest.mark.parametrize("inline", ["1", "0"])
 async def test_group_commit_rolls_back_only_the_failing_operation(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    db_path: str, inline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Inline (the default) or on the connection's thread, one failing operation of a
+    batch rolls back alone."""
     batches: list[int] = []
     real_run_batch = batching.run_batch
 
@@ -166,6 +169,16 @@ async def test_group_commit_rolls_back_only_the_failing_operation(
         return real_run_batch(conn, ops)  # type: ignore[arg-type]
 
     monkeypatch.setattr(batching, "run_batch", counting)
+    store = open_store(f"sqlite:///{db_path}?inline_writes={inline}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        await _one_failing_operation(store, batches)
+    finally:
+        await store.close()
+
+
+async def _one_failing_operation(store: SQLiteStore, batches: list[int]) -> None:
 
     def half_done(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO events (run_id, at, type, data) VALUES ('r1', 0, 'half', '{}')")
@@ -275,8 +288,9 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
 async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     db_path: str,
 ) -> None:
-    """With ``?inline_writes=1`` writes run on the loop's thread, but a write lock held by
-    another process is waited for on the connection's thread: the loop keeps running."""
+    """With ``?inline_writes=1`` small write batches run on the loop's thread, but a write
+    lock held by another process is waited for on the connection's thread: the loop
+    keeps running."""
     store = open_store(f"sqlite:///{db_path}?inline_writes=1")
     assert isinstance(store, SQLiteStore)
     await store.open()
@@ -300,9 +314,42 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
 
 
 async def test_writes_stay_on_the_connection_thread_by_default(store: SQLiteStore) -> None:
-    """The event loop is never held by a burst of writes unless ``inline_writes`` asks."""
+    """The event loop is never held by writes unless ``inline_writes`` asks."""
     assert store._writes.inline_busy_ms is None
     assert await store.create_run(new_run("r1")) == ("r1", True)
+
+
+async def test_small_write_batches_run_on_the_loop_and_bursts_on_the_connection_thread(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``?inline_writes=1`` a batch of a few writes runs on the event loop's thread
+    (no hop); a burst of writes runs on the connection's thread, in one transaction, so
+    the loop is not held by it."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        await _small_inline_burst_threaded(store, monkeypatch)
+    finally:
+        await store.close()
+
+
+async def _small_inline_burst_threaded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert store._writes.inline_busy_ms is not None
+    ran: list[tuple[int, bool]] = []  # (operations, on the loop's thread)
+    real_run_batch = batching.run_batch
+    loop_thread = threading.get_ident()
+
+    def recording(conn: sqlite3.Connection, ops: list[batching.Op]) -> object:
+        ran.append((len(ops), threading.get_ident() == loop_thread))
+        return real_run_batch(conn, ops)
+
+    monkeypatch.setattr(batching, "run_batch", recording)
+    assert await store.create_run(new_run("alone")) == ("alone", True)
+    burst = batching.INLINE_MAX + 1
+    await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(burst)))
+    assert ran == [(1, True), (burst, False)]
+    assert (await store.count_runs())["running"] == burst + 1
 
 
 async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
