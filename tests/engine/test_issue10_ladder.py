@@ -131,6 +131,8 @@ async def test_the_expiry_ladder_reminds_escalates_then_expires_with_the_typed_d
     assert expired.status is InterruptStatus.EXPIRED  # never confused with an answer
     assert (expired.resolved_by, expired.responses) == (None, [])
     assert expired.data == {"approved": False, "comment": "expired"}
+    # Delivered after their commits: the last may still be on its way when the run is done.
+    await eventually(lambda: len(messages) >= 4, what="the four outbox messages")
     assert [m.topic for m in messages] == [
         "interrupt.reminder",
         "interrupt.escalated",
