@@ -69,6 +69,7 @@ from engine.store.base import (
 )
 from engine.store.postgres import claims, ops, retry
 from engine.store.postgres import responders as responders_ops
+from engine.store.postgres.batching import Batcher
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
 from engine.store.postgres.write import Params, guarded, write_ctes
@@ -102,6 +103,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Pool[Record] | None = None
+        self._batcher = Batcher(self._on_conn, self._alone)
 
     # -- plumbing ---------------------------------------------------------------------
     def _require_pool(self) -> Pool[Record]:
@@ -130,6 +132,26 @@ class PostgresStore:
             except _CONNECTION_ERRORS as exc:
                 raise StoreError(f"PostgreSQL write failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _on_conn(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` on a pooled connection, as it is (for a batch of writes)."""
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn:
+                return await fn(conn)
+        except asyncpg.exceptions.DataError:
+            raise  # an argument asyncpg could not encode: nothing was committed
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(f"PostgreSQL write failed: {exc}") from exc
+
+    async def _alone(self, sql: str, args: Sequence[Any]) -> Record | None:
+        """Run one statement in its own transaction (with the deadlock retries)."""
+        return await self._tx(lambda conn: conn.fetchrow(sql, *args), atomic=False)
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> Any:
+        """The single value of a one-row write statement, sent with concurrent ones."""
+        row = await self._batcher.fetchrow(sql, args)
+        return None if row is None else row[0]
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
         """Run a read; ``snapshot`` makes several statements see one consistent state."""
@@ -161,6 +183,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool (waits for operations in flight to release their connections)."""
+        await self._batcher.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -187,18 +210,17 @@ class PostgresStore:
             "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $9) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             write_ctes(p, run.now, events=run.events, outbox=run.outbox),
-            "SELECT id FROM run",
+            "SELECT (SELECT id FROM run)",
         )
-
-        async def op(conn: Conn) -> tuple[str, bool]:
-            if await conn.fetchval(sql, *p.values) is not None:
-                return run.id, True
-            found = await conn.fetchval(
+        row = await self._batcher.fetchrow(sql, p.values)
+        if row is not None and row[0] is not None:
+            return run.id, True
+        found = await self._read(
+            lambda conn: conn.fetchval(
                 "SELECT id FROM runs WHERE idempotency_key=$1", run.idempotency_key
             )
-            return str(found), False
-
-        return await self._tx(op, atomic=False)
+        )
+        return str(found), False
 
     async def load_state(self, run_id: str) -> RunState | None:
         """Read a run with its steps and interrupts (one snapshot)."""
@@ -214,14 +236,10 @@ class PostgresStore:
             "UPDATE runs SET updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' "
             "RETURNING id",
             write_ctes(p, now, steps=steps),
-            "SELECT 1 FROM run",
+            "SELECT (SELECT 1 FROM run)",
         )
-
-        async def op(conn: Conn) -> None:
-            if await conn.fetchval(sql, *p.values) is None:
-                raise LostOwnership(run_id)
-
-        await self._tx(op, atomic=False)
+        if await self._write(sql, p.values) is None:
+            raise LostOwnership(run_id)
 
     async def release_run(
         self,
@@ -247,36 +265,26 @@ class PostgresStore:
                 f"lease_until=CASE WHEN {park} THEN NULL ELSE lease_until END "
                 "WHERE id=$2 AND owner=$3 AND status='running' RETURNING id, status",
                 write_ctes(p, now, steps=steps),
-                "SELECT status FROM run",
+                "SELECT (SELECT status FROM run)",
             )
-
-            async def write(conn: Conn) -> bool:
-                status = await conn.fetchval(sql, *p.values)
-                if status is None:
-                    raise LostOwnership(run_id)
-                return bool(status == "suspended")
-
-            return await self._tx(write, atomic=False)
-
-        async def op(conn: Conn) -> bool:
-            # A concurrent resolve holding the row makes this wait, then re-check the
-            # WHERE on the new row: a bumped wake_seq means "drive again".
-            parked = await conn.fetchval(
-                "UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
-                "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
-                "RETURNING 1",
-                now,
-                run_id,
-                owner,
-                wake_seq,
-            )
-            if parked is not None:
-                return True
-            if not await ops.check_owner(conn, run_id, owner, now):
+            status = await self._write(sql, p.values)
+            if status is None:
                 raise LostOwnership(run_id)
-            return False
+            return bool(status == "suspended")
 
-        return await self._tx(op, atomic=False)  # each statement stands alone
+        # A concurrent resolve holding the row makes this wait, then re-check the
+        # WHERE on the new row: a bumped wake_seq means "drive again".
+        parked = await self._write(
+            "WITH run AS (UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
+            "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
+            "RETURNING 1) SELECT (SELECT 1 FROM run)",
+            (now, run_id, owner, wake_seq),
+        )
+        if parked is not None:
+            return True
+        if not await self._tx(lambda conn: ops.check_owner(conn, run_id, owner, now), atomic=False):
+            raise LostOwnership(run_id)
+        return False
 
     async def abandon_run(self, run_id: str, owner: str, retry_at: float) -> None:
         """Give a run up (after an unexpected error) so recovery retries it at ``retry_at``."""
@@ -309,9 +317,9 @@ class PostgresStore:
             f"{update} AND NOT EXISTS (SELECT 1 FROM interrupts WHERE run_id=$5 "
             "AND status='pending') RETURNING id",
             ctes,
-            "SELECT 1 FROM run",
+            "SELECT (SELECT 1 FROM run)",
         )
-        if await self._tx(lambda conn: conn.fetchval(quick, *p.values), atomic=False):
+        if await self._write(quick, p.values) is not None:
             return
         sql = guarded(f"{update} RETURNING {RUN_COLS}", ctes, f"SELECT {RUN_COLS} FROM run")
 
