@@ -38,7 +38,8 @@ Acquire = Callable[[Callable[[Conn], Awaitable[list[Record]]]], Awaitable[list[R
 One = Callable[[str, Sequence[Any]], Awaitable[Record | None]]
 """Runs one statement alone in its own transaction (the store's, with its retries)."""
 
-_Item = tuple[Sequence[Any], "asyncio.Future[Record | None]"]
+_Item = tuple[str, Sequence[Any], "asyncio.Future[Record | None]"]
+"""A queued write: the run it locks (the batch's lock order), its arguments, its caller."""
 
 
 class Batcher:
@@ -59,11 +60,11 @@ class Batcher:
         self._starting = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def fetchrow(self, sql: str, args: Sequence[Any]) -> Record | None:
-        """Run ``sql`` (which returns exactly one row) with ``args`` in the next batch;
-        its row once the batch committed."""
+    async def fetchrow(self, run_id: str, sql: str, args: Sequence[Any]) -> Record | None:
+        """Run ``sql`` (which returns exactly one row and locks at most the run
+        ``run_id``) with ``args`` in the next batch; its row once the batch committed."""
         fut: asyncio.Future[Record | None] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(sql, []).append((args, fut))
+        self._queues.setdefault(sql, []).append((run_id, args, fut))
         self._start()
         return await fut
 
@@ -93,7 +94,9 @@ class Batcher:
                     # The rest goes to the back, so a busy text does not starve the others.
                     self._queues[sql] = queue[MAX_BATCH:]
                 self._start()  # what is left may go out while this batch is in flight
-                await self._send(sql, queue[:MAX_BATCH])
+                # Runs are locked in id order, as every statement locking several runs
+                # does: then lockers of several runs never wait for each other in a cycle.
+                await self._send(sql, sorted(queue[:MAX_BATCH], key=lambda item: item[0]))
         finally:
             self._inflight -= 1
             self._start()
@@ -105,7 +108,7 @@ class Batcher:
         except BaseException as exc:
             # A lost connection (the commit's fate unknown: no retry) or a cancelled batch.
             err = exc if isinstance(exc, Exception) else StoreError("the write was interrupted")
-            for _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(err)
             if not isinstance(exc, Exception):
@@ -115,21 +118,21 @@ class Batcher:
         """Send the batch as one transaction; False if the server refused a statement
         (then nothing of it was written)."""
         try:
-            rows = await self._acquire(lambda conn: conn.fetchmany(sql, [a for a, _ in batch]))
+            rows = await self._acquire(lambda conn: conn.fetchmany(sql, [a for _, a, _ in batch]))
         except (asyncpg.PostgresError, asyncpg.exceptions.DataError):
             # The server refused a statement, or asyncpg an argument: either way the
             # implicit transaction was rolled back, so each write may run again alone.
             return False
         if len(rows) != len(batch):
             raise StoreError("a batched statement must return exactly one row")
-        for (_, fut), row in zip(batch, rows, strict=True):
+        for (_, _, fut), row in zip(batch, rows, strict=True):
             if not fut.done():
                 fut.set_result(row)
         return True
 
     async def _one_by_one(self, sql: str, batch: list[_Item]) -> None:
         """Run each write in its own transaction, so a failing one fails alone."""
-        for args, fut in batch:
+        for _, args, fut in batch:
             try:
                 row = await self._one(sql, args)
             except Exception as exc:

@@ -55,8 +55,9 @@ async def heartbeat(conn: Conn, worker: WorkerRow, lease_until: float) -> list[W
     # locked until this transaction ends) every few heartbeats instead of at each one.
     now = worker.heartbeat_at
     await conn.execute(
-        "UPDATE runs SET lease_until=$1 WHERE owner=$2 AND status='running' "
-        "AND (lease_until IS NULL OR lease_until < $3)",
+        "UPDATE runs SET lease_until=$1 WHERE id IN (SELECT id FROM runs WHERE owner=$2 "
+        "AND status='running' AND (lease_until IS NULL OR lease_until < $3) "
+        "ORDER BY id FOR UPDATE)",  # in id order, as every locker of several runs
         lease_until,
         worker.id,
         now + (lease_until - now) * 2 / 3,

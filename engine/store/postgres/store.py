@@ -72,6 +72,7 @@ from engine.store.postgres import responders as responders_ops
 from engine.store.postgres.batching import Batcher
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
+from engine.store.postgres.resolving import ResolveCall, Resolver
 from engine.store.postgres.write import Params, guarded, write_ctes
 from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 
@@ -104,6 +105,7 @@ class PostgresStore:
         self.max_size = max_size
         self._pool: Pool[Record] | None = None
         self._batcher = Batcher(self._on_conn, self._alone)
+        self._resolver = Resolver(self._on_conn, self._resolve_alone)
 
     # -- plumbing ---------------------------------------------------------------------
     def _require_pool(self) -> Pool[Record]:
@@ -148,9 +150,10 @@ class PostgresStore:
         """Run one statement in its own transaction (with the deadlock retries)."""
         return await self._tx(lambda conn: conn.fetchrow(sql, *args), atomic=False)
 
-    async def _write(self, sql: str, args: Sequence[Any]) -> Any:
-        """The single value of a one-row write statement, sent with concurrent ones."""
-        row = await self._batcher.fetchrow(sql, args)
+    async def _write(self, run_id: str, sql: str, args: Sequence[Any]) -> Any:
+        """The single value of a one-row write statement (locking at most the run
+        ``run_id``), sent with concurrent ones."""
+        row = await self._batcher.fetchrow(run_id, sql, args)
         return None if row is None else row[0]
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
@@ -183,6 +186,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool (waits for operations in flight to release their connections)."""
+        await self._resolver.drain()
         await self._batcher.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -212,7 +216,7 @@ class PostgresStore:
             write_ctes(p, run.now, events=run.events, outbox=run.outbox),
             "SELECT (SELECT id FROM run)",
         )
-        row = await self._batcher.fetchrow(sql, p.values)
+        row = await self._batcher.fetchrow(run.id, sql, p.values)
         if row is not None and row[0] is not None:
             return run.id, True
         found = await self._read(
@@ -238,7 +242,7 @@ class PostgresStore:
             write_ctes(p, now, steps=steps),
             "SELECT (SELECT 1 FROM run)",
         )
-        if await self._write(sql, p.values) is None:
+        if await self._write(run_id, sql, p.values) is None:
             raise LostOwnership(run_id)
 
     async def release_run(
@@ -267,7 +271,7 @@ class PostgresStore:
                 write_ctes(p, now, steps=steps),
                 "SELECT (SELECT status FROM run)",
             )
-            status = await self._write(sql, p.values)
+            status = await self._write(run_id, sql, p.values)
             if status is None:
                 raise LostOwnership(run_id)
             return bool(status == "suspended")
@@ -275,6 +279,7 @@ class PostgresStore:
         # A concurrent resolve holding the row makes this wait, then re-check the
         # WHERE on the new row: a bumped wake_seq means "drive again".
         parked = await self._write(
+            run_id,
             "WITH run AS (UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
             "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
             "RETURNING 1) SELECT (SELECT 1 FROM run)",
@@ -319,7 +324,7 @@ class PostgresStore:
             ctes,
             "SELECT (SELECT 1 FROM run)",
         )
-        if await self._write(quick, p.values) is not None:
+        if await self._write(run_id, quick, p.values) is not None:
             return
         sql = guarded(f"{update} RETURNING {RUN_COLS}", ctes, f"SELECT {RUN_COLS} FROM run")
 
@@ -372,30 +377,39 @@ class PostgresStore:
         lease_until: float,
         now: float,
     ) -> ResolveResult:
-        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked."""
+        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked.
+
+        Concurrent resolves of different runs share a transaction (``resolving``).
+        """
+        fut: asyncio.Future[ResolveResult] = asyncio.get_running_loop().create_future()
+        call = ResolveCall(run_id, interrupt_id, decide, claim_owner, lease_until, now, fut)
+        return await self._resolver.resolve(call)
+
+    async def _resolve_alone(self, call: ResolveCall) -> ResolveResult:
+        """One resolve in its own transaction."""
 
         async def op(conn: Conn) -> ResolveResult:
             # The run's row lock serialises every resolve of this run (across processes);
             # the interrupt is read after it, so `decide` sees the latest answers.
-            row = await ops.run_row(conn, run_id, lock=True)
+            row = await ops.run_row(conn, call.run_id, lock=True)
             if row is None:
-                raise RunNotFound(run_id)
+                raise RunNotFound(call.run_id)
             run = run_from_row(row)
             parked = run.status is RunStatus.SUSPENDED
             # A parked run's steps come with the interrupt, for its take-over (nobody
             # writes the steps of a parked run; we hold its lock).
             found, steps_json = await ops.interrupt_for_resolve(
-                conn, run_id, interrupt_id, steps=parked
+                conn, call.run_id, call.interrupt_id, steps=parked
             )
             if found is None:
-                raise InterruptNotFound(run_id, interrupt_id)
-            res = decide(found, run)
-            at = now if res.at is None else res.at
+                raise InterruptNotFound(call.run_id, call.interrupt_id)
+            res = call.decide(found, run)
+            at = call.now if res.at is None else res.at
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
             take = res.status is not InterruptStatus.PENDING and parked
-            claim = (claim_owner, lease_until) if take else None
+            claim = (call.claim_owner, call.lease_until) if take else None
             written = await ops.apply_resolution(
-                conn, run_id, interrupt_id, res, at, claim, others=take
+                conn, call.run_id, call.interrupt_id, res, at, claim, others=take
             )
             after = resolved_interrupt(found, res, at)
             claimed = None
