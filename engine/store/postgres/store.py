@@ -1,12 +1,13 @@
-"""PostgreSQL store on asyncpg: a pool, one transaction per operation, row locks as fences.
+"""PostgreSQL store on asyncpg: a pool, row locks as fences, group commit.
 
 Why it is built this way:
 
 * Several processes (on several hosts) share one database, so exactly-once comes from
-  the database's locks, never from this process's memory. Every operation is one
-  transaction (READ COMMITTED) on a pooled connection: a single statement where the
+  the database's locks, never from this process's memory. Every operation is
+  atomic (READ COMMITTED) on a pooled connection: a single statement where the
   whole write fits in one (data-modifying CTEs, see ``write``), since round trips
-  are what a PostgreSQL store spends its time on, else an explicit transaction.
+  are what a PostgreSQL store spends its time on, else an explicit transaction;
+  concurrent ones of the hot paths share a transaction (group commit, below).
 * A run's row is the lock that serialises everything done to that run: drivers fence
   on it with conditional ``UPDATE ... WHERE owner=$me AND status='running'``, and
   ``resolve``/``cancel_run``/``fire_reminder`` take it with ``SELECT ... FOR UPDATE``
@@ -19,10 +20,16 @@ Why it is built this way:
 * Claims of runs and timers use ``FOR UPDATE SKIP LOCKED`` plus lease columns;
   outbox claims are serialised by an advisory lock instead, to keep each run's
   messages in order across processes (``claims`` explains both).
-* No group commit: PostgreSQL already shares one WAL flush among concurrent commits,
-  and batching unrelated runs into one transaction would make each wait for every
-  row lock in the batch. Deadlocks (possible between heartbeats and worker clean-up)
-  and serialization failures are retried; ``decide`` is pure, so a retry is safe.
+* Group commit (``batching``, ``resolving``): with the server on the same cores as the
+  service, each round trip costs a wake-up of a server process, and each commit a WAL
+  flush. So the hot writes (create, record steps, park, finish) of concurrent runs go
+  out together, one pipelined statement each and one implicit transaction per batch,
+  and concurrent resolves of different runs share one transaction. Each statement
+  still fences on its own run, a failed fence fails only its own write, and a batch
+  the server refuses runs again one operation at a time. Every lock on several runs
+  (batches, resolves, heartbeats) is taken in id order, so they never deadlock with
+  each other. Deadlocks (still possible with worker clean-up) and serialization
+  failures are retried; ``decide`` is pure, so a retry is safe.
 * Migrations (``postgres/migrations/NNNN_*.sql``) run in one transaction under an advisory
   lock, recorded in ``schema_migrations``; concurrent opens wait for each other, and
   a schema newer than this code is refused.
