@@ -252,7 +252,11 @@ class Store(Protocol):
 
     # -- workers, leases, recovery ----------------------------------------------------
     async def heartbeat(self, worker: WorkerRow, lease_until: float) -> list[WorkerRow]:
-        """Record that ``worker`` lives, extend its runs' leases; return all workers."""
+        """Record that ``worker`` lives, extend its runs' leases; return all workers.
+
+        A store may leave a lease alone while more than two thirds of it are left
+        (``worker.heartbeat_at`` is now): heartbeats come every third of a lease or more
+        often, so each is still renewed long before it runs out."""
 
     async def claim_runs(
         self, owner: str, now: float, lease_until: float, dead: Sequence[str], limit: int

@@ -49,10 +49,18 @@ async def heartbeat(conn: Conn, worker: WorkerRow, lease_until: float) -> list[W
         worker.pid,
         worker.heartbeat_at,
     )
+    # Only leases with less than two thirds of their length left are extended: each is
+    # still renewed long before it runs out (heartbeats come every third of a lease or
+    # more often), while a run is rewritten (all of the runs table's indexes, and its row
+    # locked until this transaction ends) every few heartbeats instead of at each one.
+    now = worker.heartbeat_at
     await conn.execute(
-        "UPDATE runs SET lease_until=$1 WHERE owner=$2 AND status='running'",
+        "UPDATE runs SET lease_until=$1 WHERE id IN (SELECT id FROM runs WHERE owner=$2 "
+        "AND status='running' AND (lease_until IS NULL OR lease_until < $3) "
+        "ORDER BY id FOR UPDATE)",  # in id order, as every locker of several runs
         lease_until,
         worker.id,
+        now + (lease_until - now) * 2 / 3,
     )
     rows = await conn.fetch("SELECT id, host, pid, heartbeat_at FROM workers ORDER BY id")
     return [WorkerRow(r[0], r[1], r[2], r[3]) for r in rows]

@@ -115,6 +115,22 @@ async def interrupt_for_resolve(
     return interrupt_from_row(row, _responses(row[16])), row[17] if steps else None
 
 
+RESOLVE_READ = (
+    "SELECT x.* FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+    f"(SELECT {INT_COLS}, {_RESPONSES}, {_STEPS} FROM interrupts i JOIN runs r "
+    "ON r.id = i.run_id WHERE i.run_id = $1 AND i.id = $2) AS x ON TRUE"
+)
+"""``interrupt_for_resolve`` with the steps, as exactly one row (all NULL when the
+interrupt does not exist): one of many pipelined in a batch of resolves."""
+
+
+def read_for_resolve(row: Record) -> tuple[Interrupt | None, str | None]:
+    """The interrupt and its run's steps (JSON) from a ``RESOLVE_READ`` row."""
+    if row[1] is None:
+        return None, None
+    return interrupt_from_row(row, _responses(row[16])), row[17]
+
+
 def taken_over(
     run_row: Record, steps_json: str | None, others_json: str | None, resolved: Interrupt
 ) -> RunState:
@@ -222,22 +238,22 @@ async def check_owner(conn: Conn, run_id: str, owner: str, now: float) -> bool:
     return found is not None
 
 
-async def apply_resolution(
-    conn: Conn,
+def resolution_sql(
     run_id: str,
     interrupt_id: str,
     res: Resolution,
     now: float,
     claim: tuple[str, float] | None,
     others: bool = False,
-) -> Record | None:
-    """Write what ``decide`` returned, in one statement (the caller holds the run's lock).
+) -> tuple[str, list[Any]]:
+    """The one statement (and its arguments) that writes what ``decide`` returned.
 
     Records the response, history and outbox; if final, closes the interrupt, drops its
     timers and bumps the run's ``wake_seq``, and with ``claim`` (owner, lease end) also
-    takes the parked run over. Returns the run's row (``RUN_COLS``) when final, then the
-    count of interrupts closed and, with ``others``, the run's other interrupts as JSON
-    (read in the statement's snapshot: this write does not change them).
+    takes the parked run over. It returns one row: for a pending answer just ``1``;
+    when final, the run's row (``RUN_COLS``), then the count of interrupts closed and,
+    with ``others``, the run's other interrupts as JSON (read in the statement's
+    snapshot: this write does not change them). The caller holds the run's lock.
     """
     p = Params(run_id, interrupt_id, now)
     ctes = write_ctes(p, now, events=res.events, outbox=res.outbox)
@@ -248,8 +264,7 @@ async def apply_resolution(
             f"{p.add(res.response_json)}, {p.add(res.response_approved, 'bool')}, $3))"
         )
     if res.status is InterruptStatus.PENDING:
-        await conn.execute(guarded("SELECT $1::text AS id", ctes, "SELECT 1"), *p.values)
-        return None
+        return guarded("SELECT $1::text AS id", ctes, "SELECT 1"), p.values
     take = (
         ", status='running', owner={}, lease_until={}".format(
             p.add(claim[0], "text"), p.add(claim[1], "float8")
@@ -266,16 +281,36 @@ async def apply_resolution(
         f"w_run AS (UPDATE runs SET wake_seq=wake_seq+1, updated_at=$3{take} "
         f"WHERE id=$1 RETURNING {RUN_COLS})",
     ]
-    row = await conn.fetchrow(
-        guarded(
-            "SELECT $1::text AS id",
-            ctes,
-            "SELECT w_run.*, (SELECT COUNT(*) FROM w_interrupt)"
-            + (f", {_OTHERS}" if others else "")
-            + " FROM w_run",
-        ),
-        *p.values,
+    sql = guarded(
+        "SELECT $1::text AS id",
+        ctes,
+        "SELECT w_run.*, (SELECT COUNT(*) FROM w_interrupt)"
+        + (f", {_OTHERS}" if others else "")
+        + " FROM w_run",
     )
+    return sql, p.values
+
+
+def resolution_written(run_id: str, interrupt_id: str, row: Record | None) -> Record:
+    """The final resolution's row, checked: the interrupt was closed by this statement."""
     if row is None or row[11] != 1:  # decide() saw it pending inside this very transaction
         raise StoreError(f"interrupt {run_id}/{interrupt_id} changed underneath")
     return row
+
+
+async def apply_resolution(
+    conn: Conn,
+    run_id: str,
+    interrupt_id: str,
+    res: Resolution,
+    now: float,
+    claim: tuple[str, float] | None,
+    others: bool = False,
+) -> Record | None:
+    """Write what ``decide`` returned, in one statement (see ``resolution_sql``); the
+    run's row when final, else None."""
+    sql, args = resolution_sql(run_id, interrupt_id, res, now, claim, others)
+    row = await conn.fetchrow(sql, *args)
+    if res.status is InterruptStatus.PENDING:
+        return None
+    return resolution_written(run_id, interrupt_id, row)

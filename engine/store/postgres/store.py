@@ -1,12 +1,13 @@
-"""PostgreSQL store on asyncpg: a pool, one transaction per operation, row locks as fences.
+"""PostgreSQL store on asyncpg: a pool, row locks as fences, group commit.
 
 Why it is built this way:
 
 * Several processes (on several hosts) share one database, so exactly-once comes from
-  the database's locks, never from this process's memory. Every operation is one
-  transaction (READ COMMITTED) on a pooled connection: a single statement where the
+  the database's locks, never from this process's memory. Every operation is
+  atomic (READ COMMITTED) on a pooled connection: a single statement where the
   whole write fits in one (data-modifying CTEs, see ``write``), since round trips
-  are what a PostgreSQL store spends its time on, else an explicit transaction.
+  are what a PostgreSQL store spends its time on, else an explicit transaction;
+  concurrent ones of the hot paths share a transaction (group commit, below).
 * A run's row is the lock that serialises everything done to that run: drivers fence
   on it with conditional ``UPDATE ... WHERE owner=$me AND status='running'``, and
   ``resolve``/``cancel_run``/``fire_reminder`` take it with ``SELECT ... FOR UPDATE``
@@ -19,10 +20,16 @@ Why it is built this way:
 * Claims of runs and timers use ``FOR UPDATE SKIP LOCKED`` plus lease columns;
   outbox claims are serialised by an advisory lock instead, to keep each run's
   messages in order across processes (``claims`` explains both).
-* No group commit: PostgreSQL already shares one WAL flush among concurrent commits,
-  and batching unrelated runs into one transaction would make each wait for every
-  row lock in the batch. Deadlocks (possible between heartbeats and worker clean-up)
-  and serialization failures are retried; ``decide`` is pure, so a retry is safe.
+* Group commit (``batching``, ``resolving``): with the server on the same cores as the
+  service, each round trip costs a wake-up of a server process, and each commit a WAL
+  flush. So the hot writes (create, record steps, park, finish) of concurrent runs go
+  out together, one pipelined statement each and one implicit transaction per batch,
+  and concurrent resolves of different runs share one transaction. Each statement
+  still fences on its own run, a failed fence fails only its own write, and a batch
+  the server refuses runs again one operation at a time. Every lock on several runs
+  (batches, resolves, heartbeats) is taken in id order, so they never deadlock with
+  each other. Deadlocks (still possible with worker clean-up) and serialization
+  failures are retried; ``decide`` is pure, so a retry is safe.
 * Migrations (``postgres/migrations/NNNN_*.sql``) run in one transaction under an advisory
   lock, recorded in ``schema_migrations``; concurrent opens wait for each other, and
   a schema newer than this code is refused.
@@ -69,8 +76,10 @@ from engine.store.base import (
 )
 from engine.store.postgres import claims, ops, retry
 from engine.store.postgres import responders as responders_ops
+from engine.store.postgres.batching import Batcher
 from engine.store.postgres.migrate import migrate
 from engine.store.postgres.ops import Conn
+from engine.store.postgres.resolving import ResolveCall, Resolver
 from engine.store.postgres.write import Params, guarded, write_ctes
 from engine.store.rows import CURSOR_SLACK, RUN_COLS, dumps, loads, resolved_interrupt, run_from_row
 
@@ -102,6 +111,8 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Pool[Record] | None = None
+        self._batcher = Batcher(self._on_conn, self._alone)
+        self._resolver = Resolver(self._on_conn, self._resolve_alone)
 
     # -- plumbing ---------------------------------------------------------------------
     def _require_pool(self) -> Pool[Record]:
@@ -130,6 +141,27 @@ class PostgresStore:
             except _CONNECTION_ERRORS as exc:
                 raise StoreError(f"PostgreSQL write failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _on_conn(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` on a pooled connection, as it is (for a batch of writes)."""
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn:
+                return await fn(conn)
+        except asyncpg.exceptions.DataError:
+            raise  # an argument asyncpg could not encode: nothing was committed
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(f"PostgreSQL write failed: {exc}") from exc
+
+    async def _alone(self, sql: str, args: Sequence[Any]) -> Record | None:
+        """Run one statement in its own transaction (with the deadlock retries)."""
+        return await self._tx(lambda conn: conn.fetchrow(sql, *args), atomic=False)
+
+    async def _write(self, run_id: str, sql: str, args: Sequence[Any]) -> Any:
+        """The single value of a one-row write statement (locking at most the run
+        ``run_id``), sent with concurrent ones."""
+        row = await self._batcher.fetchrow(run_id, sql, args)
+        return None if row is None else row[0]
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
         """Run a read; ``snapshot`` makes several statements see one consistent state."""
@@ -161,6 +193,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool (waits for operations in flight to release their connections)."""
+        await self._resolver.drain()
+        await self._batcher.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -187,18 +221,17 @@ class PostgresStore:
             "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $9) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             write_ctes(p, run.now, events=run.events, outbox=run.outbox),
-            "SELECT id FROM run",
+            "SELECT (SELECT id FROM run)",
         )
-
-        async def op(conn: Conn) -> tuple[str, bool]:
-            if await conn.fetchval(sql, *p.values) is not None:
-                return run.id, True
-            found = await conn.fetchval(
+        row = await self._batcher.fetchrow(run.id, sql, p.values)
+        if row is not None and row[0] is not None:
+            return run.id, True
+        found = await self._read(
+            lambda conn: conn.fetchval(
                 "SELECT id FROM runs WHERE idempotency_key=$1", run.idempotency_key
             )
-            return str(found), False
-
-        return await self._tx(op, atomic=False)
+        )
+        return str(found), False
 
     async def load_state(self, run_id: str) -> RunState | None:
         """Read a run with its steps and interrupts (one snapshot)."""
@@ -214,14 +247,10 @@ class PostgresStore:
             "UPDATE runs SET updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' "
             "RETURNING id",
             write_ctes(p, now, steps=steps),
-            "SELECT 1 FROM run",
+            "SELECT (SELECT 1 FROM run)",
         )
-
-        async def op(conn: Conn) -> None:
-            if await conn.fetchval(sql, *p.values) is None:
-                raise LostOwnership(run_id)
-
-        await self._tx(op, atomic=False)
+        if await self._write(run_id, sql, p.values) is None:
+            raise LostOwnership(run_id)
 
     async def release_run(
         self,
@@ -247,36 +276,27 @@ class PostgresStore:
                 f"lease_until=CASE WHEN {park} THEN NULL ELSE lease_until END "
                 "WHERE id=$2 AND owner=$3 AND status='running' RETURNING id, status",
                 write_ctes(p, now, steps=steps),
-                "SELECT status FROM run",
+                "SELECT (SELECT status FROM run)",
             )
-
-            async def write(conn: Conn) -> bool:
-                status = await conn.fetchval(sql, *p.values)
-                if status is None:
-                    raise LostOwnership(run_id)
-                return bool(status == "suspended")
-
-            return await self._tx(write, atomic=False)
-
-        async def op(conn: Conn) -> bool:
-            # A concurrent resolve holding the row makes this wait, then re-check the
-            # WHERE on the new row: a bumped wake_seq means "drive again".
-            parked = await conn.fetchval(
-                "UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
-                "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
-                "RETURNING 1",
-                now,
-                run_id,
-                owner,
-                wake_seq,
-            )
-            if parked is not None:
-                return True
-            if not await ops.check_owner(conn, run_id, owner, now):
+            status = await self._write(run_id, sql, p.values)
+            if status is None:
                 raise LostOwnership(run_id)
-            return False
+            return bool(status == "suspended")
 
-        return await self._tx(op, atomic=False)  # each statement stands alone
+        # A concurrent resolve holding the row makes this wait, then re-check the
+        # WHERE on the new row: a bumped wake_seq means "drive again".
+        parked = await self._write(
+            run_id,
+            "WITH run AS (UPDATE runs SET status='suspended', owner=NULL, lease_until=NULL, "
+            "updated_at=$1 WHERE id=$2 AND owner=$3 AND status='running' AND wake_seq=$4 "
+            "RETURNING 1) SELECT (SELECT 1 FROM run)",
+            (now, run_id, owner, wake_seq),
+        )
+        if parked is not None:
+            return True
+        if not await self._tx(lambda conn: ops.check_owner(conn, run_id, owner, now), atomic=False):
+            raise LostOwnership(run_id)
+        return False
 
     async def abandon_run(self, run_id: str, owner: str, retry_at: float) -> None:
         """Give a run up (after an unexpected error) so recovery retries it at ``retry_at``."""
@@ -309,9 +329,9 @@ class PostgresStore:
             f"{update} AND NOT EXISTS (SELECT 1 FROM interrupts WHERE run_id=$5 "
             "AND status='pending') RETURNING id",
             ctes,
-            "SELECT 1 FROM run",
+            "SELECT (SELECT 1 FROM run)",
         )
-        if await self._tx(lambda conn: conn.fetchval(quick, *p.values), atomic=False):
+        if await self._write(run_id, quick, p.values) is not None:
             return
         sql = guarded(f"{update} RETURNING {RUN_COLS}", ctes, f"SELECT {RUN_COLS} FROM run")
 
@@ -364,30 +384,39 @@ class PostgresStore:
         lease_until: float,
         now: float,
     ) -> ResolveResult:
-        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked."""
+        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked.
+
+        Concurrent resolves of different runs share a transaction (``resolving``).
+        """
+        fut: asyncio.Future[ResolveResult] = asyncio.get_running_loop().create_future()
+        call = ResolveCall(run_id, interrupt_id, decide, claim_owner, lease_until, now, fut)
+        return await self._resolver.resolve(call)
+
+    async def _resolve_alone(self, call: ResolveCall) -> ResolveResult:
+        """One resolve in its own transaction."""
 
         async def op(conn: Conn) -> ResolveResult:
             # The run's row lock serialises every resolve of this run (across processes);
             # the interrupt is read after it, so `decide` sees the latest answers.
-            row = await ops.run_row(conn, run_id, lock=True)
+            row = await ops.run_row(conn, call.run_id, lock=True)
             if row is None:
-                raise RunNotFound(run_id)
+                raise RunNotFound(call.run_id)
             run = run_from_row(row)
             parked = run.status is RunStatus.SUSPENDED
             # A parked run's steps come with the interrupt, for its take-over (nobody
             # writes the steps of a parked run; we hold its lock).
             found, steps_json = await ops.interrupt_for_resolve(
-                conn, run_id, interrupt_id, steps=parked
+                conn, call.run_id, call.interrupt_id, steps=parked
             )
             if found is None:
-                raise InterruptNotFound(run_id, interrupt_id)
-            res = decide(found, run)
-            at = now if res.at is None else res.at
+                raise InterruptNotFound(call.run_id, call.interrupt_id)
+            res = call.decide(found, run)
+            at = call.now if res.at is None else res.at
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
             take = res.status is not InterruptStatus.PENDING and parked
-            claim = (claim_owner, lease_until) if take else None
+            claim = (call.claim_owner, call.lease_until) if take else None
             written = await ops.apply_resolution(
-                conn, run_id, interrupt_id, res, at, claim, others=take
+                conn, call.run_id, call.interrupt_id, res, at, claim, others=take
             )
             after = resolved_interrupt(found, res, at)
             claimed = None
