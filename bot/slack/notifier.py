@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.outbox_reads import delivery_reads
 from bot.slack.acks import MAX_DEFER, AckFirst
 from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
@@ -150,6 +151,7 @@ class Notifier:
         self.signer = signer
         self.default_channel = default_channel
         self.bindings = bindings or Bindings(engine)
+        self.reads = delivery_reads(engine)
 
     def subscribe(self) -> None:
         """Subscribe to the engine's outbox. Do it before the engine starts, so nothing
@@ -166,7 +168,8 @@ class Notifier:
                 return
             if message.interrupt_id is None:
                 return
-            interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
+            # Read now (current state), and left for the other subscribers of the message.
+            interrupt = await self.reads.current(message)
             if interrupt.kind is not InterruptKind.INPUT:
                 return  # events and sleeps have no one to ask in Slack
             if message.topic == "interrupt.created":
