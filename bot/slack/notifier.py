@@ -72,6 +72,7 @@ from engine import (
     InterruptStatus,
     OutboxMessage,
     RunNotFound,
+    RunStatus,
     WorkflowNotRegistered,
 )
 
@@ -390,9 +391,16 @@ class Notifier:
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
         await self._updates_first()
-        detail = await self.engine.get_run(run_id)
-        text = finished_text(detail.run, cancellation(detail))
-        for interrupt in detail.interrupts:
+        # The run and its interrupts, not its whole history (get_run): only a cancelled
+        # run's reply needs that, to say who cancelled it and why.
+        run = await self.engine.find_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        cancelled = None
+        if run.status is RunStatus.CANCELLED:
+            cancelled = cancellation(await self.engine.get_run(run_id))
+        text = finished_text(run, cancelled)
+        for interrupt in await self.engine.list_interrupts(run_id=run_id, status=None, limit=-1):
             await self._reply_in_threads(interrupt, FINISHED_KIND, text)
 
     async def _reply_in_threads(
