@@ -31,6 +31,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.outbox_reads import delivery_reads
 from bot.settings import Settings
 from bot.slack.authorization import UsergroupAuthorizer
 from bot.slack.bindings import posted_messages
@@ -127,7 +128,8 @@ class HomeTab:
         if message.interrupt_id is None or not self.viewers:
             return  # only opened tabs are refreshed: with none, skip reading the request
         try:
-            interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
+            # Who is concerned changes only with messages of its own: a shared read will do.
+            interrupt = await delivery_reads(self.engine).settled(message)
         except (RunNotFound, InterruptNotFound):
             return
         if interrupt.kind is not InterruptKind.INPUT:

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.outbox_reads import delivery_reads
 from bot.slack.acks import MAX_DEFER, AckFirst
 from bot.slack.bindings import MESSAGE_REF_PREFIX, Bindings, PostedMessage, posted_messages
 from bot.slack.blocks.compose import (
@@ -71,6 +72,7 @@ from engine import (
     InterruptStatus,
     OutboxMessage,
     RunNotFound,
+    RunStatus,
     WorkflowNotRegistered,
 )
 
@@ -150,6 +152,7 @@ class Notifier:
         self.signer = signer
         self.default_channel = default_channel
         self.bindings = bindings or Bindings(engine)
+        self.reads = delivery_reads(engine)
 
     def subscribe(self) -> None:
         """Subscribe to the engine's outbox. Do it before the engine starts, so nothing
@@ -166,7 +169,8 @@ class Notifier:
                 return
             if message.interrupt_id is None:
                 return
-            interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
+            # Read now (current state), and left for the other subscribers of the message.
+            interrupt = await self.reads.current(message)
             if interrupt.kind is not InterruptKind.INPUT:
                 return  # events and sleeps have no one to ask in Slack
             if message.topic == "interrupt.created":
@@ -387,9 +391,16 @@ class Notifier:
     async def announce_finished(self, run_id: str) -> None:
         """Reply in the thread of each of the run's messages with how the run ended."""
         await self._updates_first()
-        detail = await self.engine.get_run(run_id)
-        text = finished_text(detail.run, cancellation(detail))
-        for interrupt in detail.interrupts:
+        # The run and its interrupts, not its whole history (get_run): only a cancelled
+        # run's reply needs that, to say who cancelled it and why.
+        run = await self.engine.find_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        cancelled = None
+        if run.status is RunStatus.CANCELLED:
+            cancelled = cancellation(await self.engine.get_run(run_id))
+        text = finished_text(run, cancelled)
+        for interrupt in await self.engine.list_interrupts(run_id=run_id, status=None, limit=-1):
             await self._reply_in_threads(interrupt, FINISHED_KIND, text)
 
     async def _reply_in_threads(

@@ -4,8 +4,9 @@ Nothing from the network reaches a parser before it is known to come from Slack.
 
 1. **Size and pace**: a body over 1 MiB is refused (413; Slack's payloads are a few KB),
    and the whole body must arrive within ``SIGNOFF_BODY_TIMEOUT`` (408).
-2. **Signature** over the raw bytes and the 5-minute replay window, with slack-sdk's
-   ``SignatureVerifier`` (slack-facts §1.2): anything else is a 401, before any parsing.
+2. **Signature** over the raw bytes and the 5-minute replay window, as slack-sdk's
+   ``SignatureVerifier`` checks it (slack-facts §1.2; ``bot.slack.signature``): anything
+   else is a 401, before any parsing.
 3. **Shape** (``bot.slack.inbound``): a verified body bolt could not handle is a 400; a
    payload of a type Signoff has no listener for is a 404, as bolt would answer.
 4. **Bolt** dispatches the payload parsed in 3 (parsing a click's body is the costliest
@@ -31,13 +32,13 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import REFUSED_LOGGER
 from bot.settings import Settings
 from bot.slack.acks import AckFirst
 from bot.slack.app import SLACK_BOT
 from bot.slack.inbound import InvalidPayload, UnhandledPayload, check_payload, parse_payload
+from bot.slack.signature import SlackSignature
 from bot.web.problems import MAX_BODY, Problem, read_body
 from engine import Engine
 
@@ -86,7 +87,7 @@ def slack_events_handler(
     ``acks`` counts the requests waiting for their answer (``bot.slack.acks``)."""
     assert settings.slack_signing_secret is not None  # HTTP mode requires it (Settings)
     # Built now, so an unusable secret stops start-up instead of failing every request.
-    verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+    verifier = SlackSignature(settings.slack_signing_secret.get_secret_value())
 
     async def slack_events(request: web.Request) -> web.Response:
         if acks is None:
@@ -108,10 +109,8 @@ def slack_events_handler(
             return problem.response()
         now = time.time()
         reason = _unverified(request, body, now)
-        if reason is None and not verifier.is_valid(
-            body=body,
-            timestamp=request.headers[_TIMESTAMP],
-            signature=request.headers[_SIGNATURE],
+        if reason is None and not verifier.matches(
+            body, request.headers[_TIMESTAMP], request.headers[_SIGNATURE]
         ):
             reason = "the signature does not match"
         if reason is not None:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidReference
@@ -132,12 +131,11 @@ class SnoozeReminder:
             log.error("cannot remind %s of %s/%s: %s", actor, message.run_id,
                       message.interrupt_id, exc)  # fmt: skip
             return
-        blocks: list[Block] = list(shown.blocks)
         try:
             await self.client.chat_postMessage(
                 channel=actor,
                 text=f"Reminder, as you asked: {shown.text}",
-                blocks=blocks,
+                blocks=shown.blocks,
                 metadata=metadata_for(interrupt, actor, SNOOZE_KIND),
             )
         except Exception as exc:

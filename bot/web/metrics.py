@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from bot.outbox_reads import delivery_reads
 from bot.settings import Settings
 from bot.web.models import Health
 from bot.web.openapi import Operation, add_operations
@@ -139,7 +140,8 @@ class Metrics:
         if message.interrupt_id is None or message.data.get("status") == "cancelled":
             return  # a cancelled run is nobody's answer
         try:
-            interrupt = await self.engine.get_interrupt(message.run_id, message.interrupt_id)
+            # Kind, times and a resolved status do not change: the notifier's read will do.
+            interrupt = await delivery_reads(self.engine).settled(message)
         except (RunNotFound, InterruptNotFound):
             return
         if interrupt.kind is not InterruptKind.INPUT or interrupt.status is InterruptStatus.PENDING:

@@ -273,20 +273,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_CONTAINERS = (dict, list)
+
+
 def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True if ``value`` nests lists and objects at most ``limit`` levels deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    # Level by level, keeping only the containers: a Slack click's payload has some 200
+    # values, nearly all scalars, and it is checked on the way to every ack.
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return False
-        stack.extend((child, depth + 1) for child in children)
+        below: list[Any] = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, _CONTAINERS):
+                    below.append(child)
+        level = below
     return True
 
 

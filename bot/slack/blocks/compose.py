@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
+from bot.slack.blocks import kit
 from bot.slack.blocks.layout import plain_text
 from bot.slack.blocks.render import (
     Message,
@@ -187,11 +187,7 @@ def _waiting(info: RequestInfo, ref: str, common: dict[str, Any]) -> Message:
             **common,
         )
     needed = f" · {i.quorum} approvals needed" if i.quorum > 1 else ""
-    who = ContextBlock(
-        elements=[
-            MarkdownTextObject(text=f"May respond: {describe_responders(i.responders)}{needed}")
-        ]
-    )
+    who = kit.context(f"May respond: {describe_responders(i.responders)}{needed}")
     blocks = list(message.blocks)
     blocks.insert(len(blocks) - 1, who)  # just above the controls
     return Message(text=message.text, blocks=blocks)

@@ -47,4 +47,4 @@ def render_digest(items: Sequence[WaitingItem], total: int, *, now: datetime) ->
                 ]
             )
         )
-    return Message(text=f"Reminder: {title}", blocks=blocks)
+    return Message(text=f"Reminder: {title}", blocks=[block.to_dict() for block in blocks])

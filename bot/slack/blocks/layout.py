@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
+from bot.slack.blocks import kit
 from bot.slack.blocks.text import escape_truncate, humanize, truncate
 
 __all__ = ["LONG_VALUE_MAX", "SHORT_VALUE_MAX", "Item", "layout_items", "payload_items"]
@@ -89,13 +89,13 @@ def plain_text(value: Any) -> str:
 
 def layout_items(
     items: Sequence[Item], *, max_blocks: int = MAX_BLOCKS, max_chars: int = MAX_CHARS
-) -> list[Block]:
+) -> list[kit.JsonBlock]:
     """Lay ``items`` out in order as section blocks, within ``max_blocks`` and ``max_chars``.
 
     One block of the budget is kept for the "not shown" note.
     """
-    blocks: list[Block] = []
-    fields: list[MarkdownTextObject] = []
+    blocks: list[kit.JsonBlock] = []
+    fields: list[str] = []
     used_chars = 0
     for index, item in enumerate(items):
         label = escape_truncate(item.label, LABEL_MAX) or EMPTY
@@ -111,26 +111,24 @@ def layout_items(
         used_chars += len(text)
         if is_long:
             _flush(blocks, fields)
-            blocks.append(
-                SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_TEXT_MAX)))
-            )
+            blocks.append(kit.section(truncate(text, SECTION_TEXT_MAX)))
             continue
         if len(fields) == FIELDS_PER_SECTION:
             _flush(blocks, fields)
-        fields.append(MarkdownTextObject(text=truncate(text, FIELD_TEXT_MAX)))
+        fields.append(truncate(text, FIELD_TEXT_MAX))
     _flush(blocks, fields)
     return blocks
 
 
-def _flush(blocks: list[Block], fields: list[MarkdownTextObject]) -> None:
+def _flush(blocks: list[kit.JsonBlock], fields: list[str]) -> None:
     if fields:
-        blocks.append(SectionBlock(fields=list(fields)))
+        blocks.append(kit.section(fields=fields))
         fields.clear()
 
 
-def _not_shown(count: int) -> ContextBlock:
+def _not_shown(count: int) -> kit.JsonBlock:
     noun = "field" if count == 1 else "fields"
-    return ContextBlock(elements=[MarkdownTextObject(text=f"…and {count} more {noun} not shown.")])
+    return kit.context(f"…and {count} more {noun} not shown.")
 
 
 def _model_label(fields: Mapping[str, Any], key: str) -> str:

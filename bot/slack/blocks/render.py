@@ -1,7 +1,8 @@
-"""Render approval requests, their outcomes and response modals as Block Kit objects.
+"""Render approval requests, their outcomes and response modals as Block Kit.
 
 Pure functions, no I/O: they take plain data (strings, datetimes, dicts, pydantic models and
-classes) and return ``slack_sdk.models`` objects the caller posts with ``chat.postMessage`` /
+classes) and return Block Kit JSON (messages, as plain dicts: ``bot.slack.blocks.kit``) or
+``slack_sdk.models`` objects (modals) the caller posts with ``chat.postMessage`` /
 ``chat.update`` / ``views.open``. Whatever the payload, the result stays inside Slack's
 limits (50 blocks, 10 fields of 2000 characters per section, 3000 per section text, ...):
 long values are cut with an ellipsis and fields beyond a budget are summarised.
@@ -15,20 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    InteractiveElement,
-    MarkdownTextObject,
-    Option,
-    SectionBlock,
-    StaticSelectElement,
-)
+from slack_sdk.models.blocks import ActionsBlock
 
 from bot.slack import action_ids
+from bot.slack.blocks import kit
 from bot.slack.blocks.forms import (
     INLINE_CHOICES_MAX,
     ResumeSchema,
@@ -71,11 +62,11 @@ class Message:
     """
 
     text: str
-    blocks: list[Block]
+    blocks: list[kit.JsonBlock]
 
     def to_dict(self) -> dict[str, Any]:
-        """The message as Slack JSON (validates every block, raising on a broken limit)."""
-        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+        """The message as Slack JSON."""
+        return {"text": self.text, "blocks": list(self.blocks)}
 
 
 Payload = BaseModel | Mapping[str, Any] | None
@@ -151,7 +142,7 @@ def render_progress_message(
     )
     who = ", ".join(mention(user) for user in approved_by) or "nobody yet"
     line = f":hourglass_flowing_sand: *{len(approved_by)} of {required} approvals* so far: {who}"
-    progress = SectionBlock(text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX)))
+    progress = kit.section(truncate(line, SECTION_TEXT_MAX))
     blocks = list(message.blocks)
     blocks.insert(len(blocks) - 2, progress)  # above the context line and the controls
     return Message(text=message.text, blocks=blocks)
@@ -189,7 +180,7 @@ def render_outcome_message(
     who = ", ".join(mention(user) for user in deciders) or "someone"
     status = f"{headline} by {who} · {slack_date(decided_at)}"
     blocks = _top(workflow, step, payload, None)
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(status, SECTION_TEXT_MAX))))
+    blocks.append(kit.section(truncate(status, SECTION_TEXT_MAX)))
     blocks.extend(_response_blocks(schema, values))
     blocks.append(_context(run_id, requester, None))
     plain = headline.replace("*", "")
@@ -255,28 +246,29 @@ def _closed(
     if note:
         status += "\n>" + escape_truncate(note, SECTION_TEXT_MAX - len(status) - 2)
     blocks = _top(workflow, step, payload, None)
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=status)))
+    blocks.append(kit.section(status))
     blocks.append(_context(run_id, requester, None))
     return Message(text=_fallback(f"{word}: {workflow}: {step}"), blocks=blocks)
 
 
-def _top(workflow: str, step: str, payload: Payload, description: str | None) -> list[Block]:
+def _top(
+    workflow: str, step: str, payload: Payload, description: str | None
+) -> list[kit.JsonBlock]:
     title = f"{workflow}: {step}" if workflow and step else (workflow or step or "Request")
-    blocks: list[Block] = [HeaderBlock(text=truncate(title, HEADER_MAX))]
+    blocks = [kit.header(truncate(title, HEADER_MAX))]
     if description:
-        text = escape_truncate(description, SECTION_TEXT_MAX)
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+        blocks.append(kit.section(escape_truncate(description, SECTION_TEXT_MAX)))
     blocks.extend(layout_items(payload_items(payload)))
     return blocks
 
 
-def _context(run_id: str, requester: str | None, expires_at: datetime | None) -> ContextBlock:
+def _context(run_id: str, requester: str | None, expires_at: datetime | None) -> kit.JsonBlock:
     parts = [f"Run `{escape_truncate(run_id, ID_SHOWN_MAX)}`"]
     if requester:
         parts.append(f"Requested by {mention(requester)}")
     if expires_at is not None:
         parts.append(f"Expires {slack_date(expires_at)}")
-    return ContextBlock(elements=[MarkdownTextObject(text=" · ".join(parts))])
+    return kit.context(" · ".join(parts))
 
 
 def request_controls(model: type[BaseModel], ref: str, *, block_id: str) -> ActionsBlock:
@@ -284,21 +276,21 @@ def request_controls(model: type[BaseModel], ref: str, *, block_id: str) -> Acti
     actions block named ``block_id`` (a view needs unique block ids; a select menu keeps
     the reference as its block id, which is unique per request already)."""
     block = _controls(describe_model(model), ref)
-    if block.block_id == action_ids.CONTROLS_BLOCK_ID:
-        block.block_id = block_id
-    return block
+    if block["block_id"] == action_ids.CONTROLS_BLOCK_ID:
+        block["block_id"] = block_id
+    return ActionsBlock(block_id=block["block_id"], elements=block["elements"])
 
 
-def _controls(schema: ResumeSchema, ref: str) -> ActionsBlock:
+def _controls(schema: ResumeSchema, ref: str) -> kit.JsonBlock:
     if not ref or len(ref) > BUTTON_VALUE_MAX:
         raise ValueError(f"ref must be 1..{BUTTON_VALUE_MAX} characters, got {len(ref)}")
     if schema.shape is Shape.APPROVAL:
         approve = action_ids.APPROVE_MODAL if schema.needs_modal else action_ids.APPROVE
         reject_modal = schema.needs_modal or bool(schema.required_on_reject)
         reject = action_ids.REJECT_MODAL if reject_modal else action_ids.REJECT
-        elements: list[InteractiveElement] = [
-            ButtonElement(text="Approve", action_id=approve, value=ref, style="primary"),
-            ButtonElement(text="Reject", action_id=reject, value=ref, style="danger"),
+        elements = [
+            kit.button("Approve", approve, ref, "primary"),
+            kit.button("Reject", reject, ref, "danger"),
         ]
     elif schema.shape is Shape.CHOICE:
         return _choice_controls(schema, ref)
@@ -306,34 +298,30 @@ def _controls(schema: ResumeSchema, ref: str) -> ActionsBlock:
         elements = [_button("Acknowledge", action_ids.ACKNOWLEDGE, ref, "primary")]
     else:
         elements = [_button("Respond", action_ids.RESPOND, ref, "primary")]
-    return ActionsBlock(block_id=action_ids.CONTROLS_BLOCK_ID, elements=elements)
+    return kit.actions(elements, block_id=action_ids.CONTROLS_BLOCK_ID)
 
 
-def _choice_controls(schema: ResumeSchema, ref: str) -> ActionsBlock:
+def _choice_controls(schema: ResumeSchema, ref: str) -> kit.JsonBlock:
     assert schema.choice_field is not None  # CHOICE shape always names its field
     spec = schema.field(schema.choice_field)
     if len(spec.choices) <= INLINE_CHOICES_MAX:
-        buttons: list[InteractiveElement] = [
+        buttons = [
             _button(choice.label, action_ids.CHOOSE_PREFIX + choice.key, ref, None)
             for choice in spec.choices
         ]
-        return ActionsBlock(block_id=action_ids.CONTROLS_BLOCK_ID, elements=buttons)
+        return kit.actions(buttons, block_id=action_ids.CONTROLS_BLOCK_ID)
     # A select has no value of its own, so the reference rides in the block_id.
     if len(ref) > BLOCK_ID_MAX:
         raise ValueError(f"ref must be at most {BLOCK_ID_MAX} characters for a select menu")
-    options = [Option(value=c.key, text=truncate(c.label, BUTTON_TEXT_MAX)) for c in spec.choices]
-    select = StaticSelectElement(
-        action_id=action_ids.SELECT,
-        placeholder=truncate(f"Choose {spec.label.lower()}{ELLIPSIS}", 150),
-        options=options,
+    options = [kit.option(truncate(c.label, BUTTON_TEXT_MAX), c.key) for c in spec.choices]
+    select = kit.static_select(
+        action_ids.SELECT, truncate(f"Choose {spec.label.lower()}{ELLIPSIS}", 150), options
     )
-    return ActionsBlock(block_id=ref, elements=[select])
+    return kit.actions([select], block_id=ref)
 
 
-def _button(text: str, action_id: str, ref: str, style: str | None) -> ButtonElement:
-    return ButtonElement(
-        text=truncate(text, BUTTON_TEXT_MAX), action_id=action_id, value=ref, style=style
-    )
+def _button(text: str, action_id: str, ref: str, style: str | None) -> dict[str, Any]:
+    return kit.button(truncate(text, BUTTON_TEXT_MAX), action_id, ref, style)
 
 
 def _response_values(response: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
@@ -356,7 +344,7 @@ def _headline(schema: ResumeSchema, values: Mapping[str, Any]) -> str:
     return ":white_check_mark: *Responded*"
 
 
-def _response_blocks(schema: ResumeSchema, values: Mapping[str, Any]) -> list[Block]:
+def _response_blocks(schema: ResumeSchema, values: Mapping[str, Any]) -> list[kit.JsonBlock]:
     shown_in_headline = {schema.decision_field, schema.choice_field}
     items = [
         Item(label=spec.label, mrkdwn=format_value(spec, values[spec.name]))

@@ -11,7 +11,7 @@ import pytest
 
 from bot import posted_messages
 from bot.slack import action_ids
-from engine import OutboxMessage, RunStatus
+from engine import Interrupt, OutboxMessage, RunStatus
 from tests.fakes.slack_api import Failure
 from tests.support.polling import eventually
 from tests.support.slack_bot import CHANNEL, Bot
@@ -113,3 +113,29 @@ async def test_resolving_outside_slack_still_updates_the_message(bot: Bot) -> No
     assert (await bot.finished(run_id)).status is RunStatus.REJECTED
     await bot.click(message, action_ids.APPROVE, user="U0ALICE")
     assert "already rejected by api-user" in await bot.ephemeral("U0ALICE")
+
+
+async def test_the_subscribers_of_a_decision_share_one_read_of_the_interrupt(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await bot.start("change", {"service": "billing"})
+    message = await bot.message(run_id)
+    interrupt = await bot.interrupt(run_id)
+
+    async def settled() -> bool:
+        return await bot.engine.outbox_backlog() == 0
+
+    await eventually(settled, what="the request's messages delivered")
+    reads: list[str] = []
+    get_interrupt = bot.engine.get_interrupt
+
+    async def counted(run: str, interrupt_id: str) -> Interrupt:
+        reads.append(interrupt_id)
+        return await get_interrupt(run, interrupt_id)
+
+    monkeypatch.setattr(bot.engine, "get_interrupt", counted)
+    await bot.engine.resume(run_id, interrupt.id, {"approved": True}, actor="api-user")
+    await eventually(settled, what="every outbox message delivered")
+    assert "*Approved* by api-user" in str(bot.fake.message(CHANNEL, message.ts).blocks)
+    # The notifier reads it; the metrics take the notifier's read (not another one).
+    assert reads == [interrupt.id]

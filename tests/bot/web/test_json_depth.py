@@ -1,0 +1,47 @@
+"""bot.web.problems.json_depth_ok: how deep lists and objects nest, against a reference."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from bot.web.problems import MAX_JSON_DEPTH, json_depth_ok
+
+
+def depth(value: Any) -> int:
+    """Levels of lists and objects in ``value`` (0 for a scalar), recursively."""
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+def random_json(rng: random.Random, budget: int) -> Any:
+    roll = rng.random()
+    if budget <= 0 or roll < 0.3:
+        return rng.choice([None, True, 1, 2.5, "s", ""])
+    if roll < 0.65:
+        return [random_json(rng, budget - 1) for _ in range(rng.randrange(0, 4))]
+    return {f"k{n}": random_json(rng, budget - 1) for n in range(rng.randrange(0, 4))}
+
+
+def test_agrees_with_a_recursive_reference() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        value = random_json(rng, rng.randrange(0, 12))
+        for limit in range(0, 10):
+            assert json_depth_ok(value, limit) == (depth(value) <= limit), (value, limit)
+
+
+def test_the_limit_is_inclusive_and_scalars_have_no_depth() -> None:
+    nested: Any = "leaf"
+    for _ in range(MAX_JSON_DEPTH):
+        nested = [nested]
+    assert json_depth_ok(nested)
+    assert not json_depth_ok([nested])
+    assert not json_depth_ok({"a": [1, {"b": nested}]}, MAX_JSON_DEPTH + 2)
+    assert json_depth_ok("scalar", 0)
+    assert json_depth_ok(json.loads('{"a": [], "b": {}}'), 2)
+    assert not json_depth_ok(json.loads('{"a": [], "b": {}}'), 1)
