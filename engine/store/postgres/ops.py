@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import asyncpg
+
 from engine.errors import StoreError
 from engine.models import Event, Interrupt, InterruptStatus, Response, Run
 from engine.store.base import (
@@ -37,6 +39,15 @@ if TYPE_CHECKING:
 
 # The stubs make the proxy generic; at run time it is not subscriptable.
 Conn: TypeAlias = "PoolConnectionProxy[Record]"
+
+# What asyncpg raises when the server or the connection is gone (StoreError to callers).
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 INT_COLS = (
     "i.run_id, i.id, i.path, i.step, i.kind, i.status, i.spec_json, i.expires_at, "

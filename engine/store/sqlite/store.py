@@ -6,8 +6,9 @@ Why it is built this way (measured on the 2-core reference machine):
   statement run inside that thread costs ~2 us. So every store operation is one plain
   function run whole, never a chain of awaited ``execute`` calls: on the connection's
   thread (``connection.in_thread``), or, where a hop costs more than the work, on the
-  event loop's thread: primary-key reads (``_lookup``) and, with ``?inline_writes=1``,
-  small write batches (``batching.Batcher``), neither ever waiting for a lock there.
+  event loop's thread: primary-key reads (``_lookup``, in ``queries`` with the other
+  reads) and, with ``?inline_writes=1``, small write batches (``batching.Batcher``),
+  neither ever waiting for a lock there.
 * A durable commit costs far more than the statements in it. Writes from concurrent
   runs are queued and committed together (group commit, ``batching``): one failing
   operation rolls back alone, and every caller's future resolves only after the shared
@@ -33,14 +34,10 @@ import aiosqlite
 
 from engine.errors import InterruptNotFound, RunNotActive, RunNotFound
 from engine.models import (
-    Event,
-    Interrupt,
     InterruptStatus,
     OutboxMessage,
     Run,
-    RunDetail,
     RunStatus,
-    StepStatus,
 )
 from engine.store.base import (
     ChangeSpec,
@@ -59,26 +56,23 @@ from engine.store.base import (
     WorkerRow,
 )
 from engine.store.rows import (
-    CURSOR_SLACK,
-    RUN_COLS,
     dt,
     dumps,
-    loads,
     replace,
     resolved_interrupt,
     run_from_row,
 )
 from engine.store.sqlite import claims, ops, retry
-from engine.store.sqlite import responders as responders_ops
-from engine.store.sqlite.batching import SQLITE_BUSY, SQLITE_LOCKED, Batcher
+from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
 from engine.store.sqlite.migrate import migrate, migrations
+from engine.store.sqlite.queries import SQLiteQueries
 from engine.store.sqlite.write import append, write_steps
 
 T = TypeVar("T")
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteQueries):
     """The default store: one SQLite file, safe to share between processes on one host.
 
     Build it with ``open_store("sqlite:///path.db")``.
@@ -116,7 +110,7 @@ class SQLiteStore:
         self._checkpoints: asyncio.Task[None] | None = None
         self.checkpoint_interval = 0.5
 
-    # -- plumbing (connections in `connection`, queues in `batching`) -------------------
+    # -- plumbing (connections in `connection`, queues in `batching`, reads in `queries`) -
     async def _connect(self, cache_kib: int = 8192) -> aiosqlite.Connection:
         return await connect(
             self.path,
@@ -124,24 +118,6 @@ class SQLiteStore:
             busy_timeout_ms=self.busy_timeout_ms,
             cache_kib=cache_kib,
         )
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._reads.submit(fn)
-
-    async def _lookup(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A primary-key read, run on the event loop's thread: a few page reads cost less
-        than the hop to the reader's thread and back (~100-200 us under load). WAL
-        readers do not wait for writers; should one find the database busy anyway (a
-        WAL-index rebuild), it waits on the reader's thread instead."""
-        peek = self._peek
-        if peek is None:
-            return await self._read(fn)
-        try:
-            return fn(peek._conn)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) not in (SQLITE_BUSY, SQLITE_LOCKED):
-                raise
-        return await self._read(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._writes.submit(fn)
@@ -428,14 +404,6 @@ class SQLiteStore:
         """Mark delivered messages done; schedule failed ones for a retry."""
         await self._write(lambda conn: claims.settle_outbox(conn, results, now))
 
-    async def outbox_backlog(self) -> int:
-        """How many messages are not delivered yet."""
-        return await self._read(
-            lambda conn: int(
-                conn.execute("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
-            )
-        )
-
     async def set_ref(self, run_id: str, interrupt_id: str, key: str, value: Any) -> None:
         """Store ``refs[key] = value`` on the interrupt (e.g. Slack channel and ts)."""
 
@@ -462,146 +430,7 @@ class SQLiteStore:
 
         await self._write(op)
 
-    # -- queries ----------------------------------------------------------------------
-    async def get_run(self, run_id: str) -> Run | None:
-        """One run."""
-
-        def op(conn: sqlite3.Connection) -> Run | None:
-            row = ops.run_row(conn, run_id)
-            return run_from_row(row) if row else None
-
-        return await self._lookup(op)
-
-    async def get_detail(self, run_id: str) -> RunDetail | None:
-        """One run with its ended steps (with outputs), interrupts and whole history."""
-
-        def op(conn: sqlite3.Connection) -> RunDetail | None:
-            state = ops.load_state(conn, run_id)
-            if state is None:
-                return None
-            steps = [
-                rec.model_copy(
-                    update={"output": loads(o) if (o := state.step_outputs[p]) else None}
-                )
-                for p, rec in sorted(state.steps.items(), key=lambda kv: kv[1].started_at)
-                # An attempt in progress is not a result: it shows as `step_started` in the
-                # history; its record only keeps the attempt count for recovery.
-                if rec.status is not StepStatus.RUNNING
-            ]
-            return RunDetail(
-                run=state.run,
-                steps=steps,
-                interrupts=list(state.interrupts.values()),
-                events=ops.events(conn, run_id, 0, -1),
-            )
-
-        return await self._read(op)
-
-    async def list_runs(
-        self,
-        *,
-        status: str | None,
-        workflow: str | None,
-        limit: int,
-        offset: int,
-        requester: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        before: tuple[float, str] | None = None,
-    ) -> list[Run]:
-        """Runs, newest first, optionally filtered and keyset-paged (see ``Store``)."""
-        where: list[str] = ["1=1"]
-        args: list[str | float] = []
-        for column, value in (("status", status), ("workflow", workflow), ("requester", requester)):
-            if value:
-                where.append(f"{column}=?")
-                args.append(value)
-        if created_after is not None:
-            where.append("created_at>=?")
-            args.append(created_after)
-        if created_before is not None:
-            where.append("created_at<?")
-            args.append(created_before)
-        if before is not None:
-            # Row-value keyset on (created_at DESC, id ASC); the half-microsecond window
-            # absorbs the cursor's rounding to datetime precision (see Store.list_runs).
-            at, after_id = before
-            where.append("created_at<? AND (created_at<? OR id>?)")
-            args += [at + CURSOR_SLACK, at - CURSOR_SLACK, after_id]
-
-        def op(conn: sqlite3.Connection) -> list[Run]:
-            rows = conn.execute(
-                f"SELECT {RUN_COLS} FROM runs WHERE {' AND '.join(where)} "
-                "ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-                (*args, limit, offset),
-            ).fetchall()
-            return [run_from_row(r) for r in rows]
-
-        return await self._read(op)
-
-    async def count_runs(self) -> dict[str, int]:
-        """Number of runs per status."""
-
-        def op(conn: sqlite3.Connection) -> dict[str, int]:
-            return {
-                s: n for s, n in conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
-            }
-
-        return await self._read(op)
-
-    async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt | None:
-        """One interrupt with its responses."""
-
-        def op(conn: sqlite3.Connection) -> Interrupt | None:
-            found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
-            return found[0] if found else None
-
-        return await self._lookup(op)
-
-    async def list_interrupts(
-        self,
-        *,
-        status: str | None,
-        workflow: str | None,
-        run_id: str | None,
-        limit: int,
-        label: str | None = None,
-        offset: int = 0,
-    ) -> list[Interrupt]:
-        """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
-        where, args = ["1=1"], []
-        if status:
-            where.append("i.status=?")
-            args.append(status)
-        if workflow:
-            where.append("r.workflow=?")
-            args.append(workflow)
-        if run_id:
-            where.append("i.run_id=?")
-            args.append(run_id)
-        if label:
-            where.append("i.label=?")
-            args.append(label)
-        return await self._read(
-            lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit, offset)
-        )
-
-    async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
-        """History entries of a run with ids above ``after_id``."""
-        return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
-
     # -- preferences ----------------------------------------------------------------------
-    async def get_preference(self, actor: str, key: str) -> str | None:
-        """The JSON text stored for ``(actor, key)``, or None."""
-
-        def op(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT value_json FROM preferences WHERE actor=? AND key=?", (actor, key)
-            ).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(op)
-
     async def set_preference(
         self, actor: str, key: str, value_json: str | None, now: float
     ) -> None:
@@ -620,36 +449,7 @@ class SQLiteStore:
 
         await self._write(op)
 
-    # -- the responder index ------------------------------------------------------------
-    async def list_answerable(
-        self,
-        *,
-        responders: Sequence[str],
-        actor: str | None,
-        kind: str | None = None,
-        limit: int,
-        newest: bool = False,
-    ) -> tuple[list[Interrupt], int]:
-        """Pending interrupts the responders may answer, a page and the total (indexed)."""
-        if not responders:
-            return [], 0
-        return await self._read(
-            lambda conn: responders_ops.answerable(conn, responders, actor, kind, limit, newest)
-        )
-
-    async def list_decided(
-        self, *, responders: Sequence[str], kind: str | None = None, limit: int
-    ) -> list[Interrupt]:
-        """Resolved interrupts that listed any of the responders, newest decision first."""
-        if not responders:
-            return []
-        return await self._read(lambda conn: responders_ops.decided(conn, responders, kind, limit))
-
-    async def pending_responders(self) -> list[str]:
-        """The distinct responders of pending interrupts."""
-        return await self._read(responders_ops.pending_responders)
-
-    # -- retry and per-workflow counts (SQL in `retry`) ---------------------------------
+    # -- retry (SQL in `retry`) ---------------------------------------------------------
     async def retry_run(
         self,
         run_id: str,
@@ -663,7 +463,3 @@ class SQLiteStore:
         return await self._write(
             lambda conn: retry.retry_run(conn, run_id, owner, lease_until, now, events)
         )
-
-    async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
-        """Number of runs per workflow and status."""
-        return await self._read(retry.count_by_workflow)
