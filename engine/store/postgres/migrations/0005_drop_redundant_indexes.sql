@@ -9,10 +9,9 @@
 --   either way, and responders_pending (responder, pending, ...) finds exactly those.
 --   Each resolve now writes one index entry per responder row fewer.
 -- * outbox_by_claimant (claimed_by) served only the release of a dead worker's outbox
---   claims, which now reads outbox_undone (only undone messages can hold a claim).
---   Without it a claim, a release or a retry's reschedule changes no indexed column, so
---   PostgreSQL can update the message in place (HOT) instead of adding an entry to each
---   of the outbox's indexes.
+--   claims, which now reads outbox_undone (only undone messages can hold a claim). A
+--   claim, a release and a retry's reschedule now change no indexed column: one index
+--   entry fewer each, and an in-place (HOT) update wherever the page has room.
 -- runs_by_workflow stays: it covers count_runs_by_workflow (the console's workflow page).
 -- tests/engine/store/test_query_plans.py keeps every hot query on an index.
 DROP INDEX runs_by_status;
