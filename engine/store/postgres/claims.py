@@ -70,12 +70,18 @@ async def remove_workers(conn: Conn, ids: Sequence[str]) -> None:
     """Forget workers known to be dead and release their timer and outbox claims."""
     dead = sorted(ids)  # one lock order for every process removing the same workers
     await conn.execute("DELETE FROM workers WHERE id = ANY($1::text[])", dead)
-    for table in ("timers", "outbox"):
-        await conn.execute(
-            f"UPDATE {table} SET claimed_by=NULL, claim_until=NULL "
-            "WHERE claimed_by = ANY($1::text[])",
-            dead,
-        )
+    await conn.execute(
+        "UPDATE timers SET claimed_by=NULL, claim_until=NULL WHERE claimed_by = ANY($1::text[])",
+        dead,
+    )
+    # Only undone messages can hold a claim (finishing one clears it): the condition puts
+    # the scan on the small outbox_undone index, so claimed_by needs no index of its own
+    # (which would rule out HOT updates of each claim; see migration 0005).
+    await conn.execute(
+        "UPDATE outbox SET claimed_by=NULL, claim_until=NULL "
+        "WHERE done_at IS NULL AND claimed_by = ANY($1::text[])",
+        dead,
+    )
 
 
 async def claim_runs(

@@ -55,7 +55,13 @@ def remove_workers(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
     args = [(i,) for i in ids]
     conn.executemany("DELETE FROM workers WHERE id=?", args)
     conn.executemany("UPDATE timers SET claimed_by=NULL, claim_until=NULL WHERE claimed_by=?", args)
-    conn.executemany("UPDATE outbox SET claimed_by=NULL, claim_until=NULL WHERE claimed_by=?", args)
+    # Only undone messages can hold a claim (finishing one clears it): the condition
+    # reads the small outbox_undone index instead of the whole outbox.
+    conn.executemany(
+        "UPDATE outbox SET claimed_by=NULL, claim_until=NULL "
+        "WHERE done_at IS NULL AND claimed_by=?",
+        args,
+    )
 
 
 def claim_runs(
