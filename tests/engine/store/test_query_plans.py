@@ -201,7 +201,10 @@ async def _workload(url: str, recovered: Callable[[], bool]) -> None:
         await first.list_interrupts(actor="ops1")
         await first.count_interrupts(actor="ann")
         (vote,) = await first.list_interrupts(run_id=runs[0])
-        await first.resume(runs[0], vote.id, {"approved": True}, actor="ann")
+        # Two runs' answers at once: PostgreSQL resolves them in one transaction.
+        await asyncio.gather(
+            *(first.resume(r, vote.id, {"approved": True}, actor="ann") for r in runs[:2])
+        )
         await first.resume(runs[0], vote.id, {"approved": True}, actor="bo")
         await first.wait(runs[0], timeout=10)
         await first.list_decided(actor="ann")
