@@ -443,13 +443,14 @@ async def _pg_trigger_writes(conn: asyncpg.Connection) -> dict[str, list[str]]:
         "JOIN pg_class c ON c.oid = t.tgrelid "
         "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
     ):
-        types = dict(
-            await conn.fetch(
+        types: dict[str, str] = {
+            r[0]: r[1]
+            for r in await conn.fetch(
                 "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                 "WHERE attrelid = $1::regclass AND attnum > 0",
                 table,
             )
-        )
+        }
         body = src[src.upper().index("BEGIN") + 5 : src.upper().rindex("END")]
         for sql in _trigger_writes(body):
             fields = list(dict.fromkeys(_ROW_FIELD.findall(sql)))
