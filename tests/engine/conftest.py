@@ -15,7 +15,8 @@ from tests.pg import PostgresServer  # the postgres_server fixture: tests/confte
 
 BACKENDS = ("sqlite", "postgres")
 """Every test that uses the database runs once per backend, unless marked ``sqlite_only``
-(or ``SIGNOFF_TEST_BACKENDS=sqlite`` narrows the list for a quick local run)."""
+or ``postgres_only`` (or ``SIGNOFF_TEST_BACKENDS=sqlite`` narrows the list for a quick
+local run)."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -25,6 +26,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted = os.environ.get("SIGNOFF_TEST_BACKENDS", ",".join(BACKENDS)).split(",")
     if metafunc.definition.get_closest_marker("sqlite_only"):
         wanted = ["sqlite"]
+    if metafunc.definition.get_closest_marker("postgres_only"):
+        wanted = [b for b in wanted if b == "postgres"]  # none in a SQLite-only quick loop
     metafunc.parametrize("backend", [b for b in BACKENDS if b in wanted])
 
 

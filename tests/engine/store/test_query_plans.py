@@ -536,11 +536,10 @@ async def test_sqlite_statements_use_an_index(
         conn.close()
 
 
+@pytest.mark.postgres_only
 async def test_postgres_statements_use_an_index(
-    backend: str, store_url: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("PostgreSQL's plans")
     statements = await _pg_statements(store_url, monkeypatch)
     conn = await asyncpg.connect(store_url)
     try:
