@@ -233,6 +233,7 @@ async def make_bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotFa
     for user in USERS:
         fake_slack.add_user(user, name=user.lower())
     cleanups: list[Callable[[], Awaitable[None]]] = []
+    built = 0
 
     async def build(
         *,
@@ -241,9 +242,13 @@ async def make_bot(fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotFa
         **overrides: Any,
     ) -> Bot:
         """``session``: the Web API client's long-lived session, as ``signoff serve`` has."""
+        nonlocal built
+        built += 1
         settings = settings_for(fake_slack, **overrides)
+        # A file per bot: two bots sharing one would each deliver the other's outbox
+        # messages under their own settings (the same subscriber names claim them).
         engine = Engine(
-            open_store(str(tmp_path / "signoff.db")),
+            open_store(str(tmp_path / f"signoff-{built}.db")),
             workflows=WORKFLOWS if workflows is None else workflows,
             poll_interval=0.05,
             lease=2.0,

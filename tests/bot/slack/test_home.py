@@ -22,8 +22,8 @@ def home_of(bot: Bot) -> HomeTab:
 
 async def test_a_tab_with_more_waiting_than_fits_is_capped_with_a_count(bot: Bot) -> None:
     count = WAITING_MAX + 5
-    for n in range(count):
-        await bot.engine.start("change", {"service": f"s{n}", "approvers": ["U0BOB"]})
+    for n in range(count):  # each parked before the tab opens, so its first view counts all
+        await bot.start("change", {"service": f"s{n}", "approvers": ["U0BOB"]})
 
     await bot.send(app_home_opened_body(user_id="U0BOB"), content_type=JSON_CONTENT_TYPE)
     view = await eventually(lambda: bot.fake.home_view("U0BOB"), what="the Home tab")
