@@ -27,6 +27,7 @@ import asyncpg
 from asyncpg import Record
 
 from engine.errors import StoreError
+from engine.store.postgres.grouping import BatchTasks
 from engine.store.postgres.ops import Conn
 
 MAX_BATCH = 128
@@ -42,7 +43,7 @@ _Item = tuple[str, Sequence[Any], "asyncio.Future[Record | None]"]
 """A queued write: the run it locks (the batch's lock order), its arguments, its caller."""
 
 
-class Batcher:
+class Batcher(BatchTasks):
     """Queues one-row write statements and sends each SQL text's queue as one batch.
 
     Args:
@@ -52,13 +53,10 @@ class Batcher:
     """
 
     def __init__(self, acquire: Acquire, one: One, *, max_inflight: int = 2) -> None:
+        super().__init__(max_inflight=max_inflight)
         self._acquire = acquire
         self._one = one
-        self.max_inflight = max_inflight
         self._queues: dict[str, list[_Item]] = {}
-        self._inflight = 0
-        self._starting = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def fetchrow(self, run_id: str, sql: str, args: Sequence[Any]) -> Record | None:
         """Run ``sql`` (which returns exactly one row and locks at most the run
@@ -68,38 +66,20 @@ class Batcher:
         self._start()
         return await fut
 
-    async def drain(self) -> None:
-        """Wait until every queued write has been run."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _queued(self) -> bool:
+        return bool(self._queues)
 
-    def _start(self) -> None:
-        # A batch task picks its writes when it first runs (the next loop iteration), so
-        # writes queued by tasks woken together join the same batch: one task waiting
-        # to start is enough.
-        if self._queues and not self._starting and self._inflight < self.max_inflight:
-            self._starting = True
-            self._inflight += 1
-            task = asyncio.get_running_loop().create_task(self._run())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self) -> None:
-        self._starting = False
-        try:
-            while self._queues:
-                sql = next(iter(self._queues))
-                queue = self._queues.pop(sql)
-                if len(queue) > MAX_BATCH:
-                    # The rest goes to the back, so a busy text does not starve the others.
-                    self._queues[sql] = queue[MAX_BATCH:]
-                self._start()  # what is left may go out while this batch is in flight
-                # Runs are locked in id order, as every statement locking several runs
-                # does: then lockers of several runs never wait for each other in a cycle.
-                await self._send(sql, sorted(queue[:MAX_BATCH], key=lambda item: item[0]))
-        finally:
-            self._inflight -= 1
-            self._start()
+    async def _run_batches(self) -> None:
+        while self._queues:
+            sql = next(iter(self._queues))
+            queue = self._queues.pop(sql)
+            if len(queue) > MAX_BATCH:
+                # The rest goes to the back, so a busy text does not starve the others.
+                self._queues[sql] = queue[MAX_BATCH:]
+            self._start()  # what is left may go out while this batch is in flight
+            # Runs are locked in id order, as every statement locking several runs
+            # does: then lockers of several runs never wait for each other in a cycle.
+            await self._send(sql, sorted(queue[:MAX_BATCH], key=lambda item: item[0]))
 
     async def _send(self, sql: str, batch: list[_Item]) -> None:
         try:

@@ -35,6 +35,7 @@ from engine.errors import InterruptNotFound, RunNotFound, StoreError
 from engine.models import InterruptStatus, RunStatus
 from engine.store.base import Decide, ResolveResult
 from engine.store.postgres import ops
+from engine.store.postgres.grouping import BatchTasks
 from engine.store.postgres.ops import Conn
 from engine.store.rows import RUN_COLS, resolved_interrupt, run_from_row
 
@@ -69,7 +70,7 @@ Alone = Callable[[ResolveCall], Awaitable[ResolveResult]]
 Outcome = ResolveResult | Exception
 
 
-class Resolver:
+class Resolver(BatchTasks):
     """Queues resolves and runs each batch of them in one transaction.
 
     Args:
@@ -80,13 +81,10 @@ class Resolver:
     """
 
     def __init__(self, acquire: Acquire, alone: Alone, *, max_inflight: int = 2) -> None:
+        super().__init__(max_inflight=max_inflight)
         self._acquire = acquire
         self._alone = alone
-        self.max_inflight = max_inflight
         self._queue: list[ResolveCall] = []
-        self._inflight = 0
-        self._starting = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def resolve(self, call: ResolveCall) -> ResolveResult:
         """Queue ``call``; its result once its batch committed."""
@@ -94,39 +92,23 @@ class Resolver:
         self._start()
         return await call.fut
 
-    async def drain(self) -> None:
-        """Wait until every queued resolve has run."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _queued(self) -> bool:
+        return bool(self._queue)
 
-    def _start(self) -> None:
-        # As in ``batching``: the task picks its calls when it first runs.
-        if self._queue and not self._starting and self._inflight < self.max_inflight:
-            self._starting = True
-            self._inflight += 1
-            task = asyncio.get_running_loop().create_task(self._run())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self) -> None:
-        self._starting = False
-        try:
-            while self._queue:
-                batch: list[ResolveCall] = []
-                rest: list[ResolveCall] = []
-                runs: set[str] = set()
-                for call in self._queue:
-                    if len(batch) < MAX_BATCH and call.run_id not in runs:
-                        runs.add(call.run_id)
-                        batch.append(call)
-                    else:
-                        rest.append(call)
-                self._queue = rest
-                self._start()
-                await self._send(batch)
-        finally:
-            self._inflight -= 1
+    async def _run_batches(self) -> None:
+        while self._queue:
+            batch: list[ResolveCall] = []
+            rest: list[ResolveCall] = []
+            runs: set[str] = set()
+            for call in self._queue:  # one resolve per run in a batch
+                if len(batch) < MAX_BATCH and call.run_id not in runs:
+                    runs.add(call.run_id)
+                    batch.append(call)
+                else:
+                    rest.append(call)
+            self._queue = rest
             self._start()
+            await self._send(batch)
 
     async def _send(self, batch: list[ResolveCall]) -> None:
         try:
