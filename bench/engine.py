@@ -7,7 +7,9 @@ Workload (the same one peers were measured with on this machine): input
 Phases: (1) start N runs concurrently until all are suspended -> ``start_per_s``;
 (2) RSS growth per suspended run -> ``rss_bytes_per_suspended_run``; (3) resume all N
 concurrently until all completed, then verify every output -> ``resume_per_s``;
-(4) p50/p99 resume-to-complete latency over 200 sequential resumes.
+(4) p50/p99 resume-to-complete latency over 200 sequential resumes. Phases 1 and 3 also
+report the process's CPU time (all threads) per run -> ``cpu_us_per_start``,
+``cpu_us_per_resume``.
 
 Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH|URL]``:
 a SQLite file (default: a fresh temporary one) or an empty PostgreSQL database, e.g.
@@ -104,6 +106,12 @@ async def wait_count(engine: Engine, status: RunStatus, n: int, timeout: float =
         await asyncio.sleep(0.005)
 
 
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User plus system CPU time of all of the process's threads so far."""
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -164,9 +172,10 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         half = runs // 2
         ids: list[str] = []
         start_s = 0.0
+        start_cpu = 0.0
         rss_mid = rss_before
         for lo, hi in ((0, half), (half, runs)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds(proc)
             ids += await asyncio.gather(
                 *(
                     engine.start("bench", {"request_id": f"r{i}", "amount": i})
@@ -175,6 +184,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
             )
             await wait_count(engine, RunStatus.SUSPENDED, hi)
             start_s += time.perf_counter() - t0
+            start_cpu += cpu_seconds(proc) - c0
             if lo == 0:
                 gc.collect()
                 rss_mid = proc.memory_info().rss
@@ -187,7 +197,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         # Phase 3: resume all concurrently until all completed.
         pending = await engine.list_interrupts(limit=runs + 10)
         by_run = {i.run_id: i.id for i in pending}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds(proc)
         await asyncio.gather(
             *(
                 engine.resume(rid, by_run[rid], {"approved": True, "comment": rid}, actor="u")
@@ -196,6 +206,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         )
         await wait_count(engine, RunStatus.COMPLETED, runs + 1)
         resume_s = time.perf_counter() - t0
+        resume_cpu = cpu_seconds(proc) - c0
         correct = 0
         for k, rid in enumerate(ids):
             run = (await engine.get_run(rid)).run
@@ -244,6 +255,10 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         "rss_bytes_per_additional_run": round((rss_after - rss_mid) / (runs - half), 1),
         "rss_growth_mb": round((rss_after - rss_before) / 2**20, 1),
         "resume_per_s": round(runs / resume_s, 1),
+        # CPU of every thread of the process (the loop's and SQLite's connection
+        # threads) per run in phases 1 and 3: steadier than rates on a busy machine.
+        "cpu_us_per_start": round(start_cpu / runs * 1e6, 1),
+        "cpu_us_per_resume": round(resume_cpu / runs * 1e6, 1),
         "outputs_correct": correct == runs,
         "resume_latency_p50_ms": round(statistics.median(latencies), 3),
         "resume_latency_p99_ms": round(pct(latencies, 0.99), 3),

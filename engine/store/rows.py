@@ -34,12 +34,30 @@ class Row(Protocol):
 
 
 if TYPE_CHECKING:
-    from engine.store.base import Resolution
+    from collections.abc import Sequence
+
+    from engine.store.base import EventWrite, OutboxWrite, Resolution
 
 
 def dumps(value: Any) -> str:
     """JSON text of plain data (pydantic-core's encoder: ~7x faster than ``json.dumps``)."""
     return to_json(value).decode()
+
+
+def encode_data(
+    events: Sequence[EventWrite], outbox: Sequence[OutboxWrite]
+) -> tuple[list[str], list[str]]:
+    """The ``data`` JSON of history entries and outbox messages, each object encoded once.
+
+    The engine announces most entries with a message carrying the very same dict (an
+    interrupt resolved, a run finished), so the same object is not encoded twice. Keyed
+    by identity: both sequences hold their objects alive for the whole call.
+    """
+    events_json = [dumps(e.data) for e in events]
+    if not outbox:  # most writes (a step's record) have no message
+        return events_json, []
+    seen = {id(e.data): text for e, text in zip(events, events_json, strict=True)}
+    return events_json, [seen.get(id(o.data)) or dumps(o.data) for o in outbox]
 
 
 def loads(text: str | bytes) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.escalation import timer_kind
 from engine.store.base import EventWrite, OutboxWrite, StepWrite
-from engine.store.rows import dumps, spec_json
+from engine.store.rows import encode_data, spec_json
 
 
 class Params:
@@ -119,22 +119,23 @@ def write_ctes(
             "ORDER BY x.n)"
         )
     all_events = [e for s in steps for e in s.events] + list(events)
+    all_outbox = [o for s in steps for o in s.outbox] + list(outbox)
+    events_json, outbox_json = encode_data(all_events, all_outbox)
     if all_events:
         cols = [
             ("at", "float8", [e.at or now for e in all_events]),
             ("type", "text", [str(e.type) for e in all_events]),
-            ("data", "text", [dumps(e.data) for e in all_events]),
+            ("data", "text", events_json),
         ]
         ctes.append(
             "w_events AS (INSERT INTO events (run_id, at, type, data) "
             f"SELECT run.id, x.at, x.type, x.data FROM run, {_unnest(p, cols)} ORDER BY x.n)"
         )
-    all_outbox = [o for s in steps for o in s.outbox] + list(outbox)
     if all_outbox:
         cols = [
             ("interrupt_id", "text", [o.interrupt_id for o in all_outbox]),
             ("topic", "text", [o.topic for o in all_outbox]),
-            ("data", "text", [dumps(o.data) for o in all_outbox]),
+            ("data", "text", outbox_json),
         ]
         ctes.append(
             "w_outbox AS (INSERT INTO outbox (run_id, interrupt_id, topic, data, created_at, "

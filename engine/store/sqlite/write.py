@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from engine.escalation import timer_kind
 from engine.store.base import EventWrite, OutboxWrite, StepWrite
-from engine.store.rows import dumps, spec_json
+from engine.store.rows import encode_data, spec_json
 
 
 def append(
@@ -23,16 +23,20 @@ def append(
     outbox: Sequence[OutboxWrite],
 ) -> None:
     """Add history entries and outbox messages to a run."""
+    events_json, outbox_json = encode_data(events, outbox)
     if events:
         conn.executemany(
             "INSERT INTO events (run_id, at, type, data) VALUES (?, ?, ?, ?)",
-            [(run_id, e.at or now, e.type, dumps(e.data)) for e in events],
+            [(run_id, e.at or now, e.type, d) for e, d in zip(events, events_json, strict=True)],
         )
     if outbox:
         conn.executemany(
             "INSERT INTO outbox (run_id, interrupt_id, topic, data, created_at, next_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(run_id, o.interrupt_id, o.topic, dumps(o.data), now, now) for o in outbox],
+            [
+                (run_id, o.interrupt_id, o.topic, d, now, now)
+                for o, d in zip(outbox, outbox_json, strict=True)
+            ],
         )
 
 

@@ -652,6 +652,26 @@ async def add_messages(store: Store, run_id: str, *topics: str) -> None:
     await store.commit_steps(run_id, "w1", [step], T0)
 
 
+async def test_an_entry_and_a_message_sharing_their_data_each_store_it(store: Store) -> None:
+    # The engine hands the store one dict for an event and the message announcing it
+    # (encoded once); the other entries keep their own data, in their order.
+    await store.create_run(new_run("a"))
+    shared = {"interrupt_id": "i1", "status": "resolved", "data": {"ok": True}}
+    step = done_step("p1")
+    step.events = [EventWrite("resolved", shared), EventWrite("emitted", {"n": 1})]
+    step.outbox = [OutboxWrite("own", None, {"n": 2}), OutboxWrite("shared", "i1", shared)]
+    await store.commit_steps("a", "w1", [step], T0)
+
+    detail = await store.get_detail("a")
+    assert detail is not None
+    assert [(e.type, e.data) for e in detail.events][-2:] == [
+        ("resolved", shared),
+        ("emitted", {"n": 1}),
+    ]
+    claimed = await store.claim_outbox("w1", T0, T0 + 100, [], 10)
+    assert [(m.topic, m.data) for m, _ in claimed] == [("own", {"n": 2}), ("shared", shared)]
+
+
 async def test_outbox_claims_in_order_and_a_runs_later_message_waits(store: Store) -> None:
     await store.create_run(new_run("a"))
     await store.create_run(new_run("b"))
