@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from engine.core import EngineCore
 from engine.errors import InterruptNotFound, RunNotFound
@@ -31,10 +31,8 @@ class Waiting(EngineCore):
         Raises RunNotFound, or TimeoutError after ``timeout`` seconds.
         """
         wanted = frozenset(until)
-        ev = asyncio.Event()
-        self._waiters.setdefault(run_id, []).append(ev)
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
+        with _listening(self._waiters, run_id) as ev:
             while True:
                 ev.clear()
                 run = await self.store.get_run(run_id)
@@ -44,19 +42,7 @@ class Waiting(EngineCore):
                     return run
                 if run.status in wanted and run.status.terminal:
                     return run
-                wait = self.poll_interval
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
-                        raise TimeoutError(f"run {run_id} is still {run.status.value}")
-                with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-                    async with asyncio.timeout(wait):
-                        await ev.wait()
-        finally:
-            waiters = self._waiters.get(run_id, [])
-            waiters.remove(ev)
-            if not waiters:
-                self._waiters.pop(run_id, None)
+                await self._nap(ev, deadline, f"run {run_id} is still {run.status.value}")
 
     async def wait_interrupt(
         self, run_id: str, interrupt_id: str, *, timeout: float | None = None
@@ -74,10 +60,8 @@ class Waiting(EngineCore):
             InterruptNotFound: the run ended without opening this interrupt.
             TimeoutError: it is still pending after ``timeout`` seconds.
         """
-        ev = asyncio.Event()
-        self._decision_waiters.setdefault(run_id, []).append(ev)
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
+        with _listening(self._decision_waiters, run_id) as ev:
             while True:
                 ev.clear()
                 found = await self.store.get_interrupt(run_id, interrupt_id)
@@ -94,16 +78,32 @@ class Waiting(EngineCore):
                             raise InterruptNotFound(run_id, interrupt_id)
                         if found.status is not InterruptStatus.PENDING:
                             return found
-                wait = self.poll_interval
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
-                        raise TimeoutError(f"interrupt {interrupt_id} of run {run_id} is pending")
-                with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-                    async with asyncio.timeout(wait):
-                        await ev.wait()
-        finally:
-            waiters = self._decision_waiters.get(run_id, [])
-            waiters.remove(ev)
-            if not waiters:
-                self._decision_waiters.pop(run_id, None)
+                await self._nap(
+                    ev, deadline, f"interrupt {interrupt_id} of run {run_id} is pending"
+                )
+
+    async def _nap(self, ev: asyncio.Event, deadline: float | None, pending: str) -> None:
+        """Sleep until ``ev`` is set or ``poll_interval`` passes (to poll for other
+        processes' commits); TimeoutError with ``pending`` once ``deadline`` is past."""
+        wait = self.poll_interval
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError(pending)
+        with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+            async with asyncio.timeout(wait):
+                await ev.wait()
+
+
+@contextlib.contextmanager
+def _listening(table: dict[str, list[asyncio.Event]], run_id: str) -> Iterator[asyncio.Event]:
+    """An event registered under ``run_id`` in ``table`` (which commits set) while inside."""
+    ev = asyncio.Event()
+    table.setdefault(run_id, []).append(ev)
+    try:
+        yield ev
+    finally:
+        waiters = table.get(run_id, [])
+        waiters.remove(ev)
+        if not waiters:
+            table.pop(run_id, None)
