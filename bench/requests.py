@@ -65,11 +65,11 @@ from bench.slack import (  # noqa: E402
     APPROVE,
     CHANNEL,
     CLICKER,
-    LISTENING,
     SECRET,
     Child,
     child_env,
     pct,
+    run_signoff,
     spawn_helper,
 )
 
@@ -126,23 +126,7 @@ async def spawn_signoff(work: Path, api_url: str, token: str, workers: int = 1) 
         SIGNOFF_API_TOKENS=json.dumps({"bench": TOKEN}),
         SIGNOFF_CALLBACK_SECRET=CALLBACK_SECRET,
     )
-    log = work / "signoff.log"
-    with open(log, "wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", "--workers", str(workers),
-            cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=err, stderr=err,
-        )  # fmt: skip
-    child = Child("signoff", proc, log)
-    deadline = time.monotonic() + 60
-    while True:
-        found = LISTENING.search(log.read_text(errors="replace"))
-        if found:
-            child.info = {"url": found.group(1)}
-            return child
-        if proc.returncode is not None or time.monotonic() > deadline:
-            await child.stop()
-            raise RuntimeError(f"Signoff did not start:\n{child.tail()}")
-        await asyncio.sleep(0.05)
+    return await run_signoff(work, env, "--workers", str(workers))
 
 
 class Receiver:

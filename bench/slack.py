@@ -373,11 +373,16 @@ async def spawn_signoff(
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
         SIGNOFF_API_TOKEN=API_TOKEN,
     )
+    return await run_signoff(work, env)
+
+
+async def run_signoff(work: Path, env: dict[str, str], *args: str) -> Child:
+    """Run ``signoff serve [args]`` in ``work`` with ``env`` and wait until it listens."""
     log = work / "signoff.log"
     with open(log, "wb") as err:
         # cwd is the temporary directory, so no stray .env file changes the settings.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve",
+            sys.executable, "-m", "bot.cli", "serve", *args,
             cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=err, stderr=err,
         )  # fmt: skip
