@@ -68,6 +68,7 @@ from bench.slack import (  # noqa: E402
     SECRET,
     Child,
     child_env,
+    cpu_seconds,
     pct,
     run_signoff,
     spawn_helper,
@@ -81,21 +82,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def note(text: str) -> None:
     """Progress, on stderr (stdout carries only the JSON lines)."""
     print(f"[bench.requests] {text}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants still running (Linux)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            pending.extend(int(c) for c in children)
-    return total
 
 
 def own_cpu_seconds() -> float:

@@ -357,9 +357,14 @@ async def spawn_helper(name: str, args: Sequence[str], work: Path) -> Child:
 
 
 async def spawn_signoff(
-    work: Path, api_url: str, token: str, database_options: str = "", **extra: str
+    work: Path,
+    api_url: str,
+    token: str,
+    database_options: str = "",
+    workers: int = 1,
+    **extra: str,
 ) -> Child:
-    """Start the Signoff service (``signoff serve``) and wait until it listens;
+    """Start the Signoff service (``signoff serve --workers N``) and wait until it listens;
     ``database_options`` is appended to its SQLite URL (e.g. ``?inline_writes=1``)."""
     env = child_env(
         **extra,
@@ -373,7 +378,7 @@ async def spawn_signoff(
         SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
         SIGNOFF_API_TOKEN=API_TOKEN,
     )
-    return await run_signoff(work, env)
+    return await run_signoff(work, env, "--workers", str(workers))
 
 
 async def run_signoff(work: Path, env: dict[str, str], *args: str) -> Child:
@@ -728,9 +733,19 @@ class Bench:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of ``pid`` and its descendants still running (Linux
+    ``/proc``): with ``--workers N`` the service's pid is a supervisor of N workers."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pending.extend(int(c) for c in children)
+    return total
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
@@ -757,7 +772,12 @@ async def run_bench(opts: argparse.Namespace) -> None:
             api_url, token = str(fake.info["api_url"]), str(fake.info["token"])
             # This fake enforces no Slack limits: measure Signoff, not the pacer (--limits).
             signoff = await spawn_signoff(
-                work, api_url, token, opts.database_options, SIGNOFF_SLACK_PACING="false"
+                work,
+                api_url,
+                token,
+                opts.database_options,
+                opts.workers,
+                SIGNOFF_SLACK_PACING="false",
             )
             children.append(signoff)
             bare = await spawn_helper(
@@ -796,6 +816,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sequential-clicks", type=int, default=100, help="clicks at concurrency 1")
     p.add_argument("--levels", default="1,50,200", help="comma-separated concurrency levels")
     p.add_argument("--warmup", type=int, default=10, help="sequential clicks before timing")
+    p.add_argument("--workers", type=int, default=1, help="signoff serve --workers N")
     p.add_argument(
         "--pace-on-ack",
         action="store_true",

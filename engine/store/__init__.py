@@ -15,6 +15,8 @@ __all__ = ["LostOwnership", "SQLiteStore", "Store", "open_store"]
 
 _PG_SCHEMES = ("postgresql", "postgres")
 _PG_POOL_OPTIONS = ("pool_min", "pool_max")
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
 
 
 def open_store(url: str) -> Store:
@@ -22,9 +24,9 @@ def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
       path. Query options: ``synchronous=normal|full`` (durability level, see
-      docs/guarantees.md); ``inline_writes=1`` runs a batch of a few writes on the event
-      loop's thread (saves two thread hops; a burst still goes to the connection's
-      thread; off by default, and only with ``synchronous=normal``).
+      docs/guarantees.md); ``inline_writes=0|1``: whether a batch of a few writes runs
+      on the event loop's thread (saves two thread hops; a burst still goes to the
+      connection's thread; on by default, and only ever with ``synchronous=normal``).
     * ``postgresql://user:password@host:port/database`` (or ``postgres://``), which
       needs ``pip install signoff[postgres]``. Query options: ``pool_min``/``pool_max``
       (connections per process, default 1/10); any other option is a server setting,
@@ -44,8 +46,12 @@ def open_store(url: str) -> Store:
     if not path:
         raise ValueError("the sqlite URL names no file: use sqlite:///signoff.db")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    inline = options.get("inline_writes", "0").lower() in ("1", "true", "yes", "on")
-    return SQLiteStore(path, synchronous=options.get("synchronous", "normal"), inline_writes=inline)
+    inline = options.get("inline_writes", "1").lower()
+    if inline not in _ON + _OFF:
+        raise ValueError(f"inline_writes must be 1 or 0, not {inline!r}")
+    return SQLiteStore(
+        path, synchronous=options.get("synchronous", "normal"), inline_writes=inline in _ON
+    )
 
 
 def _postgres(url: str) -> PostgresStore:

@@ -8,8 +8,8 @@ operation), and every caller's future resolves only after the shared COMMIT, so 
 is reported before it is durable. Reads are batched the same way, one hop for many,
 each in its own implicit transaction (``run_reads``). ``BEGIN IMMEDIATE`` takes the
 write lock up front, so two processes on one file never deadlock upgrading a read
-transaction. With ``?inline_writes=1`` small write batches run on the event loop's
-thread (``Batcher``).
+transaction. Small write batches run on the event loop's thread unless
+``?inline_writes=0`` (``Batcher``).
 """
 
 from __future__ import annotations

@@ -313,19 +313,30 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     await store.close()
 
 
-async def test_writes_stay_on_the_connection_thread_by_default(store: SQLiteStore) -> None:
-    """The event loop is never held by writes unless ``inline_writes`` asks."""
-    assert store._writes.inline_busy_ms is None
-    assert await store.create_run(new_run("r1")) == ("r1", True)
+async def test_inline_writes_0_keeps_every_write_on_the_connection_thread(db_path: str) -> None:
+    """``?inline_writes=0``: the event loop is never held by a write."""
+    store = open_store(f"sqlite:///{db_path}?inline_writes=0")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        assert store._writes.inline_busy_ms is None
+        assert await store.create_run(new_run("r1")) == ("r1", True)
+    finally:
+        await store.close()
+
+
+def test_an_unknown_inline_writes_value_is_refused(db_path: str) -> None:
+    with pytest.raises(ValueError, match="inline_writes must be 1 or 0"):
+        open_store(f"sqlite:///{db_path}?inline_writes=maybe")
 
 
 async def test_small_write_batches_run_on_the_loop_and_bursts_on_the_connection_thread(
     db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ``?inline_writes=1`` a batch of a few writes runs on the event loop's thread
-    (no hop); a burst of writes runs on the connection's thread, in one transaction, so
-    the loop is not held by it."""
-    store = open_store(f"sqlite:///{db_path}?inline_writes=1")
+    """By default a batch of a few writes runs on the event loop's thread (no hop); a
+    burst of writes runs on the connection's thread, in one transaction, so the loop is
+    not held by it."""
+    store = open_store(f"sqlite:///{db_path}")
     assert isinstance(store, SQLiteStore)
     await store.open()
     try:
