@@ -313,9 +313,11 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     await store.close()
 
 
-async def test_inline_writes_0_keeps_every_write_on_the_connection_thread(db_path: str) -> None:
-    """``?inline_writes=0``: the event loop is never held by a write."""
-    store = open_store(f"sqlite:///{db_path}?inline_writes=0")
+@pytest.mark.parametrize("options", ["?inline_writes=0", "?synchronous=full"])
+async def test_writes_stay_on_the_connection_thread(db_path: str, options: str) -> None:
+    """``?inline_writes=0``: the event loop is never held by a write. With
+    ``synchronous=full`` a commit waits for the disk: that wait stays off the loop too."""
+    store = open_store(f"sqlite:///{db_path}{options}")
     assert isinstance(store, SQLiteStore)
     await store.open()
     try:
@@ -361,17 +363,6 @@ async def _small_inline_burst_threaded(store: SQLiteStore, monkeypatch: pytest.M
     await asyncio.gather(*(store.create_run(new_run(f"r{i}")) for i in range(burst)))
     assert ran == [(1, True), (burst, False)]
     assert (await store.count_runs())["running"] == burst + 1
-
-
-async def test_full_synchronous_writes_stay_on_the_connection_thread(db_path: str) -> None:
-    """A durable commit waits for the disk: that wait stays off the event loop."""
-    store = SQLiteStore(db_path, synchronous="full")
-    await store.open()
-    try:
-        assert store._writes.inline_busy_ms is None
-        assert await store.create_run(new_run("r1")) == ("r1", True)
-    finally:
-        await store.close()
 
 
 async def test_point_reads_run_on_the_loop_and_see_other_connections_commits(
