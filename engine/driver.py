@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,6 +58,8 @@ class Driver:
         self.notify = notify
         self.tasks: dict[str, asyncio.Task[None]] = {}
         """The runs being driven right now, by id; a task removes itself when it ends."""
+        self.gate: Callable[[], Awaitable[None]] | None = None
+        """Awaited before a run is driven (``Engine.yield_to``)."""
 
     def spawn(self, run_id: str, state: RunState | None) -> None:
         """Drive ``run_id`` in the background, unless it is driven here already.
@@ -99,6 +101,8 @@ class Driver:
 
     async def _drive(self, run_id: str, state: RunState | None) -> None:
         try:
+            if self.gate is not None:
+                await self.gate()
             while True:
                 if state is None:
                     state = await self.store.load_state(run_id)

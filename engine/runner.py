@@ -31,7 +31,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,6 +151,17 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         self.dispatcher.subscriptions.append(
             Subscription(sub_name, handler, frozenset(topics) if topics is not None else None)
         )
+
+    def yield_to(self, gate: Callable[[], Awaitable[None]] | None) -> None:
+        """Let the application's latency-critical work go before driving runs on.
+
+        Before it drives a run (one just answered, started or recovered), the engine
+        awaits ``gate()``, which should return soon: the Slack adapter passes one that
+        returns once no Slack request waits for its HTTP answer, or after 0.5 s at most
+        (``bot.slack.acks``). An answer is committed before the gate is asked, so this
+        delays only the run's next steps. ``None`` removes the gate.
+        """
+        self.driver.gate = gate
 
     async def __aenter__(self) -> Engine:
         await self.start_background()

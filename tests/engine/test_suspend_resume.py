@@ -1,5 +1,6 @@
 """Suspending for a person and resuming exactly once with validated, attributed data."""
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from engine import (
 )
 from tests.engine.conftest import EngineFactory
 from tests.engine.wf_common import Approval, Done, Note, Req, Shown, pending, settle
+from tests.support.polling import eventually
 
 
 class Line(BaseModel):
@@ -508,3 +510,30 @@ async def test_the_idempotency_key_is_stable_across_the_re_run(
     await engine.resume(run_id, interrupt.id, {"text": "t"}, actor="a")
     await settle(engine, run_id)
     assert keys == [f"{run_id}:0:ask", f"{run_id}:0:ask"]
+
+
+async def test_an_answered_run_goes_on_only_once_the_gate_it_yields_to_opens(
+    engine_factory: EngineFactory,
+) -> None:
+    """``Engine.yield_to``: the answer is committed at once, the run's next steps wait."""
+    calls: Counter[str] = Counter()
+    engine = await engine_factory(approval_wf(calls))
+    run = await settle(engine, await engine.start("approve", {"name": "gate"}))
+    (interrupt,) = await pending(engine, run.id)
+    opened = asyncio.Event()
+    asked: list[str] = []
+
+    async def gate() -> None:
+        asked.append("asked")
+        await opened.wait()
+
+    engine.yield_to(gate)
+    outcome = await engine.resume(run.id, interrupt.id, {"approved": True}, actor="alice")
+    assert outcome.status is InterruptStatus.APPROVED  # committed before the gate opens
+    await eventually(lambda: asked == ["asked"], what="the driver to ask the gate")
+    still = await engine.find_run(run.id)
+    assert still is not None and still.status is RunStatus.RUNNING
+    opened.set()
+    done = await settle(engine, run.id)
+    assert done.status is RunStatus.COMPLETED and calls["ask"] == 2
+    engine.yield_to(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.slack.acks import AckFirst
+from engine import RunStatus
 from tests.support.polling import eventually
 from tests.support.slack_bot import Bot
 
@@ -54,3 +55,21 @@ async def test_the_notifier_updates_slack_once_the_waiting_acks_are_sent(bot: Bo
 
     await eventually(lambda: bot.fake.calls("chat.update"), what="the update")
     assert "Approved" in str(bot.fake.message(message.channel, message.ts).blocks)
+
+
+async def test_an_answered_run_goes_on_once_the_waiting_acks_are_sent(bot: Bot) -> None:
+    """The click's answer is committed at once; the run's next steps wait for the acks."""
+    run_id = await bot.start("change", {"service": "billing"})
+    interrupt = await bot.interrupt(run_id)
+    acks = bot.slack.acks
+    acks.max_defer = 30
+
+    with acks.answering():  # as if a click were being acked
+        outcome = await bot.engine.resume(run_id, interrupt.id, {"approved": True}, actor="U0ALICE")
+        assert outcome.resolved
+        await eventually(lambda: acks.deferred >= 1, what="the run's driver to wait its turn")
+        run = await bot.engine.find_run(run_id)
+        assert run is not None and run.status is RunStatus.RUNNING
+
+    finished = await bot.engine.wait(run_id, timeout=10)
+    assert finished.status is RunStatus.COMPLETED
