@@ -28,6 +28,7 @@ For each concurrency level, ``C`` client tasks (one ``aiohttp`` session, connect
 Prints one JSON line per level on stdout (progress goes to stderr)::
 
     python -m bench.slack [--clicks 200] [--sequential-clicks 100] [--levels 1,50,200]
+                          [--workers 1]
 """
 
 from __future__ import annotations
