@@ -96,12 +96,12 @@ class SQLiteStore(SQLiteQueries):
             raise ValueError("synchronous must be 'normal', 'full' or 'extra'")
         self.path = path
         # On by default (``?inline_writes=0`` turns it off), with synchronous=NORMAL only:
-        # a lone write skips two thread hops. Measured on 2 CPUs, 5 alternated pairs each:
-        # bench/engine.py resume-to-complete p50 0.88-0.91 ms against 1.12-1.27 ms
-        # threaded; bench/slack.py one click at a time, ack p50 1.55 against 1.85 ms
-        # and 3.1 against 4.1 ms of CPU per click; a burst of 200 clicks equal (ack p99
-        # 183 against 181 ms). Only batches of up to 8 writes run on the loop's thread
-        # (`batching`): a burst still overlaps the loop on the connection's thread.
+        # a lone write skips two thread hops. Measured on 2 CPUs, alternated pairs:
+        # bench/engine.py (7 pairs) resume-to-complete p50 0.88-0.93 ms against 1.10-1.32
+        # ms threaded, throughput equal; bench/slack.py (5 pairs) one click at a time, ack
+        # p50 1.55 against 1.85 ms and 3.1 against 4.1 ms of CPU per click (medians), a
+        # burst of 200 clicks equal. Only batches of up to 8 writes run on the loop's
+        # thread (`batching`): a burst still overlaps the loop on the connection's thread.
         self.inline_writes = inline_writes
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
