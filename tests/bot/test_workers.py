@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
@@ -14,15 +15,39 @@ import pytest
 
 from bot.settings import Settings
 from bot.workers import default_workers
-from tests.bot.test_serve import SIGNOFF, free_port, serve_env
+from tests.bot.test_serve import SIGNOFF, serve_env
 
 
-def start_workers(db: str, port: int, cwd: Path, workers: int = 2) -> subprocess.Popen[bytes]:
-    env = serve_env(db, port, grace=1)
-    return subprocess.Popen(
-        [str(SIGNOFF), "serve", "--workers", str(workers)],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+def start_workers(db: str, cwd: Path, workers: int = 2) -> subprocess.Popen[bytes]:
+    """``signoff serve --workers N`` with its output in ``cwd/serve.log`` (``output``), so
+    a failed check can show it, and no pipe left unread while a test polls can fill up.
+
+    On port 0: the parent picks the port and holds it for the workers' lifetime
+    (``bot.workers``), so no client connection can take it between a worker's exit and
+    its restart (``port_of`` reads it).
+    """
+    env = serve_env(db, 0, grace=1)
+    with open(cwd / "serve.log", "wb") as log:
+        return subprocess.Popen(
+            [str(SIGNOFF), "serve", "--workers", str(workers)],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def output(cwd: Path) -> bytes:
+    """What the processes started by ``start_workers`` in ``cwd`` printed so far."""
+    return (cwd / "serve.log").read_bytes()
+
+
+async def port_of(cwd: Path, timeout: float = 30) -> int:
+    """The port the parent started in ``cwd`` chose, from its first log line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(rb"starting \d+ workers on port (\d+)", output(cwd))
+        if found:
+            return int(found.group(1))
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the workers did not start:\n{output(cwd)[-4000:]!r}")
 
 
 async def workers_seen(base: str, want: int, timeout: float = 60) -> set[str]:
@@ -59,13 +84,12 @@ def children_of(pid: int) -> list[int]:
 
 @pytest.mark.timeout(180)
 async def test_two_workers_share_one_port_restart_and_stop_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_workers(str(tmp_path / "w.db"), port, tmp_path)
+    proc = start_workers(str(tmp_path / "w.db"), tmp_path)
     try:
+        base = f"http://127.0.0.1:{await port_of(tmp_path)}"
         first = await workers_seen(base, 2)
         pids = children_of(proc.pid)
-        assert len(first) == 2, first
+        assert len(first) == 2, (first, output(tmp_path)[-4000:])
         assert len(pids) == 2
 
         os.kill(pids[0], signal.SIGKILL)
@@ -80,7 +104,8 @@ async def test_two_workers_share_one_port_restart_and_stop_on_sigterm(tmp_path: 
         assert len(after) == 2 and after != first  # the restarted worker has a new id
 
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        out = output(tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -97,10 +122,10 @@ def test_the_default_is_one_worker() -> None:
 
 @pytest.mark.timeout(120)
 async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
-    port = free_port()
-    proc = start_workers(str(tmp_path / "w.db"), port, tmp_path)
+    proc = start_workers(str(tmp_path / "w.db"), tmp_path)
     try:
-        assert len(await workers_seen(f"http://127.0.0.1:{port}", 2)) == 2
+        seen = await workers_seen(f"http://127.0.0.1:{await port_of(tmp_path)}", 2)
+        assert len(seen) == 2, (seen, output(tmp_path)[-4000:])
         pids = children_of(proc.pid)
         proc.kill()
         proc.wait()
@@ -112,5 +137,3 @@ async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
