@@ -23,7 +23,8 @@ from engine.errors import (
     field_errors,
 )
 from engine.json_schema import model_from_json_schema
-from engine.models import EventType, Interrupt, InterruptKind, InterruptStatus, ResumeOutcome, Run
+from engine.models import EventType, Interrupt, InterruptKind, ResumeOutcome, Run
+from engine.queries import existing_interrupt
 from engine.registry import find_step
 from engine.store.base import Decide, EventWrite, OutboxWrite, Resolution, TimerRow
 
@@ -50,19 +51,8 @@ class Answering(EngineCore):
         return find_step(self.registry.get(interrupt.workflow, interrupt.version), interrupt.path)
 
     async def _pending_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt:
-        interrupt = await self.store.get_interrupt(run_id, interrupt_id)
-        if interrupt is None:
-            if await self.store.get_run(run_id) is None:
-                raise RunNotFound(run_id)
-            raise InterruptNotFound(run_id, interrupt_id)
-        if interrupt.status is not InterruptStatus.PENDING:
-            raise AlreadyResolved(
-                run_id,
-                interrupt_id,
-                interrupt.status.value,
-                interrupt.resolved_by,
-                interrupt.resolved_at,
-            )
+        interrupt = await existing_interrupt(self.store, run_id, interrupt_id)
+        quorum.ensure_pending(interrupt)
         # Pinned version must be registered before anything is written.
         self.registry.get(interrupt.workflow, interrupt.version)
         return interrupt

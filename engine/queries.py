@@ -8,7 +8,18 @@ from typing import Any
 from engine.core import EngineCore
 from engine.errors import InterruptNotFound, RunNotFound
 from engine.models import Event, Interrupt, Run, RunDetail, RunStatus
+from engine.store.base import Store
 from engine.store.rows import CURSOR_SLACK
+
+
+async def existing_interrupt(store: Store, run_id: str, interrupt_id: str) -> Interrupt:
+    """One interrupt with its responses; RunNotFound or InterruptNotFound if it is not there."""
+    found = await store.get_interrupt(run_id, interrupt_id)
+    if found is None:
+        if await store.get_run(run_id) is None:
+            raise RunNotFound(run_id)
+        raise InterruptNotFound(run_id, interrupt_id)
+    return found
 
 
 class Queries(EngineCore):
@@ -91,12 +102,7 @@ class Queries(EngineCore):
 
     async def get_interrupt(self, run_id: str, interrupt_id: str) -> Interrupt:
         """One interrupt with its responses (RunNotFound / InterruptNotFound)."""
-        found = await self.store.get_interrupt(run_id, interrupt_id)
-        if found is None:
-            if await self.store.get_run(run_id) is None:
-                raise RunNotFound(run_id)
-            raise InterruptNotFound(run_id, interrupt_id)
-        return found
+        return await existing_interrupt(self.store, run_id, interrupt_id)
 
     async def events(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
         """A run's history entries after ``after_id``."""
