@@ -21,15 +21,8 @@ from tests.engine.store.test_store_contract import (
     parked,
     resolve,
 )
-from tests.pg import PostgresServer
 
 RUNS = 20
-
-
-@pytest.fixture
-def url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty schema."""
-    return postgres_server.fresh_url()
 
 
 @pytest.fixture
@@ -42,16 +35,6 @@ async def store(url: str) -> AsyncIterator[PostgresStore]:
         yield s
     finally:
         await s.close()
-
-
-@pytest.fixture
-async def peek(url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection to the test's schema, to look behind the store's back."""
-    conn = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def transactions(peek: asyncpg.Connection, table: str) -> int:

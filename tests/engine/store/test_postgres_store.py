@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlparse
 
 import asyncpg
@@ -14,25 +13,8 @@ import pytest
 from engine import StoreError, open_store
 from engine.store.postgres import PostgresStore
 from engine.store.postgres.migrate import migrations
-from tests.pg import PostgresServer
 
 TABLES = {"runs", "steps", "interrupts", "responses", "events", "timers", "outbox", "workers"}
-
-
-@pytest.fixture
-def url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty schema."""
-    return postgres_server.fresh_url()
-
-
-@pytest.fixture
-async def peek(url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection to the test's schema, to look behind the store's back."""
-    conn = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def test_postgres_urls_build_a_postgres_store() -> None:
