@@ -59,10 +59,10 @@ def _json(status: int, error: str) -> web.Response:
     return web.json_response({"error": error}, status=status)
 
 
-def _unverified(request: web.Request, body: bytes, now: float) -> str | None:
-    """Why the request is not signed by Slack (None: it is), checked before the verifier
-    so that its ``int()``, ``decode()`` and ``compare_digest`` never see what they reject
-    with an exception."""
+def _unverified(request: web.Request, now: float) -> str | None:
+    """Why the request's signature headers cannot be Slack's (None: they may be), checked
+    before the verifier so that its ``int()``, ``encode("ascii")`` and ``compare_digest``
+    never see what they reject with an exception."""
     timestamp = request.headers.get(_TIMESTAMP, "")
     signature = request.headers.get(_SIGNATURE, "")
     if not timestamp or not signature:
@@ -73,10 +73,6 @@ def _unverified(request: web.Request, body: bytes, now: float) -> str | None:
         return "the timestamp is outside the 5-minute window"
     if not signature.isascii():
         return "the signature does not match"
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "the body is not UTF-8"
     return None
 
 
@@ -108,18 +104,24 @@ def slack_events_handler(
         except Problem as problem:
             return problem.response()
         now = time.time()
-        reason = _unverified(request, body, now)
+        reason = _unverified(request, now)
         if reason is None and not verifier.matches(
             body, request.headers[_TIMESTAMP], request.headers[_SIGNATURE]
         ):
             reason = "the signature does not match"
+        text = ""
+        if reason is None:
+            try:
+                text = body.decode("utf-8")  # once: the parser takes this text
+            except UnicodeDecodeError:
+                reason = "the body is not UTF-8"
         if reason is not None:
             refused.warning("refused an unsigned Slack request: %s", reason)
             return _json(401, "invalid request")
         # Bolt reads the Content-Type as sent, up to any ';' (not lower-cased): so do we.
         content_type = request.headers.get("Content-Type", "").split(";")[0] or None
         try:
-            payload = parse_payload(body.decode("utf-8"), content_type)
+            payload = parse_payload(text, content_type)
             kind = check_payload(payload)
         except UnhandledPayload as exc:
             refused.info("ignored a signed Slack request: %s", exc)

@@ -6,6 +6,8 @@ handle are a 400; each refusal is one log line, never a traceback, and changes n
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -74,6 +76,26 @@ async def test_unsigned_bodies_are_refused_401_before_anything_parses_them(
     assert problems(caplog) == []
     refusals = [r for r in caplog.records if r.name.startswith("signoff.refused")]
     assert len(refusals) == len(UNPARSEABLE) * len(bad_signatures) + 1  # one line each
+
+
+async def test_a_signed_body_that_is_not_utf8_is_refused_401_with_one_line(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = b"payload=\xff\xfe"
+    timestamp = str(int(time.time()))
+    mac = hmac.new(SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + mac.hexdigest(),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+    assert (await post(bot, body, headers))[0] == 401
+
+    assert problems(caplog) == []
+    refusals = [r.getMessage() for r in caplog.records if r.name.startswith("signoff.refused")]
+    assert refusals == ["refused an unsigned Slack request: the body is not UTF-8"]
 
 
 async def test_a_body_over_one_mebibyte_is_413_unread(bot: Bot) -> None:
