@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import uuid_utils
 from pydantic import BaseModel, ValidationError
 
 from engine import gc_tuning
@@ -269,7 +270,11 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         except ValidationError as exc:
             raise InvalidInput(wf.name, field_errors(exc)) from None
         now = self.clock()
-        run_id = uuid.uuid4().hex
+        # UUIDv7: time-ordered, so a new run's rows go to the end of every index keyed
+        # by run id (runs, steps, interrupts, events...) instead of a random page each.
+        # Measured with bench/engine.py, 4 pairs against uuid4: starts 4,644-4,808 ->
+        # 5,016-5,166/s, resumes 2,976-3,088 -> 3,237-3,485/s (fewer pages per commit).
+        run_id = uuid_utils.uuid7().hex
         input_json = dump_json(value, wf.input)
         new = NewRun(
             id=run_id,

@@ -1,5 +1,7 @@
 """Starting runs and reading them back: list_runs, get_run, list_interrupts, events."""
 
+import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -99,6 +101,23 @@ async def test_start_run_returns_the_run_as_find_run_reads_it_and_whether_it_is_
     assert not created_again
     assert again == await engine.find_run(run.id)  # the stored run, as it is now
     assert again.status is RunStatus.SUSPENDED
+
+
+async def test_run_ids_are_uuid7_in_the_order_runs_were_started(
+    engine_factory: EngineFactory,
+) -> None:
+    # Time-ordered ids keep each new run's rows at the end of the indexes keyed by run id.
+    engine = await engine_factory(*workflows())
+    before_ms = int(time.time() * 1000)
+    ids = [await engine.start("quick", {"name": str(i)}) for i in range(50)]
+    after_ms = int(time.time() * 1000)
+    parsed = [uuid.UUID(hex=run_id) for run_id in ids]
+    assert [p.hex for p in parsed] == ids  # 32 lowercase hex digits, as before
+    assert {p.version for p in parsed} == {7} and {p.variant for p in parsed} == {uuid.RFC_4122}
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert before_ms <= int(ids[0][:12], 16) <= int(ids[-1][:12], 16) <= after_ms
+    for run_id in ids:
+        await settle(engine, run_id)
 
 
 async def test_an_idempotency_key_reused_for_other_input_or_workflow_is_refused(
