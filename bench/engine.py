@@ -9,7 +9,8 @@ Phases: (1) start N runs concurrently until all are suspended -> ``start_per_s``
 concurrently until all completed, then verify every output -> ``resume_per_s``;
 (4) p50/p99 resume-to-complete latency over 200 sequential resumes. Phases 1 and 3 also
 report the process's CPU time (all threads) per run -> ``cpu_us_per_start``,
-``cpu_us_per_resume``.
+``cpu_us_per_resume``, and the event loop's thread's part of it -> ``loop_cpu_us_per_start``,
+``loop_cpu_us_per_resume``.
 
 Prints one JSON line. Usage: ``python bench/engine.py [--runs N] [--db PATH|URL]``:
 a SQLite file (default: a fresh temporary one) or an empty PostgreSQL database, e.g.
@@ -173,9 +174,10 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         ids: list[str] = []
         start_s = 0.0
         start_cpu = 0.0
+        start_loop_cpu = 0.0
         rss_mid = rss_before
         for lo, hi in ((0, half), (half, runs)):
-            t0, c0 = time.perf_counter(), cpu_seconds(proc)
+            t0, c0, l0 = time.perf_counter(), cpu_seconds(proc), time.thread_time()
             ids += await asyncio.gather(
                 *(
                     engine.start("bench", {"request_id": f"r{i}", "amount": i})
@@ -185,6 +187,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
             await wait_count(engine, RunStatus.SUSPENDED, hi)
             start_s += time.perf_counter() - t0
             start_cpu += cpu_seconds(proc) - c0
+            start_loop_cpu += time.thread_time() - l0
             if lo == 0:
                 gc.collect()
                 rss_mid = proc.memory_info().rss
@@ -197,7 +200,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         # Phase 3: resume all concurrently until all completed.
         pending = await engine.list_interrupts(limit=runs + 10)
         by_run = {i.run_id: i.id for i in pending}
-        t0, c0 = time.perf_counter(), cpu_seconds(proc)
+        t0, c0, l0 = time.perf_counter(), cpu_seconds(proc), time.thread_time()
         await asyncio.gather(
             *(
                 engine.resume(rid, by_run[rid], {"approved": True, "comment": rid}, actor="u")
@@ -207,6 +210,7 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         await wait_count(engine, RunStatus.COMPLETED, runs + 1)
         resume_s = time.perf_counter() - t0
         resume_cpu = cpu_seconds(proc) - c0
+        resume_loop_cpu = time.thread_time() - l0
         correct = 0
         for k, rid in enumerate(ids):
             run = (await engine.get_run(rid)).run
@@ -259,6 +263,11 @@ async def main(runs: int, db: str, latency_runs: int, hold_runs: int = 0) -> dic
         # threads) per run in phases 1 and 3: steadier than rates on a busy machine.
         "cpu_us_per_start": round(start_cpu / runs * 1e6, 1),
         "cpu_us_per_resume": round(resume_cpu / runs * 1e6, 1),
+        # The event loop's thread's part of those (the rest: SQLite's connection
+        # threads). With SQLite, wall time per run is about their sum, not the larger
+        # part: the threads take turns on the GIL (bench/gil_convoy.py).
+        "loop_cpu_us_per_start": round(start_loop_cpu / runs * 1e6, 1),
+        "loop_cpu_us_per_resume": round(resume_loop_cpu / runs * 1e6, 1),
         "outputs_correct": correct == runs,
         "resume_latency_p50_ms": round(statistics.median(latencies), 3),
         "resume_latency_p99_ms": round(pct(latencies, 0.99), 3),
