@@ -71,7 +71,7 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         poll_interval: how often to look for work written by other processes.
         authorizer: decides responders that are not listed verbatim (groups).
         tune_gc: when the worker starts (``start_background``), raise the garbage
-            collector's first threshold for the whole process (``engine.gc_tuning``:
+            collector's first two thresholds for the whole process (``engine.gc_tuning``:
             full collections over every run in flight cost a quarter of the CPU at a
             few thousand concurrent runs); False leaves the collector as it is.
     """
