@@ -65,6 +65,9 @@ def loads(text: str | bytes) -> Any:
     return from_json(text)
 
 
+ANYONE = "*"
+"""The responder-index row of an interrupt without responders (anyone may answer)."""
+
 CURSOR_SLACK = 0.5e-6
 """Half a microsecond: how far a keyset cursor's time (a ``datetime``, rounded to the
 microsecond) may be from the stored Unix seconds of the run it names."""

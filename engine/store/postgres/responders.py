@@ -14,9 +14,7 @@ from typing import Any
 
 from engine.models import Interrupt
 from engine.store.postgres.ops import Conn, interrupts
-
-ANYONE = "*"
-"""The responder row of an interrupt without responders (anyone may answer)."""
+from engine.store.rows import ANYONE
 
 
 async def index_responders(

@@ -1,10 +1,13 @@
 """The responder index of the SQLite store: who may answer which interrupt, indexed.
 
 ``interrupt_responders`` (migration 0004) holds one row per (interrupt, responder), with
-``'*'`` for an interrupt open to anyone. Triggers write the rows with the interrupt and
-mark them decided when it is resolved, so every path that opens or resolves an interrupt
-keeps the index right without knowing about it. Code that changes an interrupt's
-responders later (escalation) calls ``index_responders`` in the same transaction.
+``'*'`` for an interrupt open to anyone. ``write.write_steps`` writes the rows with the
+interrupt (from the spec it has in hand); an insert trigger writes them for an interrupt
+inserted without them (migration 0006: an older instance during a rolling upgrade), and
+another marks them decided when the interrupt is resolved, so every path that resolves
+an interrupt keeps the index right without knowing about it. Code that changes an
+interrupt's responders later (escalation) calls ``index_responders`` in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from engine.models import Interrupt
+from engine.store.rows import ANYONE
 from engine.store.sqlite.ops import interrupts
-
-ANYONE = "*"
-"""The responder row of an interrupt without responders (anyone may answer)."""
 
 
 def index_responders(

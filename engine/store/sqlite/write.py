@@ -1,5 +1,5 @@
-"""What a state change inserts in the SQLite store: a step's record with its interrupts,
-timers, history and outbox rows.
+"""What a state change inserts in the SQLite store: a step's record with its interrupts
+(and their rows in the responder index), timers, history and outbox rows.
 
 Each function runs inside the operation's savepoint (see ``batching``), so a write is
 all or nothing, and rows get their ids in the order the engine listed them.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from engine.escalation import timer_kind
 from engine.store.base import EventWrite, OutboxWrite, StepWrite
-from engine.store.rows import encode_data, spec_json
+from engine.store.rows import ANYONE, encode_data, spec_json
 
 
 def append(
@@ -48,8 +48,9 @@ def write_steps(
     events: Sequence[EventWrite] = (),
     outbox: Sequence[OutboxWrite] = (),
 ) -> None:
-    """Record steps' results with the interrupts they opened, their timers, events and
-    outbox rows, then ``events`` and ``outbox``: one statement per table.
+    """Record steps' results with the interrupts they opened, their responder-index rows,
+    timers, events and outbox rows, then ``events`` and ``outbox``: one statement per
+    table.
 
     Rows get their ids in the order listed (the steps' in order, then the extra ones);
     a later write of the same path replaces an earlier one, as separate writes would.
@@ -57,6 +58,7 @@ def write_steps(
     step_rows = []
     interrupt_rows = []
     timer_rows: list[tuple[str, str, str, float]] = []
+    responder_rows: list[tuple[object, ...]] = []
     all_events: list[EventWrite] = []
     all_outbox: list[OutboxWrite] = []
     for step in steps:
@@ -87,6 +89,10 @@ def write_steps(
                     spec.label,
                 )
             )
+            responder_rows += [
+                (run_id, spec.id, who, spec.kind.value, run_id, int(spec.allow_requester), now)
+                for who in (spec.responders or [ANYONE])
+            ]
             timer_rows += [(run_id, spec.id, "reminder", t) for t in spec.reminders]
             timer_rows += [
                 (run_id, spec.id, timer_kind(n), e["due_at"])
@@ -103,6 +109,14 @@ def write_steps(
             step_rows,
         )
     if interrupt_rows:
+        # The responder index's rows first: the insert trigger (migration 0006) then finds
+        # them and skips its own slower pass over the spec's JSON.
+        conn.executemany(
+            "INSERT OR IGNORE INTO interrupt_responders (run_id, interrupt_id, responder, kind, "
+            "pending, requester, allow_requester, created_at, resolved_at) "
+            "VALUES (?, ?, ?, ?, 1, (SELECT requester FROM runs WHERE id = ?), ?, ?, NULL)",
+            responder_rows,
+        )
         conn.executemany(
             "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, "
             "expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import StoreError, open_store
+from engine.context import InterruptSpec
+from engine.models import InterruptKind
 from engine.store.base import EventWrite, LostOwnership, NewRun, StepWrite
 from engine.store.sqlite import SQLiteStore, batching
 
@@ -283,6 +285,59 @@ async def test_migration_4_backfills_the_responder_index_of_stored_interrupts(
         await store.close()
     assert sorted(i.id for i in found) == ["i1", "i2"] and total == 2
     assert mine == []  # alice requested both
+
+
+RESPONDER_ROWS = (
+    "SELECT interrupt_id, responder, kind, pending, requester, allow_requester, created_at, "
+    "resolved_at FROM interrupt_responders ORDER BY interrupt_id, responder"
+)
+
+
+async def test_the_store_writes_the_responder_rows_the_insert_trigger_writes(
+    tmp_path: Path,
+) -> None:
+    """Migration 0006: the store writes an interrupt's responder-index rows itself, the
+    very rows the insert trigger still writes for an interrupt inserted without them (as
+    an older instance does during a rolling upgrade)."""
+    new_db, old_db = str(tmp_path / "new.db"), str(tmp_path / "old.db")
+    specs = [
+        InterruptSpec(id="named", kind=InterruptKind.INPUT, responders=["bob", "@ops", "bob"]),
+        InterruptSpec(id="mine-too", kind=InterruptKind.EVENT, allow_requester=True),
+    ]
+    suspended = StepWrite("0:ask", "ask", "suspended", None, None, 1, 1.7e9, 1.7e9, specs)
+    for path in (new_db, old_db):
+        store = open_store(path)
+        await store.open()
+        try:
+            run = new_run("r1")
+            run.requester = "alice"
+            await store.create_run(run)
+            if path == new_db:  # without the trigger: every row below is the store's own
+                store_conn = store._writes.conn
+                assert store_conn is not None
+                await store_conn.execute("DROP TRIGGER interrupt_responders_on_insert")
+                await store.commit_steps("r1", "w1", [suspended], 1.7e9)
+        finally:
+            await store.close()
+    # The same interrupt rows inserted into the migrated file as an older version does.
+    stored = peek(
+        new_db, "SELECT run_id, id, path, step, kind, status, spec_json, created_at FROM interrupts"
+    )
+    conn = sqlite3.connect(old_db, isolation_level=None)
+    conn.executemany(
+        "INSERT INTO interrupts (run_id, id, path, step, kind, status, spec_json, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        stored,
+    )
+    conn.close()
+
+    written = peek(new_db, RESPONDER_ROWS)
+    assert written == peek(old_db, RESPONDER_ROWS)
+    assert written == [
+        ("mine-too", "*", "event", 1, "alice", 1, 1.7e9, None),
+        ("named", "@ops", "input", 1, "alice", 0, 1.7e9, None),
+        ("named", "bob", "input", 1, "alice", 0, 1.7e9, None),
+    ]
 
 
 async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
