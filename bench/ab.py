@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,7 @@ def run_side(tree: Path, command: list[str]) -> Lines:
     return found
 
 
-def numeric(value: object) -> bool:
+def numeric(value: object) -> TypeGuard[int | float]:
     """Whether a JSON value is a number to compare (booleans are not)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -59,7 +60,7 @@ def values(runs: list[Lines], index: int, name: str) -> list[float]:
     found = []
     for run in runs:
         value = run[index].get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if numeric(value):
             found.append(float(value))
     return found
 
