@@ -41,6 +41,15 @@ class Queries(EngineCore):
         """
         return await self.store.count_runs_by_workflow()
 
+    async def count_pending_interrupts(self) -> dict[str, dict[str, int]]:
+        """How many interrupts wait in each workflow, by kind: ``{workflow: {kind: n}}``.
+
+        One aggregate in the database (exact, not capped), so it costs the same whether
+        ten or a hundred thousand requests wait: nothing is loaded to count them. Kinds
+        without pending interrupts are left out.
+        """
+        return await self.store.count_pending_interrupts()
+
     async def outbox_backlog(self) -> int:
         """How many notifications are waiting to be delivered (for metrics)."""
         return await self.store.outbox_backlog()

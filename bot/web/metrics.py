@@ -127,12 +127,13 @@ class Metrics:
     async def refresh(self) -> None:
         """Read the gauges' values from the database."""
         self.snapshot.runs = await self.engine.count_runs()
-        pending: dict[tuple[str, str], int] = {}
-        # limit=-1: every pending interrupt (there are as many as open requests).
-        for i in await self.engine.list_interrupts(limit=-1):
-            key = (i.workflow, i.kind.value)
-            pending[key] = pending.get(key, 0) + 1
-        self.snapshot.pending = pending
+        # Counted in the database: loading every waiting request to count it cost 2.4 s
+        # of CPU and 370 MB per scrape with 100,000 waiting (bench/metrics.py).
+        self.snapshot.pending = {
+            (workflow, kind): n
+            for workflow, kinds in (await self.engine.count_pending_interrupts()).items()
+            for kind, n in kinds.items()
+        }
         self.snapshot.backlog = await self.engine.outbox_backlog()
 
     async def on_resolved(self, message: OutboxMessage) -> None:

@@ -417,3 +417,7 @@ class Store(Protocol):
 
     async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
         """Number of runs per workflow and status (one indexed aggregate)."""
+
+    async def count_pending_interrupts(self) -> dict[str, dict[str, int]]:
+        """Number of pending interrupts per workflow and kind (one aggregate over the
+        pending interrupts' index, with their runs' rows by primary key)."""

@@ -84,6 +84,13 @@ STEP_COLS = "path, name, status, output_json, error_json, attempts, started_at, 
 OUTBOX_COLS = "id, topic, run_id, interrupt_id, data, created_at, attempts, done_handlers"
 """Columns ``outbox_from_row`` expects, in order."""
 
+PENDING_BY_WORKFLOW_AND_KIND = (
+    "SELECT r.workflow, i.kind, COUNT(*) FROM interrupts i JOIN runs r ON r.id = i.run_id "
+    "WHERE i.status = 'pending' GROUP BY r.workflow, i.kind"
+)
+"""Pending interrupts counted per workflow and kind: the pending interrupts' index, and
+each one's run by primary key (for ``signoff_pending_interrupts``)."""
+
 
 M = TypeVar("M", bound=BaseModel)
 

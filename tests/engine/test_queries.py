@@ -274,6 +274,26 @@ async def test_list_interrupts_filters_by_workflow_and_status(
     assert len(await engine.list_interrupts(status=None)) == 2
 
 
+async def test_pending_interrupts_are_counted_per_workflow_and_kind_in_the_database(
+    engine_factory: EngineFactory,
+) -> None:
+    other = Workflow("ask2", input=Req, output=Done).then(ask)
+    engine = await engine_factory(*workflows(), other)
+    runs = [await engine.start("ask", {"name": f"a{n}"}) for n in range(3)]
+    runs.append(await engine.start("ask2", {"name": "b"}))
+    runs.append(await engine.start("quick", {"name": "c"}))  # finishes without asking
+    for run_id in runs:
+        await settle(engine, run_id)
+    assert await engine.count_pending_interrupts() == {"ask": {"input": 3}, "ask2": {"input": 1}}
+
+    (answered,) = await pending(engine, runs[0])
+    await engine.resume(runs[0], answered.id, {"approved": True}, actor="x")
+    await engine.cancel(runs[3], reason="not needed", actor="x")
+    await settle(engine, runs[0])
+
+    assert await engine.count_pending_interrupts() == {"ask": {"input": 2}}
+
+
 async def test_list_interrupts_for_an_actor_shows_only_what_they_may_answer(
     engine_factory: EngineFactory,
 ) -> None:

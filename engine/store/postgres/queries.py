@@ -18,7 +18,13 @@ from engine.models import Event, Interrupt, Run, RunDetail, StepStatus
 from engine.store.postgres import ops, retry
 from engine.store.postgres import responders as responders_ops
 from engine.store.postgres.ops import CONNECTION_ERRORS, Conn
-from engine.store.rows import CURSOR_SLACK, RUN_COLS, loads, run_from_row
+from engine.store.rows import (
+    CURSOR_SLACK,
+    PENDING_BY_WORKFLOW_AND_KIND,
+    RUN_COLS,
+    loads,
+    run_from_row,
+)
 
 T = TypeVar("T")
 
@@ -223,3 +229,14 @@ class PostgresQueries:
     async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
         """Number of runs per workflow and status."""
         return await self._read(retry.count_by_workflow)
+
+    async def count_pending_interrupts(self) -> dict[str, dict[str, int]]:
+        """Number of pending interrupts per workflow and kind."""
+
+        async def op(conn: Conn) -> dict[str, dict[str, int]]:
+            found: dict[str, dict[str, int]] = {}
+            for workflow, kind, n in await conn.fetch(PENDING_BY_WORKFLOW_AND_KIND):
+                found.setdefault(workflow, {})[kind] = int(n)
+            return found
+
+        return await self._read(op)

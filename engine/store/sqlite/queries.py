@@ -14,7 +14,13 @@ from typing import TypeVar
 import aiosqlite
 
 from engine.models import Event, Interrupt, Run, RunDetail, StepStatus
-from engine.store.rows import CURSOR_SLACK, RUN_COLS, loads, run_from_row
+from engine.store.rows import (
+    CURSOR_SLACK,
+    PENDING_BY_WORKFLOW_AND_KIND,
+    RUN_COLS,
+    loads,
+    run_from_row,
+)
 from engine.store.sqlite import ops, retry
 from engine.store.sqlite import responders as responders_ops
 from engine.store.sqlite.batching import SQLITE_BUSY, SQLITE_LOCKED, Batcher
@@ -226,3 +232,14 @@ class SQLiteQueries:
     async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
         """Number of runs per workflow and status."""
         return await self._read(retry.count_by_workflow)
+
+    async def count_pending_interrupts(self) -> dict[str, dict[str, int]]:
+        """Number of pending interrupts per workflow and kind."""
+
+        def op(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            found: dict[str, dict[str, int]] = {}
+            for workflow, kind, n in conn.execute(PENDING_BY_WORKFLOW_AND_KIND):
+                found.setdefault(workflow, {})[kind] = int(n)
+            return found
+
+        return await self._read(op)

@@ -106,6 +106,7 @@ HOT_PATHS: dict[str, str] = {
     "release dead timer claims": r"^UPDATE timers SET claimed_by=NULL",
     "resolve interrupt": r"^UPDATE interrupts SET status=",
     "resolve's responder rows": r"^UPDATE interrupt_responders SET pending",
+    "pending interrupts counted": r"WHERE i.status = 'pending' GROUP BY r.workflow, i.kind",
 }
 """Each hot query, by a pattern of its SQL: the workload must have run at least one
 statement matching it."""
@@ -223,6 +224,7 @@ async def _workload(url: str, recovered: Callable[[], bool]) -> None:
         await first.list_runs(created_after=page[-1].created_at)
         await first.count_runs()
         await first.count_runs_by_workflow()
+        await first.count_pending_interrupts()
         await first.outbox_backlog()
         await first.get_run(runs[0])
         await first.events(runs[0], after_id=1)

@@ -811,6 +811,23 @@ async def test_list_runs_filters_and_pages_newest_first(store: Store) -> None:
     assert await store.count_runs() == {"running": 5, "cancelled": 1}
 
 
+async def test_pending_interrupts_are_counted_per_workflow_and_kind(store: Store) -> None:
+    event = InterruptSpec(id="e1", kind=InterruptKind.EVENT, event="deployed")
+    await parked(store, "r1", ask("i1"), ask("i2"), event)
+    await store.create_run(new_run("r2", workflow="deploy"))
+    await store.commit_steps("r2", "w1", [suspended_step(ask("i1"))], T0)
+    await store.create_run(new_run("r3", workflow="idle"))  # a run with no interrupt
+
+    assert await store.count_pending_interrupts() == {
+        "wf": {"input": 2, "event": 1},
+        "deploy": {"input": 1},
+    }
+    await resolve(store, approve("bob"), iid="i1")
+    await resolve(store, approve("bob"), run_id="r2", iid="i1")
+
+    assert await store.count_pending_interrupts() == {"wf": {"input": 1, "event": 1}}
+
+
 async def test_list_runs_filters_by_requester_and_creation_time(store: Store) -> None:
     for n in range(6):
         made = new_run(f"r{n}", now=T0 + n)
