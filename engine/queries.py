@@ -36,8 +36,8 @@ class Queries(EngineCore):
     async def count_runs_by_workflow(self) -> dict[str, dict[str, int]]:
         """How many runs each workflow has in each status: ``{workflow: {status: n}}``.
 
-        One aggregate over the ``runs_by_workflow`` index (exact, not capped); statuses
-        without runs are left out.
+        One aggregate over the ``runs_by_workflow_status_newest`` index (exact, not
+        capped); statuses without runs are left out.
         """
         return await self.store.count_runs_by_workflow()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import heapq
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -346,6 +347,9 @@ class RequestService:
         Runs of the request workflow are read newest first with a keyset cursor (the
         engine's indexed ``before=``; requester and creation range filtered there too),
         and status and client, which live on the interrupt and the input, filtered here.
+        Where a status implies the run's (a pending request's run is running or parked,
+        a failed one's failed), only runs in those statuses are read, so listing what
+        waits costs what waits, not every request ever decided.
         ``offset`` and ``next_offset`` count matching requests; ``next_cursor`` continues
         after the last request returned.
         """
@@ -354,15 +358,7 @@ class RequestService:
         before = _decode_cursor(query.cursor)
         batch = min(500, max(50, 2 * (query.limit + skip)))
         while True:
-            runs = await self.engine.list_runs(
-                workflow=REQUEST_WORKFLOW,
-                status=_run_status(query),
-                requester=query.requester,
-                created_after=query.created_after,
-                created_before=query.created_before,
-                before=before,
-                limit=batch,
-            )
+            runs, more = await self._runs_newest_first(query, before, batch)
             for run in runs:
                 before = (run.created_at, run.id)
                 if query.client is not None and (run.input or {}).get("client") != query.client:
@@ -383,8 +379,40 @@ class RequestService:
                         next_cursor=_encode_cursor(last.created_at, last.id),
                     )
                 found.append(view)
-            if len(runs) < batch:
+            if not more:
                 return RequestList(requests=found, limit=query.limit, offset=query.offset)
+
+    async def _runs_newest_first(
+        self, query: RequestsQuery, before: tuple[datetime, str] | None, batch: int
+    ) -> tuple[list[Run], bool]:
+        """The next ``batch`` request runs (newest first, after ``before``) that may match
+        ``query``'s status, and whether more may follow them.
+
+        Several run statuses are read as one sequence: each status's runs come from the
+        index in order, and merging them keeps the order the keyset cursor relies on.
+        """
+        per_status = await asyncio.gather(
+            *(
+                self.engine.list_runs(
+                    workflow=REQUEST_WORKFLOW,
+                    status=status,
+                    requester=query.requester,
+                    created_after=query.created_after,
+                    created_before=query.created_before,
+                    before=before,
+                    limit=batch,
+                )
+                for status in _run_statuses(query)
+            )
+        )
+        merged = list(heapq.merge(*per_status, key=_newest_first))
+        full = [some[-1] for some in per_status if len(some) == batch]
+        if not full:
+            return merged, False
+        # A status that filled its batch may have more runs older than its last one: the
+        # merged sequence is complete only up to the first such last run.
+        cutoff = min(_newest_first(run) for run in full)
+        return [run for run in merged if _newest_first(run) <= cutoff], True
 
     # -- cancel -------------------------------------------------------------------
     async def cancel(self, request_id: str, *, reason: str, client: str) -> RequestView:
@@ -394,12 +422,23 @@ class RequestService:
         return await self.get(request_id)
 
 
-def _run_status(query: RequestsQuery) -> str | None:
-    # Only where the run's status alone decides; a pending request may still be running
-    # (not yet asked), and a cancelled one may have a cancelled interrupt on a finished run.
+def _newest_first(run: Run) -> tuple[float, str]:
+    """The engine's order of runs (``list_runs``): newest first, then by id."""
+    return (-run.created_at.timestamp(), run.id)
+
+
+def _run_statuses(query: RequestsQuery) -> list[RunStatus | None]:
+    """The run statuses a request of ``query.status`` can have ([None]: any).
+
+    A pending request's run is running (not asked yet) or parked on its question; a failed
+    request's run failed. A decided or cancelled request's run may still be running, or
+    finished in more than one way, so those are filtered on the request itself.
+    """
+    if query.status is RequestStatus.PENDING:
+        return [RunStatus.RUNNING, RunStatus.SUSPENDED]
     if query.status is RequestStatus.FAILED:
-        return RunStatus.FAILED.value
-    return None
+        return [RunStatus.FAILED]
+    return [None]
 
 
 def _encode_cursor(created_at: datetime, run_id: str) -> str:

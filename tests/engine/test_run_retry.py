@@ -163,4 +163,5 @@ async def test_the_per_workflow_count_is_one_covering_index_scan_on_sqlite(tmp_p
             "GROUP BY workflow, status"
         ).fetchall()
 
-    assert "COVERING INDEX runs_by_workflow" in str(plan) and "TEMP B-TREE" not in str(plan)
+    assert "COVERING INDEX runs_by_workflow_status_newest" in str(plan)
+    assert "TEMP B-TREE" not in str(plan)

@@ -47,7 +47,7 @@ async def retry_run(
 
 
 async def count_by_workflow(conn: Conn) -> dict[str, dict[str, int]]:
-    """Runs per workflow and status (the ``runs_by_workflow`` index)."""
+    """Runs per workflow and status (the ``runs_by_workflow_status_newest`` index)."""
     found: dict[str, dict[str, int]] = {}
     for workflow, status, n in await conn.fetch(
         "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status"

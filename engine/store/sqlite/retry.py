@@ -46,7 +46,7 @@ def retry_run(
 
 
 def count_by_workflow(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """Runs per workflow and status (covered by the ``runs_by_workflow`` index)."""
+    """Runs per workflow and status (covered by the ``runs_by_workflow_status_newest`` index)."""
     found: dict[str, dict[str, int]] = {}
     for workflow, status, n in conn.execute(
         "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status"

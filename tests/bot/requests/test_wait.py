@@ -4,7 +4,6 @@ and what it reads then is what the request reads for good."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,6 @@ from bot.requests.workflow import INTERRUPT_ID, request_workflow
 from engine import Engine, RunStatus, open_store
 
 SECRET = SecretStr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """An engine that never polls in a test's time: what wakes a waiter is the commit."""
-    eng = Engine(
-        open_store(str(tmp_path / "requests.db")),
-        workflows=[request_workflow],
-        poll_interval=30.0,
-        tune_gc=False,
-    )
-    await eng.start_background()
-    yield eng
-    await eng.close(grace=1.0)
 
 
 async def test_a_decided_request_reads_the_same_before_and_after_its_run_finishes(
