@@ -50,13 +50,10 @@ class Inbox(EngineCore):
             "workflow": workflow,
             "run_id": run_id,
             "label": label,
+            "kind": kind_value,
         }
         if actor is None:
-            found = await self.store.list_interrupts(**base, limit=-1 if kind_value else limit)
-            if kind_value:
-                found = [i for i in found if i.kind.value == kind_value]
-                found = found if limit < 0 else found[:limit]
-            return found
+            return await self.store.list_interrupts(**base, limit=limit)
         indexed = base["status"] == InterruptStatus.PENDING.value and not (
             workflow or run_id or label
         )
@@ -77,8 +74,6 @@ class Inbox(EngineCore):
             found = await self.store.list_interrupts(**base, limit=page_size, offset=offset)
             offset += len(found)
             for i in found:
-                if kind_value and i.kind.value != kind_value:
-                    continue
                 if await self._may_answer(i, actor, allowed, asked):
                     mine.append(i)
             if len(found) < page_size:

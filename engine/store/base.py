@@ -359,6 +359,7 @@ class Store(Protocol):
         limit: int,
         label: str | None = None,
         offset: int = 0,
+        kind: str | None = None,
     ) -> list[Interrupt]:
         """Interrupts, oldest first (``limit`` -1: all), skipping ``offset`` rows."""
 

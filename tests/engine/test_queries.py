@@ -5,12 +5,14 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from pydantic import BaseModel
 
 from engine import (
     Engine,
     EventType,
     IdempotencyKeyReused,
     Interrupt,
+    InterruptKind,
     InterruptNotFound,
     InterruptStatus,
     InvalidInput,
@@ -272,6 +274,45 @@ async def test_list_interrupts_filters_by_workflow_and_status(
     rejected = await engine.list_interrupts(status=InterruptStatus.REJECTED)
     assert [(i.run_id, i.resolved_by) for i in rejected] == [(first, "x")]
     assert len(await engine.list_interrupts(status=None)) == 2
+
+
+class Paid(BaseModel):
+    amount: int
+
+
+@step(events={"paid": Paid})
+async def wait_paid(r: Req, ctx: StepContext) -> Done:  # type: ignore[type-arg]
+    await ctx.wait_for_event("paid", Paid)
+    return Done(name=r.name)
+
+
+async def test_list_interrupts_filters_by_kind_in_the_database_oldest_first(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paying = Workflow("pay", input=Req, output=Done).then(wait_paid)
+    engine = await engine_factory(*workflows(), paying)
+    asks, payments = [], []
+    for n in range(3):
+        for name, made in (("ask", asks), ("pay", payments)):
+            run_id = await engine.start(name, {"name": f"{name} {n}"})
+            await settle(engine, run_id)
+            made.append(run_id)
+    asked: list[dict[str, object]] = []
+    store_list = engine.store.list_interrupts
+
+    async def recorded(**kwargs: object) -> list[Interrupt]:
+        asked.append(kwargs)
+        return await store_list(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.store, "list_interrupts", recorded)
+
+    inputs = await engine.list_interrupts(kind="input")
+    events = await engine.list_interrupts(kind=InterruptKind.EVENT, limit=2)
+
+    assert [i.run_id for i in inputs] == asks
+    assert [i.run_id for i in events] == payments[:2]
+    # The store is asked for that kind and that many, not for everything to filter here.
+    assert [(a["kind"], a["limit"]) for a in asked] == [("input", 100), ("event", 2)]
 
 
 async def test_pending_interrupts_are_counted_per_workflow_and_kind_in_the_database(

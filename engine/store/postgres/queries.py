@@ -169,11 +169,12 @@ class PostgresQueries:
         limit: int,
         label: str | None = None,
         offset: int = 0,
+        kind: str | None = None,
     ) -> list[Interrupt]:
         """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
         where, args = ["TRUE"], []
         filters = (("i.status", status), ("r.workflow", workflow), ("i.run_id", run_id))
-        for column, value in (*filters, ("i.label", label)):
+        for column, value in (*filters, ("i.label", label), ("i.kind", kind)):
             if value:
                 args.append(value)
                 where.append(f"{column}=${len(args)}")

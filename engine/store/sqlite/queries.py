@@ -166,6 +166,7 @@ class SQLiteQueries:
         limit: int,
         label: str | None = None,
         offset: int = 0,
+        kind: str | None = None,
     ) -> list[Interrupt]:
         """Interrupts, oldest first, optionally filtered; ``offset`` rows skipped."""
         where, args = ["1=1"], []
@@ -181,6 +182,9 @@ class SQLiteQueries:
         if label:
             where.append("i.label=?")
             args.append(label)
+        if kind:
+            where.append("i.kind=?")
+            args.append(kind)
         return await self._read(
             lambda conn: ops.interrupts(conn, " AND ".join(where), args, limit, offset)
         )
