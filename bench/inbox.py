@@ -12,12 +12,16 @@ repeated ``--repeat`` times (median and max reported, in ms):
   person's own runs, recently decided, rendering) and its block count against Slack's 100;
 * ``scan_page_ms`` / ``scan_all_ms``: the same list the old way, through an authorizer
   without ``groups_of`` (pages of every pending interrupt, filtered in Python), for a
-  40-item page and for everything.
+  40-item page and for everything;
+* ``decided_page_ms``: ``Engine.list_decided(actor=..., limit=10)`` (the Home tab's
+  "recently decided") after ``--decided`` earlier requests to the person (half directly,
+  half through the group) were approved by them.
 
 On SQLite it also prints the query plan of the index read (``index_plan``), which names
 the ``responders_pending`` index. Prints one JSON line.
 
-Usage: ``.venv/bin/python bench/inbox.py [--mine 1000] [--others 10000] [--db PATH|URL]``.
+Usage: ``.venv/bin/python bench/inbox.py [--mine 1000] [--others 10000] [--decided 0]
+[--db PATH|URL]``.
 """
 
 from __future__ import annotations
@@ -128,11 +132,28 @@ async def populate(engine: Engine, whos: list[str]) -> None:
         await asyncio.sleep(0.2)
 
 
+async def decide_earlier(engine: Engine, count: int) -> None:
+    """``count`` requests to ME (half through TEAM), each approved by ME."""
+    whos = [ME if n % 2 else TEAM for n in range(count)]
+    await populate(engine, whos)
+    waiting = await engine.list_interrupts(limit=count + 10)
+    for chunk in range(0, len(waiting), 500):
+        await asyncio.gather(
+            *(
+                engine.resume(i.run_id, i.id, {"approved": True}, actor=ME)
+                for i in waiting[chunk : chunk + 500]
+            )
+        )
+    while (await engine.count_runs()).get(RunStatus.COMPLETED.value, 0) < count:
+        await asyncio.sleep(0.2)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mine", type=int, default=1000)
     parser.add_argument("--others", type=int, default=10000)
     parser.add_argument("--people", type=int, default=500, help="distinct other approvers")
+    parser.add_argument("--decided", type=int, default=0, help="earlier requests decided")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
@@ -140,6 +161,8 @@ async def main() -> None:
 
     started = time.perf_counter()
     async with Engine(open_store(db), workflows=[ASK], authorizer=Directory()) as engine:
+        if args.decided:
+            await decide_earlier(engine, args.decided)
         await populate(engine, workload(args.mine, args.others, args.people))
     populate_s = round(time.perf_counter() - started, 1)
 
@@ -170,6 +193,10 @@ async def main() -> None:
         scan_all_ms, scan_all_max, everything = await timed(
             lambda: old.list_interrupts(actor=ME, limit=-1), max(3, args.repeat // 4)
         )
+        decided_ms, decided_max, decided = await timed(
+            lambda: engine.list_decided(actor=ME, groups=[TEAM], kind="input", limit=10),
+            args.repeat,
+        )
         plan = await index_plan(engine)
     finally:
         await engine.close()
@@ -194,6 +221,10 @@ async def main() -> None:
                 "scan_page_ms": scan_page_ms,
                 "scan_all_ms": scan_all_ms,
                 "scan_all_max_ms": scan_all_max,
+                "decided": args.decided,
+                "decided_page_ms": decided_ms,
+                "decided_page_max_ms": decided_max,
+                "decided_found": len(decided),
                 "same_answer": [i.id for i in page] == [i.id for i in scanned]
                 and count == len(everything),
                 "index_plan": plan,

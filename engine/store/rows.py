@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -90,6 +91,32 @@ PENDING_BY_WORKFLOW_AND_KIND = (
 )
 """Pending interrupts counted per workflow and kind: the pending interrupts' index, and
 each one's run by primary key (for ``signoff_pending_interrupts``)."""
+
+
+def newest_distinct(
+    rows: Iterable[Sequence[Any]], limit: int
+) -> list[tuple[str, str, float | None]]:
+    """(run_id, interrupt_id, resolved_at) rows, most recently resolved first (then by
+    interrupt id; no time last), each interrupt once, at most ``limit`` (-1: all).
+
+    The rows come from one index range per responder, each already newest first and
+    ``limit`` long: an interrupt among the ``limit`` newest of the union is among the
+    ``limit`` newest of its own responder's range, so the merge misses none.
+    """
+    ordered = sorted(
+        ((str(r[0]), str(r[1]), r[2]) for r in rows),
+        key=lambda r: (r[2] is None, -(r[2] or 0.0), r[1]),
+    )
+    seen: set[tuple[str, str]] = set()
+    found: list[tuple[str, str, float | None]] = []
+    for row in ordered:
+        if (row[0], row[1]) in seen:
+            continue
+        seen.add((row[0], row[1]))
+        found.append(row)
+        if len(found) == limit:
+            break
+    return found
 
 
 M = TypeVar("M", bound=BaseModel)

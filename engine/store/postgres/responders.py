@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.models import Interrupt
 from engine.store.postgres.ops import Conn, interrupts
-from engine.store.rows import ANYONE
+from engine.store.rows import ANYONE, newest_distinct
 
 
 async def index_responders(
@@ -86,16 +86,25 @@ async def answerable(
 async def decided(
     conn: Conn, responders: Sequence[str], kind: str | None, limit: int
 ) -> list[Interrupt]:
-    """Resolved interrupts that listed any of ``responders``, most recently decided first."""
-    where, args = _match(responders, None, kind)
-    keys = await conn.fetch(
-        f"SELECT run_id, interrupt_id, MAX(resolved_at) AS d FROM interrupt_responders "
-        f"WHERE NOT pending AND {where} GROUP BY run_id, interrupt_id "
-        f"ORDER BY d DESC NULLS LAST, interrupt_id LIMIT ${len(args) + 1}",
-        *args,
-        None if limit < 0 else limit,
+    """Resolved interrupts that listed any of ``responders``, most recently decided first.
+
+    One range of the ``responders_decided_newest`` index per responder, at most ``limit``
+    rows each (migration 0007): the cost follows ``limit``, not how much the responders
+    (``'*'`` among them) decided over time.
+    """
+    # `responder = $1`, not `_match`'s `= ANY(...)`: the index then yields the rows in
+    # order, and LIMIT stops the read.
+    sql = (
+        "SELECT run_id, interrupt_id, resolved_at FROM interrupt_responders "
+        "WHERE responder = $1 AND NOT pending"
+        + (" AND kind = $3" if kind is not None else "")
+        + " ORDER BY resolved_at DESC NULLS LAST LIMIT $2"
     )
-    return await _load(conn, keys)
+    rows: list[Any] = []
+    for who in dict.fromkeys(responders):
+        args: list[Any] = [who, None if limit < 0 else limit]
+        rows += await conn.fetch(sql, *args, *([kind] if kind is not None else []))
+    return await _load(conn, newest_distinct(rows, limit))
 
 
 async def pending_responders(conn: Conn) -> list[str]:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from engine.models import Interrupt
-from engine.store.rows import ANYONE
+from engine.store.rows import ANYONE, newest_distinct
 from engine.store.sqlite.ops import interrupts
 
 
@@ -86,15 +86,23 @@ def answerable(
 def decided(
     conn: sqlite3.Connection, responders: Sequence[str], kind: str | None, limit: int
 ) -> list[Interrupt]:
-    """Resolved interrupts that listed any of ``responders``, most recently decided first."""
-    where, args = _match(responders, None, kind)
-    keys = conn.execute(
-        f"SELECT run_id, interrupt_id, MAX(resolved_at) AS d FROM interrupt_responders "
-        f"WHERE pending = 0 AND {where} GROUP BY run_id, interrupt_id "
-        f"ORDER BY d DESC, interrupt_id LIMIT ?",
-        (*args, limit),
-    ).fetchall()
-    return _load(conn, keys)
+    """Resolved interrupts that listed any of ``responders``, most recently decided first.
+
+    One range of the ``responders_decided_newest`` index per responder, at most ``limit``
+    rows each (migration 0008): the cost follows ``limit``, not how much the responders
+    (``'*'`` among them) decided over time.
+    """
+    sql = (
+        "SELECT run_id, interrupt_id, resolved_at FROM interrupt_responders "
+        "WHERE responder = ? AND pending = 0"
+        + (" AND kind = ?" if kind is not None else "")
+        + " ORDER BY resolved_at DESC LIMIT ?"
+    )
+    rows: list[tuple[str, str, float | None]] = []
+    for who in dict.fromkeys(responders):
+        args = (who, kind, limit) if kind is not None else (who, limit)
+        rows += conn.execute(sql, args).fetchall()
+    return _load(conn, newest_distinct(rows, limit))
 
 
 def pending_responders(conn: sqlite3.Connection) -> list[str]:
@@ -115,7 +123,9 @@ def pending_responders(conn: sqlite3.Connection) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def _load(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, float]]) -> list[Interrupt]:
+def _load(
+    conn: sqlite3.Connection, keys: Sequence[tuple[str, str, float | None]]
+) -> list[Interrupt]:
     """The interrupts of ``keys`` in that order: one primary-key lookup each (a row-value
     ``IN (VALUES ...)`` would make SQLite scan the interrupts instead)."""
     found: list[Interrupt] = []

@@ -98,7 +98,8 @@ HOT_PATHS: dict[str, str] = {
     "inbox page": r"FROM interrupt_responders WHERE pending.*ORDER BY",
     "inbox count": r"COUNT\(\*\) FROM \(SELECT DISTINCT run_id, interrupt_id FROM "
     r"interrupt_responders",
-    "recently decided": r"MAX\(resolved_at\)",
+    "recently decided": r"WHERE responder = \S+ AND (?:pending = 0|NOT pending).*"
+    r"ORDER BY resolved_at DESC",
     "pending responders": r"WITH RECURSIVE d\(r\)",
     "run's events": r"FROM events WHERE run_id",
     "run's steps": r"FROM steps WHERE run_id",
@@ -113,10 +114,12 @@ statement matching it."""
 
 NARROWED: dict[str, str] = {
     "list runs by workflow and status": "(workflow=? AND status=?",
+    "recently decided": "USING INDEX responders_decided_newest (responder=?",
 }
-"""Hot queries that must not only use an index but narrow it by these columns (SQLite's
-plan text): an index on a prefix of them alone would read, and filter row by row, every
-row under that prefix (a workflow's every run, to find the few parked)."""
+"""Hot queries that must not only use an index but narrow it as given (SQLite's plan
+text), without a sort: an index on a prefix of the columns alone would read, and filter
+or sort row by row, every row under that prefix (a workflow's every run, to find the
+few parked; a person's every decision, to show the last ten)."""
 
 DROPPED = [
     ("runs_by_status_newest", "list runs by status"),

@@ -1035,6 +1035,35 @@ async def test_a_resolved_interrupt_leaves_the_answerable_list_for_recently_deci
     assert "bob" in await store.pending_responders()
 
 
+async def test_recently_decided_lists_each_interrupt_once_newest_first_across_responders(
+    store: Store,
+) -> None:
+    """Bob's decided list merges what named him, his group and anyone: an interrupt
+    naming several of them once, most recently decided first, then cut to the limit."""
+    specs = [
+        open_ask("both", responders=["bob", "group:S1"]),
+        open_ask("anyone", responders=[]),
+        open_ask("carols", responders=["carol"]),
+        open_ask("bobs", responders=["bob"]),
+        open_ask("groups", responders=["group:S1"]),
+    ]
+    await parked(store, "r1", *specs)
+    order = ["groups", "both", "carols", "anyone", "bobs"]  # decided in this order
+    for n, iid in enumerate(order):
+        await store.resolve(
+            "r1", iid, approve("dan"), claim_owner="w2", lease_until=LEASE, now=T0 + 10 + n
+        )
+    mine = ["bob", "group:S1", "*"]
+
+    every = await store.list_decided(responders=mine, limit=10)
+    newest_two = await store.list_decided(responders=mine, limit=2)
+    events = await store.list_decided(responders=mine, kind="event", limit=10)
+
+    assert [i.id for i in every] == ["bobs", "anyone", "both", "groups"]
+    assert [i.id for i in newest_two] == ["bobs", "anyone"]
+    assert events == []
+
+
 async def test_cancelling_a_run_empties_its_answerable_list(store: Store) -> None:
     await parked(store, "r1", open_ask("i1", responders=["bob"]))
 
