@@ -13,6 +13,8 @@ repeated ``--repeat`` times (median and max reported, in ms):
 * ``scan_page_ms`` / ``scan_all_ms``: the same list the old way, through an authorizer
   without ``groups_of`` (pages of every pending interrupt, filtered in Python), for a
   40-item page and for everything;
+* with ``--anyone N``, N more pending requests open to anyone (no responders), which
+  every person's page and count include;
 * ``decided_page_ms``: ``Engine.list_decided(actor=..., limit=10)`` (the Home tab's
   "recently decided") after ``--decided`` earlier requests to the person (half directly,
   half through the group) were approved by them.
@@ -20,8 +22,8 @@ repeated ``--repeat`` times (median and max reported, in ms):
 On SQLite it also prints the query plan of the index read (``index_plan``), which names
 the ``responders_pending`` index. Prints one JSON line.
 
-Usage: ``.venv/bin/python bench/inbox.py [--mine 1000] [--others 10000] [--decided 0]
-[--db PATH|URL]``.
+Usage: ``.venv/bin/python bench/inbox.py [--mine 1000] [--others 10000] [--anyone 0]
+[--decided 0] [--db PATH|URL]``.
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ class Approval(BaseModel):
 
 @step(title="Approve")
 async def approve(req: Ask, ctx: StepContext[Shown, Approval]) -> Approval:
-    """Wait for an approval from ``req.who``."""
-    return await ctx.suspend(Shown(who=req.who), responders=[req.who])
+    """Wait for an approval from ``req.who`` (from anyone if it is empty)."""
+    return await ctx.suspend(Shown(who=req.who), responders=[req.who] if req.who else [])
 
 
 ASK = Workflow("ask", input=Ask, output=Approval).then(approve)
@@ -153,6 +155,7 @@ async def main() -> None:
     parser.add_argument("--mine", type=int, default=1000)
     parser.add_argument("--others", type=int, default=10000)
     parser.add_argument("--people", type=int, default=500, help="distinct other approvers")
+    parser.add_argument("--anyone", type=int, default=0, help="requests open to anyone")
     parser.add_argument("--decided", type=int, default=0, help="earlier requests decided")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--db", default=None)
@@ -163,7 +166,7 @@ async def main() -> None:
     async with Engine(open_store(db), workflows=[ASK], authorizer=Directory()) as engine:
         if args.decided:
             await decide_earlier(engine, args.decided)
-        await populate(engine, workload(args.mine, args.others, args.people))
+        await populate(engine, workload(args.mine, args.others, args.people) + [""] * args.anyone)
     populate_s = round(time.perf_counter() - started, 1)
 
     engine = Engine(open_store(db), workflows=[ASK], authorizer=Directory())
@@ -221,6 +224,7 @@ async def main() -> None:
                 "scan_page_ms": scan_page_ms,
                 "scan_all_ms": scan_all_ms,
                 "scan_all_max_ms": scan_all_max,
+                "anyone": args.anyone,
                 "decided": args.decided,
                 "decided_page_ms": decided_ms,
                 "decided_page_max_ms": decided_max,

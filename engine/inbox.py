@@ -39,8 +39,9 @@ class Inbox(EngineCore):
 
         Cost: without ``actor``, one query. With ``actor`` (pending interrupts, no
         ``workflow``/``run_id``/``label`` filter, and an authorizer that has
-        ``groups_of`` or none at all), one query of the responder index: it reads the
-        rows of the actor and their groups only, however many interrupts wait for others.
+        ``groups_of`` or none at all), the responder index: at most ``limit`` rows each
+        for the actor, each of their groups and ``'*'`` (open to anyone), however many
+        interrupts wait for them or for others.
         Otherwise interrupts are read in pages (of ``max(limit, 100)``) and the authorizer
         is asked once per distinct responder list.
         """
@@ -63,6 +64,7 @@ class Inbox(EngineCore):
                 actor=actor,
                 kind=kind_value,
                 limit=limit,
+                counted=False,  # count_interrupts counts; a page reads only the page
             )
             return page
         allowed = {actor, *(groups or ())}

@@ -384,13 +384,16 @@ class Store(Protocol):
         kind: str | None = None,
         limit: int,
         newest: bool = False,
+        counted: bool = True,
     ) -> tuple[list[Interrupt], int]:
         """Pending interrupts whose responders include any of ``responders`` (``'*'``
         matches those open to anyone), without ``actor``'s own requests unless they allow
-        it; oldest (or ``newest``) first, at most ``limit`` (-1: all), with the total.
+        it; oldest (or ``newest``) first, at most ``limit`` (-1: all), with the total
+        (-1 with ``counted=False``, which skips counting).
 
         Reads the responder index only (indexed by responder), however many interrupts
-        are pending for others."""
+        are pending for others: the page at most ``limit`` rows per responder, the total
+        every row of theirs."""
 
     async def list_decided(
         self, *, responders: Sequence[str], kind: str | None = None, limit: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -93,22 +93,23 @@ PENDING_BY_WORKFLOW_AND_KIND = (
 each one's run by primary key (for ``signoff_pending_interrupts``)."""
 
 
-def newest_distinct(
-    rows: Iterable[Sequence[Any]], limit: int
-) -> list[tuple[str, str, float | None]]:
-    """(run_id, interrupt_id, resolved_at) rows, most recently resolved first (then by
-    interrupt id; no time last), each interrupt once, at most ``limit`` (-1: all).
+def first_distinct(
+    rows: Iterable[Sequence[Any]],
+    limit: int,
+    *,
+    key: Callable[[tuple[str, str, Any]], Any],
+    reverse: bool = False,
+) -> list[tuple[str, str, Any]]:
+    """(run_id, interrupt_id, time) rows sorted by ``key``, each interrupt once, at most
+    ``limit`` (-1: all): the merge of one index range per responder.
 
-    The rows come from one index range per responder, each already newest first and
-    ``limit`` long: an interrupt among the ``limit`` newest of the union is among the
-    ``limit`` newest of its own responder's range, so the merge misses none.
+    Each range must come in the same order, filtered the same way and cut at ``limit``:
+    an interrupt among the first ``limit`` of the union is among the first ``limit`` of
+    its own responder's range, so the merge misses none.
     """
-    ordered = sorted(
-        ((str(r[0]), str(r[1]), r[2]) for r in rows),
-        key=lambda r: (r[2] is None, -(r[2] or 0.0), r[1]),
-    )
+    ordered = sorted(((str(r[0]), str(r[1]), r[2]) for r in rows), key=key, reverse=reverse)
     seen: set[tuple[str, str]] = set()
-    found: list[tuple[str, str, float | None]] = []
+    found: list[tuple[str, str, Any]] = []
     for row in ordered:
         if (row[0], row[1]) in seen:
             continue
@@ -117,6 +118,16 @@ def newest_distinct(
         if len(found) == limit:
             break
     return found
+
+
+def newest_first(row: tuple[str, str, Any]) -> tuple[bool, float, str]:
+    """Most recently resolved first (no time last), then by interrupt id."""
+    return (row[2] is None, -(row[2] or 0.0), row[1])
+
+
+def by_creation(row: tuple[str, str, Any]) -> tuple[float, str, str]:
+    """By creation time, then interrupt id (``reverse=True``: newest first)."""
+    return (row[2], row[1], row[0])
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.models import Interrupt
 from engine.store.postgres.ops import Conn, interrupts
-from engine.store.rows import ANYONE, newest_distinct
+from engine.store.rows import ANYONE, by_creation, first_distinct, newest_first
 
 
 async def index_responders(
@@ -45,8 +45,15 @@ async def index_responders(
 
 
 def _match(responders: Sequence[str], actor: str | None, kind: str | None) -> tuple[str, list[Any]]:
-    args: list[Any] = [list(responders)]
-    where = "responder = ANY($1::text[])"
+    return _where("responder = ANY($1::text[])", [list(responders)], actor, kind)
+
+
+def _where(
+    responder: str, args: list[Any], actor: str | None, kind: str | None
+) -> tuple[str, list[Any]]:
+    """``responder`` (a condition on ``args``' first value) and the other conditions: not
+    ``actor``'s own request unless allowed, and ``kind``."""
+    where = responder
     if actor is not None:
         args.append(actor)
         where += f" AND NOT (requester IS NOT DISTINCT FROM ${len(args)} AND NOT allow_requester)"
@@ -63,18 +70,29 @@ async def answerable(
     kind: str | None,
     limit: int,
     newest: bool,
+    counted: bool = True,
 ) -> tuple[list[Interrupt], int]:
     """Pending interrupts listing any of ``responders`` (include ``'*'`` for open ones),
-    without ``actor``'s own requests unless allowed; a page and the total count."""
+    without ``actor``'s own requests unless allowed; a page and the total count (-1
+    unless ``counted``)."""
     where, args = _match(responders, actor, kind)
     order = "DESC" if newest else "ASC"
-    keys = await conn.fetch(
-        f"SELECT run_id, interrupt_id, MIN(created_at) AS c FROM interrupt_responders "
-        f"WHERE pending AND {where} GROUP BY run_id, interrupt_id "
-        f"ORDER BY c {order}, interrupt_id {order} LIMIT ${len(args) + 1}",
-        *args,
-        None if limit < 0 else limit,
+    # The page: one range of the responders_pending index per responder, at most `limit`
+    # rows each, merged (an interrupt naming the person and a group of theirs once), so
+    # it costs the page, not everything open to them ('*' among it). The count reads all.
+    one, one_args = _where("responder = $1", [None], actor, kind)
+    page = (
+        f"SELECT run_id, interrupt_id, created_at FROM interrupt_responders "
+        f"WHERE pending AND {one} "
+        f"ORDER BY created_at {order}, interrupt_id {order} LIMIT ${len(one_args) + 1}"
     )
+    rows: list[Any] = []
+    if limit != 0:
+        for who in dict.fromkeys(responders):
+            rows += await conn.fetch(page, who, *one_args[1:], None if limit < 0 else limit)
+    keys = first_distinct(rows, limit, key=by_creation, reverse=newest)
+    if not counted:
+        return await _load(conn, keys), -1
     total = await conn.fetchval(
         f"SELECT COUNT(*) FROM (SELECT DISTINCT run_id, interrupt_id FROM interrupt_responders "
         f"WHERE pending AND {where}) x",
@@ -104,7 +122,7 @@ async def decided(
     for who in dict.fromkeys(responders):
         args: list[Any] = [who, None if limit < 0 else limit]
         rows += await conn.fetch(sql, *args, *([kind] if kind is not None else []))
-    return await _load(conn, newest_distinct(rows, limit))
+    return await _load(conn, first_distinct(rows, limit, key=newest_first))
 
 
 async def pending_responders(conn: Conn) -> list[str]:

@@ -213,12 +213,15 @@ class SQLiteQueries:
         kind: str | None = None,
         limit: int,
         newest: bool = False,
+        counted: bool = True,
     ) -> tuple[list[Interrupt], int]:
         """Pending interrupts the responders may answer, a page and the total (indexed)."""
         if not responders:
-            return [], 0
+            return [], 0 if counted else -1
         return await self._read(
-            lambda conn: responders_ops.answerable(conn, responders, actor, kind, limit, newest)
+            lambda conn: responders_ops.answerable(
+                conn, responders, actor, kind, limit, newest, counted
+            )
         )
 
     async def list_decided(

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from engine.models import Interrupt
-from engine.store.rows import ANYONE, newest_distinct
+from engine.store.rows import ANYONE, by_creation, first_distinct, newest_first
 from engine.store.sqlite.ops import interrupts
 
 
@@ -44,10 +44,10 @@ def index_responders(
     )
 
 
-def _match(responders: Sequence[str], actor: str | None, kind: str | None) -> tuple[str, list[str]]:
-    marks = ",".join("?" for _ in responders)
-    where = f"responder IN ({marks})"
-    args: list[str] = list(responders)
+def _filters(actor: str | None, kind: str | None) -> tuple[str, list[str]]:
+    """The conditions besides the responder: not ``actor``'s own request unless allowed,
+    and ``kind``."""
+    where, args = "", []
     if actor is not None:
         where += " AND NOT (requester IS ? AND allow_requester = 0)"
         args.append(actor)
@@ -57,6 +57,12 @@ def _match(responders: Sequence[str], actor: str | None, kind: str | None) -> tu
     return where, args
 
 
+def _match(responders: Sequence[str], actor: str | None, kind: str | None) -> tuple[str, list[str]]:
+    marks = ",".join("?" for _ in responders)
+    extra, args = _filters(actor, kind)
+    return f"responder IN ({marks}){extra}", [*responders, *args]
+
+
 def answerable(
     conn: sqlite3.Connection,
     responders: Sequence[str],
@@ -64,17 +70,29 @@ def answerable(
     kind: str | None,
     limit: int,
     newest: bool,
+    counted: bool = True,
 ) -> tuple[list[Interrupt], int]:
     """Pending interrupts listing any of ``responders`` (include ``'*'`` for open ones),
-    without ``actor``'s own requests unless allowed; a page and the total count."""
+    without ``actor``'s own requests unless allowed; a page and the total count (-1
+    unless ``counted``)."""
     where, args = _match(responders, actor, kind)
     order = "DESC" if newest else "ASC"
-    keys = conn.execute(
-        f"SELECT run_id, interrupt_id, MIN(created_at) AS c FROM interrupt_responders "
-        f"WHERE pending = 1 AND {where} GROUP BY run_id, interrupt_id "
-        f"ORDER BY c {order}, interrupt_id {order} LIMIT ?",
-        (*args, limit),
-    ).fetchall()
+    # The page: one range of the responders_pending index per responder, at most `limit`
+    # rows each, merged (an interrupt naming the person and a group of theirs once), so
+    # it costs the page, not everything open to them ('*' among it). The count reads all.
+    extra, extra_args = _filters(actor, kind)
+    page = (
+        f"SELECT run_id, interrupt_id, created_at FROM interrupt_responders "
+        f"WHERE pending = 1 AND responder = ?{extra} "
+        f"ORDER BY created_at {order}, interrupt_id {order} LIMIT ?"
+    )
+    rows: list[tuple[str, str, float]] = []
+    if limit != 0:
+        for who in dict.fromkeys(responders):
+            rows += conn.execute(page, (who, *extra_args, limit)).fetchall()
+    keys = first_distinct(rows, limit, key=by_creation, reverse=newest)
+    if not counted:
+        return _load(conn, keys), -1
     total = conn.execute(
         f"SELECT COUNT(*) FROM (SELECT DISTINCT run_id, interrupt_id FROM interrupt_responders "
         f"WHERE pending = 1 AND {where})",
@@ -102,7 +120,7 @@ def decided(
     for who in dict.fromkeys(responders):
         args = (who, kind, limit) if kind is not None else (who, limit)
         rows += conn.execute(sql, args).fetchall()
-    return _load(conn, newest_distinct(rows, limit))
+    return _load(conn, first_distinct(rows, limit, key=newest_first))
 
 
 def pending_responders(conn: sqlite3.Connection) -> list[str]:

@@ -1019,6 +1019,38 @@ async def test_answerable_reads_the_responder_index(store: Store) -> None:
     assert sorted(await store.pending_responders()) == ["alice", "bob", "carol", "group:S1"]
 
 
+async def test_answerable_pages_merge_a_persons_their_groups_and_anyones_requests(
+    store: Store,
+) -> None:
+    """A page cut from the person's, their group's and everyone's open requests together,
+    in creation order either way, an interrupt naming several of them once."""
+    await store.create_run(new_run("r1"))  # requested by alice
+    named = [
+        ("a", ["bob"]),
+        ("b", ["group:S1"]),
+        ("c", []),
+        ("d", ["bob", "group:S1"]),
+        ("e", ["carol"]),
+        ("f", []),
+        ("g", ["bob"]),
+    ]
+    for n, (iid, who) in enumerate(named):  # created one second apart, in this order
+        step = suspended_step(open_ask(iid, responders=who), path=str(n), now=T0 + n)
+        await store.commit_steps("r1", "w1", [step], T0 + n)
+    mine = ["bob", "group:S1", "*"]
+
+    oldest, total = await store.list_answerable(responders=mine, actor="bob", limit=3)
+    newest, _ = await store.list_answerable(responders=mine, actor="bob", limit=3, newest=True)
+    every, _ = await store.list_answerable(responders=mine, actor="bob", limit=-1)
+
+    assert [i.id for i in oldest] == ["a", "b", "c"]
+    assert [i.id for i in newest] == ["g", "f", "d"]
+    assert [i.id for i in every] == ["a", "b", "c", "d", "f", "g"]
+    assert total == 6
+    uncounted = await store.list_answerable(responders=mine, actor="bob", limit=3, counted=False)
+    assert ([i.id for i in uncounted[0]], uncounted[1]) == (["a", "b", "c"], -1)
+
+
 async def test_a_resolved_interrupt_leaves_the_answerable_list_for_recently_decided(
     store: Store,
 ) -> None:
