@@ -75,7 +75,6 @@ async def answerable(
     """Pending interrupts listing any of ``responders`` (include ``'*'`` for open ones),
     without ``actor``'s own requests unless allowed; a page and the total count (-1
     unless ``counted``)."""
-    where, args = _match(responders, actor, kind)
     order = "DESC" if newest else "ASC"
     # The page: one range of the responders_pending index per responder, at most `limit`
     # rows each, merged (an interrupt naming the person and a group of theirs once), so
@@ -93,6 +92,7 @@ async def answerable(
     keys = first_distinct(rows, limit, key=by_creation, reverse=newest)
     if not counted:
         return await _load(conn, keys), -1
+    where, args = _match(responders, actor, kind)
     total = await conn.fetchval(
         f"SELECT COUNT(*) FROM (SELECT DISTINCT run_id, interrupt_id FROM interrupt_responders "
         f"WHERE pending AND {where}) x",
@@ -112,16 +112,15 @@ async def decided(
     """
     # `responder = $1`, not `_match`'s `= ANY(...)`: the index then yields the rows in
     # order, and LIMIT stops the read.
+    one, one_args = _where("responder = $1 AND NOT pending", [None], None, kind)
     sql = (
         "SELECT run_id, interrupt_id, resolved_at FROM interrupt_responders "
-        "WHERE responder = $1 AND NOT pending"
-        + (" AND kind = $3" if kind is not None else "")
-        + " ORDER BY resolved_at DESC NULLS LAST LIMIT $2"
+        f"WHERE {one} "
+        f"ORDER BY resolved_at DESC NULLS LAST LIMIT ${len(one_args) + 1}"
     )
     rows: list[Any] = []
     for who in dict.fromkeys(responders):
-        args: list[Any] = [who, None if limit < 0 else limit]
-        rows += await conn.fetch(sql, *args, *([kind] if kind is not None else []))
+        rows += await conn.fetch(sql, who, *one_args[1:], None if limit < 0 else limit)
     return await _load(conn, first_distinct(rows, limit, key=newest_first))
 
 

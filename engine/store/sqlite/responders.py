@@ -57,12 +57,6 @@ def _filters(actor: str | None, kind: str | None) -> tuple[str, list[str]]:
     return where, args
 
 
-def _match(responders: Sequence[str], actor: str | None, kind: str | None) -> tuple[str, list[str]]:
-    marks = ",".join("?" for _ in responders)
-    extra, args = _filters(actor, kind)
-    return f"responder IN ({marks}){extra}", [*responders, *args]
-
-
 def answerable(
     conn: sqlite3.Connection,
     responders: Sequence[str],
@@ -75,7 +69,6 @@ def answerable(
     """Pending interrupts listing any of ``responders`` (include ``'*'`` for open ones),
     without ``actor``'s own requests unless allowed; a page and the total count (-1
     unless ``counted``)."""
-    where, args = _match(responders, actor, kind)
     order = "DESC" if newest else "ASC"
     # The page: one range of the responders_pending index per responder, at most `limit`
     # rows each, merged (an interrupt naming the person and a group of theirs once), so
@@ -93,10 +86,11 @@ def answerable(
     keys = first_distinct(rows, limit, key=by_creation, reverse=newest)
     if not counted:
         return _load(conn, keys), -1
+    marks = ",".join("?" for _ in responders)
     total = conn.execute(
         f"SELECT COUNT(*) FROM (SELECT DISTINCT run_id, interrupt_id FROM interrupt_responders "
-        f"WHERE pending = 1 AND {where})",
-        args,
+        f"WHERE pending = 1 AND responder IN ({marks}){extra})",
+        (*responders, *extra_args),
     ).fetchone()[0]
     return _load(conn, keys), int(total)
 
@@ -110,16 +104,14 @@ def decided(
     rows each (migration 0008): the cost follows ``limit``, not how much the responders
     (``'*'`` among them) decided over time.
     """
+    extra, extra_args = _filters(None, kind)
     sql = (
         "SELECT run_id, interrupt_id, resolved_at FROM interrupt_responders "
-        "WHERE responder = ? AND pending = 0"
-        + (" AND kind = ?" if kind is not None else "")
-        + " ORDER BY resolved_at DESC LIMIT ?"
+        f"WHERE responder = ? AND pending = 0{extra} ORDER BY resolved_at DESC LIMIT ?"
     )
     rows: list[tuple[str, str, float | None]] = []
     for who in dict.fromkeys(responders):
-        args = (who, kind, limit) if kind is not None else (who, limit)
-        rows += conn.execute(sql, args).fetchall()
+        rows += conn.execute(sql, (who, *extra_args, limit)).fetchall()
     return _load(conn, first_distinct(rows, limit, key=newest_first))
 
 
