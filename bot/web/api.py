@@ -18,7 +18,6 @@ Routes (see ``/openapi.json``):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TypeVar
 
@@ -54,7 +53,7 @@ from bot.web.problems import (
     problem_middleware,
     read_json,
 )
-from bot.web.sse import CLOSING, last_event_id, stream_events
+from bot.web.sse import install_streams, last_event_id, stream_events
 from bot.web.triggers import check_idempotency_key, start_run
 from bot.web.views import (
     describe_workflow,
@@ -98,16 +97,10 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 
 class ApiHandlers:
-    """The REST handlers, bound to an engine (authentication is the sub-app's middleware).
+    """The REST handlers, bound to an engine (authentication is the sub-app's middleware)."""
 
-    Args:
-        engine: the engine to act on.
-        stream_poll: how often the SSE stream looks for new history entries.
-    """
-
-    def __init__(self, engine: Engine, *, stream_poll: float = 0.25) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.stream_poll = stream_poll
 
     # -- workflows ------------------------------------------------------------------
     async def list_workflows(self, request: web.Request) -> web.StreamResponse:
@@ -169,14 +162,7 @@ class ApiHandlers:
         except ValueError as exc:
             raise Problem(400, "invalid_header", str(exc)) from None
         after = q.after if last is None else max(q.after, last)
-        return await stream_events(
-            request,
-            self.engine,
-            request.match_info["run_id"],
-            after=after,
-            poll_interval=self.stream_poll,
-            closing=request.config_dict.get(CLOSING),
-        )
+        return await stream_events(request, self.engine, request.match_info["run_id"], after=after)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         """Cancel a run (409 if it already finished)."""
@@ -343,13 +329,9 @@ class ApiHandlers:
         ]
 
 
-async def _signal_closing(app: web.Application) -> None:
-    app[CLOSING].set()
-
-
 def install_api(app: web.Application, engine: Engine, settings: Settings) -> None:
     """Mount the REST API at ``/api``; serve ``/openapi.json``; end SSE streams on shutdown."""
-    handlers = ApiHandlers(engine, stream_poll=min(0.25, settings.poll_interval))
+    handlers = ApiHandlers(engine)
     # Outermost first: errors (the token check's too) become JSON, then the token is checked.
     api = web.Application(
         middlewares=[problem_middleware(invalid_status=422), bearer_token_middleware(settings)]
@@ -359,8 +341,6 @@ def install_api(app: web.Application, engine: Engine, settings: Settings) -> Non
     install_openapi(app)
     if json_not_found not in app.middlewares:
         app.middlewares.append(json_not_found)
-    if CLOSING not in app:
-        app[CLOSING] = asyncio.Event()
-        app.on_shutdown.append(_signal_closing)
+    install_streams(app, engine, settings)
     if settings.api_token is None:
         log.warning("the REST API is disabled: set SIGNOFF_API_TOKEN to enable it")

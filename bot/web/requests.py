@@ -33,7 +33,7 @@ from bot.web.api import parse_query
 from bot.web.auth import bearer_token_middleware, client_name
 from bot.web.openapi import OPERATIONS, Header, Operation, install_openapi
 from bot.web.problems import Problem, json_response, problem_middleware, read_json
-from bot.web.sse import CLOSING, stream_events
+from bot.web.sse import CLOSING, install_streams, stream_events
 from bot.web.triggers import check_idempotency_key
 from engine import Engine, field_errors
 
@@ -48,9 +48,8 @@ REQUEST_BODY_MAX = 256 * 1024  # a request is a title, some fields and a schema
 class RequestHandlers:
     """The handlers of the request API, bound to a ``RequestService``."""
 
-    def __init__(self, service: RequestService, *, stream_poll: float = 0.25) -> None:
+    def __init__(self, service: RequestService) -> None:
         self.service = service
-        self.stream_poll = stream_poll
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create a request (201); the same ``Idempotency-Key`` and body return it again."""
@@ -71,7 +70,7 @@ class RequestHandlers:
         query = parse_query(request, WaitQuery)
         request_id = request.match_info["request_id"]
         if query.wait > 0:
-            closing = request.config_dict.get(CLOSING)
+            closing = request.config_dict[CLOSING]
             view = await self.service.wait(request_id, query.wait, closing=closing)
         else:
             view = await self.service.get(request_id)
@@ -100,14 +99,8 @@ class RequestHandlers:
         request_id = request.match_info["request_id"]
         await self.service.get(request_id)  # 404 for anything that is not a request
         last = request.headers.get("Last-Event-ID", "")
-        return await stream_events(
-            request,
-            self.service.engine,
-            request_id,
-            after=int(last) if last.isdigit() else 0,
-            poll_interval=self.stream_poll,
-            closing=request.config_dict.get(CLOSING),
-        )
+        after = int(last) if last.isdigit() else 0
+        return await stream_events(request, self.service.engine, request_id, after=after)
 
     def operations(self) -> list[Operation]:
         """The routes, documented in /openapi.json."""
@@ -154,7 +147,7 @@ def install_requests(app: web.Application, engine: Engine, settings: Settings) -
     service = RequestService(
         engine, callback_secret=settings.callback_secret, callback_hosts=settings.callback_hosts
     )
-    handlers = RequestHandlers(service, stream_poll=min(0.25, settings.poll_interval))
+    handlers = RequestHandlers(service)
     sub = web.Application(
         middlewares=[problem_middleware(invalid_status=422), bearer_token_middleware(settings)]
     )
@@ -165,6 +158,7 @@ def install_requests(app: web.Application, engine: Engine, settings: Settings) -
         app[OPERATIONS] = []
     app[OPERATIONS].extend(operations)
     app.add_subapp(REQUESTS_PREFIX, sub)
+    install_streams(app, engine, settings)
     install_openapi(app)
     install_callbacks(app, service, settings)
     try:

@@ -6,9 +6,11 @@ Each history entry is sent once, as soon as it is committed, as::
     event: step_completed
     data: {"id": 42, "run_id": "...", "at": "...", "type": "step_completed", "data": {...}}
 
-and the stream ends with an ``end`` event once the run is finished. The store is polled
-(``engine.events(after_id)``), which also sees runs driven by other processes. A client
-that reconnects with ``Last-Event-ID`` continues where it stopped.
+and the stream ends with an ``end`` event once the run is finished. Between entries a
+stream waits on the process's ``HistoryWatch``, which looks at the store for all streams at
+once and so also sees runs driven by other processes; woken, the stream reads its run's
+new entries (``engine.events(after_id)``). A client that reconnects with ``Last-Event-ID``
+continues where it stopped.
 """
 
 from __future__ import annotations
@@ -20,12 +22,25 @@ import time
 
 from aiohttp import web
 
+from bot.settings import Settings
+from bot.web.history_watch import HistoryWatch
 from engine import Engine, RunNotFound
 
-__all__ = ["CLOSING", "KEEPALIVE", "MAX_EVENT_ID", "last_event_id", "stream_events"]
+__all__ = [
+    "CLOSING",
+    "HISTORY_WATCH",
+    "KEEPALIVE",
+    "MAX_EVENT_ID",
+    "install_streams",
+    "last_event_id",
+    "stream_events",
+]
 
 CLOSING = web.AppKey("signoff.closing", asyncio.Event)
-"""Set when the server shuts down, so open streams end instead of holding it up."""
+"""Set when the server shuts down, so open streams and long polls end instead of holding
+it up."""
+HISTORY_WATCH = web.AppKey("signoff.history_watch", HistoryWatch)
+"""The process's one watch over the followed runs' histories (``install_streams``)."""
 
 KEEPALIVE = 15.0  # seconds between comment lines that keep proxies from closing the stream
 MAX_EVENT_ID = 2**62  # the bound of ?after= too: far below SQLite's and PostgreSQL's int64
@@ -54,19 +69,32 @@ def _frame(event_id: int | None, name: str, data: str) -> bytes:
     return f"{head}event: {name}\ndata: {data}\n\n".encode()
 
 
+def install_streams(app: web.Application, engine: Engine, settings: Settings) -> None:
+    """Give ``app`` its ``CLOSING`` event and ``HISTORY_WATCH``, both ended on shutdown; a
+    second call changes nothing."""
+    if CLOSING in app:
+        return
+    closing = app[CLOSING] = asyncio.Event()
+    # A quarter second at most: what a person watching a run sees as live.
+    watch = app[HISTORY_WATCH] = HistoryWatch(engine, min(0.25, settings.poll_interval))
+
+    async def end_streams(_: web.Application) -> None:
+        closing.set()
+        watch.close()
+
+    app.on_shutdown.append(end_streams)
+
+
 async def stream_events(
-    request: web.Request,
-    engine: Engine,
-    run_id: str,
-    *,
-    after: int = 0,
-    poll_interval: float = 0.25,
-    closing: asyncio.Event | None = None,
+    request: web.Request, engine: Engine, run_id: str, *, after: int = 0
 ) -> web.StreamResponse:
     """Send the run's history after ``after`` and everything new until the run ends.
 
-    Raises RunNotFound before anything is sent if the run does not exist.
+    Needs ``install_streams`` on the application. Raises RunNotFound before anything is
+    sent if the run does not exist.
     """
+    watch = request.config_dict[HISTORY_WATCH]
+    closing = request.config_dict[CLOSING]
     if await engine.find_run(run_id) is None:
         raise RunNotFound(run_id)
     response = web.StreamResponse(
@@ -77,7 +105,6 @@ async def stream_events(
         }
     )
     await response.prepare(request)
-    closing = closing or asyncio.Event()
     last_sent = time.monotonic()
     try:
         while True:
@@ -95,9 +122,8 @@ async def stream_events(
             if time.monotonic() - last_sent >= KEEPALIVE:
                 await response.write(b": keep-alive\n\n")
                 last_sent = time.monotonic()
-            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-                async with asyncio.timeout(poll_interval):
-                    await closing.wait()
+            # Until something newer is committed (or it is time for a keep-alive).
+            await watch.wait(run_id, after, KEEPALIVE - (time.monotonic() - last_sent))
             if closing.is_set():
                 await response.write(_frame(None, "end", json.dumps({"status": "server_closing"})))
                 break

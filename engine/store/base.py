@@ -366,6 +366,9 @@ class Store(Protocol):
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run after an event id."""
 
+    async def latest_event_ids(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """The id of each run's newest history entry (runs without one are left out)."""
+
     # -- preferences --------------------------------------------------------------------
     async def get_preference(self, actor: str, key: str) -> str | None:
         """The JSON text stored for ``(actor, key)``, or None."""

@@ -45,7 +45,7 @@ from bot.web.console.auth import (
 from bot.web.console.forms import DECISION_INPUT, WebForm, parse_answer, web_form
 from bot.web.console.links import run_path
 from bot.web.console.oidc import CALLBACK_PATH, SignInFailed, SlackSignIn
-from bot.web.sse import CLOSING, stream_events
+from bot.web.sse import install_streams, stream_events
 from engine import (
     AlreadyResolved,
     DuplicateResponse,
@@ -121,7 +121,6 @@ class Console:
         self.authorizer = authorizer
         self.slack_sign_in = slack_sign_in
         self.links = links
-        self.stream_poll = min(0.25, settings.poll_interval)
 
     # -- plumbing ---------------------------------------------------------------------
     async def _identity(self, request: web.Request) -> Identity:
@@ -372,12 +371,7 @@ class Console:
                 after = max(after, int(raw))
         try:
             return await stream_events(
-                request,
-                self.engine,
-                request.match_info["run_id"],
-                after=after,
-                poll_interval=self.stream_poll,
-                closing=request.config_dict.get(CLOSING),
+                request, self.engine, request.match_info["run_id"], after=after
             )
         except RunNotFound:
             raise web.HTTPNotFound(text="no such run") from None
@@ -577,6 +571,7 @@ def install_console(app: web.Application, engine: Engine, settings: Settings) ->
     )
     static = importlib.resources.files(STATIC) / "static"
     app.router.add_static("/static/", str(static), name="console.static")
+    install_streams(app, engine, settings)
 
 
 def announce_console(app: web.Application, base_url: str) -> None:

@@ -186,6 +186,22 @@ class PostgresQueries:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
 
+    async def latest_event_ids(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """The id of each run's newest history entry (runs without one are left out)."""
+        if not run_ids:
+            return {}
+
+        async def op(conn: Conn) -> dict[str, int]:
+            # One backward index seek per run (`events_by_run`).
+            rows = await conn.fetch(
+                "SELECT w.id, (SELECT MAX(e.id) FROM events e WHERE e.run_id = w.id) "
+                "FROM unnest($1::text[]) AS w(id)",
+                list(run_ids),
+            )
+            return {run_id: int(latest) for run_id, latest in rows if latest is not None}
+
+        return await self._read(op)
+
     async def get_preference(self, actor: str, key: str) -> str | None:
         """The JSON text stored for ``(actor, key)``, or None."""
 

@@ -7,6 +7,7 @@ run on the event loop's thread (``_lookup``); neither ever takes the write lock.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -192,6 +193,22 @@ class SQLiteQueries:
     async def list_events(self, run_id: str, *, after_id: int, limit: int) -> list[Event]:
         """History entries of a run with ids above ``after_id``."""
         return await self._read(lambda conn: ops.events(conn, run_id, after_id, limit))
+
+    async def latest_event_ids(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """The id of each run's newest history entry (runs without one are left out)."""
+        if not run_ids:
+            return {}
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            # One seek per run: SQLite reads a MAX over `events_by_run` from its end.
+            rows = conn.execute(
+                "SELECT w.value, (SELECT MAX(e.id) FROM events e WHERE e.run_id = w.value) "
+                "FROM json_each(?) w",
+                (json.dumps(list(run_ids)),),
+            )
+            return {run_id: int(latest) for run_id, latest in rows if latest is not None}
+
+        return await self._read(op)
 
     async def get_preference(self, actor: str, key: str) -> str | None:
         """The JSON text stored for ``(actor, key)``, or None."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import ClientResponse
 from pydantic import BaseModel
 
-from engine import Escalation, RunStatus, StepContext, Workflow, step
+from engine import Engine, Escalation, Event, RunStatus, StepContext, Workflow, open_store, step
 from tests.bot.web.service import AUTH, WORKFLOWS, Service, running_service
 from tests.bot.web.workflows import Decision, Order, Question, Result
 
@@ -223,6 +226,51 @@ async def test_stream_sends_each_event_once_then_ends(db: str) -> None:
         assert "event: completed" not in await tail.text()
         missing = await svc.client.get("/api/runs/nope/stream", headers=AUTH)
         assert missing.status == 404
+
+
+async def next_event(stream: ClientResponse, wanted: str) -> dict[str, Any]:
+    """Read a stream up to the next ``wanted`` event; its data."""
+    while True:
+        line = (await stream.content.readline()).decode()
+        if not line:
+            raise AssertionError(f"the stream ended before {wanted!r}")
+        if line.strip() == f"event: {wanted}":
+            data: dict[str, Any] = json.loads((await stream.content.readline())[len("data: ") :])
+            return data
+
+
+async def test_idle_streams_read_nothing_each_and_see_another_engines_commits(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_service(db) as svc:
+        run_id = await start_order(svc)
+        streams = [
+            await svc.client.get(f"/api/runs/{run_id}/stream", headers=AUTH) for _ in range(20)
+        ]
+        for stream in streams:
+            await next_event(stream, "suspended")  # caught up
+        reads: list[str] = []
+        real_events = svc.engine.events
+
+        async def events(run: str, **kwargs: Any) -> list[Event]:
+            reads.append(run)
+            return await real_events(run, **kwargs)
+
+        monkeypatch.setattr(svc.engine, "events", events)
+
+        await asyncio.sleep(0.6)  # a few of the watch's looks (every 0.25 s)
+        assert reads == []  # no stream read its run's history while nothing changed
+
+        # Another engine on the same database (another process, or instance) answers.
+        other = Engine(open_store(db), workflows=WORKFLOWS, poll_interval=0.05, lease=2.0)
+        await other.start_background()
+        try:
+            (interrupt,) = await other.list_interrupts(run_id=run_id)
+            await other.resume(run_id, interrupt.id, {"approved": True}, actor="bob")
+            ends = [await asyncio.wait_for(next_event(s, "end"), 5.0) for s in streams]
+        finally:
+            await other.close(grace=1.0)
+        assert ends == [{"status": "completed"}] * 20
 
 
 async def test_workflows_list_their_schemas(db: str) -> None:

@@ -102,6 +102,7 @@ HOT_PATHS: dict[str, str] = {
     r"ORDER BY resolved_at DESC",
     "pending responders": r"WITH RECURSIVE d\(r\)",
     "run's events": r"FROM events WHERE run_id",
+    "runs' newest events": r"\(SELECT MAX\(e\.id\) FROM events e WHERE e\.run_id",
     "run's steps": r"FROM steps WHERE run_id",
     "idempotency key": r"idempotency_key=",
     "release dead timer claims": r"^UPDATE timers SET claimed_by=NULL",
@@ -115,6 +116,8 @@ statement matching it."""
 NARROWED: dict[str, str] = {
     "list runs by workflow and status": "(workflow=? AND status=?",
     "recently decided": "USING INDEX responders_decided_newest (responder=?",
+    # Without the index the plan still says "SEARCH e", for a walk back through every row.
+    "runs' newest events": "USING COVERING INDEX events_by_run (run_id=?)",
 }
 """Hot queries that must not only use an index but narrow it as given (SQLite's plan
 text), without a sort: an index on a prefix of the columns alone would read, and filter
@@ -238,6 +241,7 @@ async def _workload(url: str, recovered: Callable[[], bool]) -> None:
         await first.outbox_backlog()
         await first.get_run(runs[0])
         await first.events(runs[0], after_id=1)
+        await first.latest_event_ids(runs)
         await first.set_interrupt_ref(runs[1], vote.id, "ts", "1.2")
         await first.cancel(runs[2], reason="plans", actor="req")
         await first.retry(failed, actor="req")

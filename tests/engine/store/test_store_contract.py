@@ -913,6 +913,24 @@ async def test_list_events_after_an_id(store: Store) -> None:
     assert every[1].at.timestamp() == T0
 
 
+async def test_latest_event_ids_gives_each_known_runs_newest_entry(store: Store) -> None:
+    """One read tells which of many followed runs have new entries (the SSE streams)."""
+    for run_id in ("r1", "r2", "r3"):
+        await store.create_run(new_run(run_id))
+    step = done_step("0")
+    step.events = [EventWrite("step_completed", {"n": n}) for n in range(3)]
+    await store.commit_steps("r2", "w1", [step], T0)
+    newest = {
+        run_id: (await store.list_events(run_id, after_id=0, limit=100))[-1].id
+        for run_id in ("r1", "r2", "r3")
+    }
+
+    assert await store.latest_event_ids(["r1", "r2", "r3", "nope"]) == newest
+    assert await store.latest_event_ids(["r2"]) == {"r2": newest["r2"]}
+    assert await store.latest_event_ids([]) == {}
+    assert newest["r2"] > newest["r3"] > newest["r1"]  # r2's entries came after r3 started
+
+
 async def test_list_interrupts_filters_by_label_and_pages_with_offset(store: Store) -> None:
     """Issue 10: ``label`` (a column since schema 2) and ``offset`` for paging."""
     refund = [ask(f"r{n}") for n in range(3)]
