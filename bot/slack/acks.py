@@ -16,7 +16,8 @@ delivery just starts later, and a click's answer is recorded before its ack as b
 The engine waits for the same turn before it drives a run on (``Engine.yield_to``): each
 answered run's next steps were the other work that ran between a click's commit and its
 ack. Under bursts of 200 clicks (``bench/slack.py --levels 200,200,200``, 3 runs each)
-the ack p99 went from a median of 188 to 144 ms with it (bench/README.md).
+the ack p99 went from a median of 188 to 144 ms with it (docs/perf-history.md, "Issue 13,
+fourth pass").
 """
 
 from __future__ import annotations
