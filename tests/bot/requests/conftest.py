@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 
 from bot.requests.workflow import request_workflow
-from engine import Engine, open_store
+from engine import Engine
+from tests.support.engines import quiet_engine
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """An engine on a fresh SQLite file that never polls in a test's time: what wakes a
     waiter is the commit."""
-    eng = Engine(
-        open_store(str(tmp_path / "requests.db")),
-        workflows=[request_workflow],
-        poll_interval=30.0,
-        tune_gc=False,
-    )
-    await eng.start_background()
-    yield eng
-    await eng.close(grace=1.0)
+    async with quiet_engine(tmp_path / "requests.db", [request_workflow]) as eng:
+        yield eng

@@ -11,8 +11,9 @@ import pytest
 
 from bot.web import history_watch
 from bot.web.history_watch import HistoryWatch
-from engine import Engine, RunStatus, open_store
+from engine import Engine, RunStatus
 from tests.bot.web.workflows import Order, order
+from tests.support.engines import quiet_engine
 
 INTERVAL = 0.05
 
@@ -20,15 +21,8 @@ INTERVAL = 0.05
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """An engine on a fresh SQLite file that never polls in a test's time."""
-    eng = Engine(
-        open_store(str(tmp_path / "watch.db")),
-        workflows=[order],
-        poll_interval=30.0,
-        tune_gc=False,
-    )
-    await eng.start_background()
-    yield eng
-    await eng.close(grace=1.0)
+    async with quiet_engine(tmp_path / "watch.db", [order]) as eng:
+        yield eng
 
 
 class Reads:
