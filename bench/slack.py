@@ -278,6 +278,8 @@ async def run_bare_bolt(api_url: str, token: str) -> None:
     from slack_bolt.context.ack.async_ack import AsyncAck
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from tests.fakes.slack_api import ACCEPT_QUEUE
+
     app = AsyncApp(client=AsyncWebClient(token=token, base_url=api_url), signing_secret=SECRET)
 
     async def on_action(ack: AsyncAck) -> None:
@@ -286,7 +288,7 @@ async def run_bare_bolt(api_url: str, token: str) -> None:
     app.action(APPROVE)(on_action)
     runner = web.AppRunner(app.web_app(path=EVENTS_PATH))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=ACCEPT_QUEUE)  # as Signoff's
     await site.start()
     host, port = runner.addresses[0][:2]
     print(json.dumps({"url": f"http://{host}:{port}"}), flush=True)

@@ -46,7 +46,6 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.blockkit import check_home_view, check_message, check_view
@@ -77,6 +76,8 @@ __all__ = [
     "StoredMessage",
     "ValidationFailure",
 ]
+
+ACCEPT_QUEUE = 1024  # connections the kernel queues for accept(), as Signoff itself does
 
 MESSAGE_TEXT_MAX = 40_000
 
@@ -110,7 +111,8 @@ class FakeSlack:
         self._injections = Injections()
         self._delays: dict[str, float] = {}
         self._response_urls = ResponseUrls(self.state, self.validation_failures)
-        self._server: TestServer | None = None
+        self._runner: web.AppRunner | None = None
+        self._url = ""
         self.limiter = RateLimiter(limits) if limits is not None else None
         self.oidc = FakeOidc(self.state)
         self._handlers: dict[str, Handler] = {
@@ -140,14 +142,22 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         # bolt's own tests use a base_url without /api/; accept that too.
         app.router.add_route("*", r"/{method:[A-Za-z]+\.[A-Za-z.]+}", self._handle_api)
-        self._server = TestServer(app, host="127.0.0.1", port=None)
-        await self._server.start_server()
+        runner = web.AppRunner(app, handler_cancellation=True)  # as aiohttp's TestServer
+        await runner.setup()
+        # Slack accepts any number of connections at once. aiohttp's default accept queue
+        # (128) overflows when a burst opens a client's whole pool (100 connections) while
+        # this process is busy: the kernel drops those SYNs and the client's connect waits
+        # for the 1 s retransmission, a delay real Slack would not add.
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=ACCEPT_QUEUE)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self._runner, self._url = runner, f"http://{host}:{port}"
 
     async def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            await self._server.close()
-            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> FakeSlack:
         await self.start()
@@ -164,9 +174,9 @@ class FakeSlack:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``, without a trailing slash."""
-        if self._server is None:
+        if self._runner is None:
             raise RuntimeError("FakeSlack is not started")
-        return str(self._server.make_url("")).rstrip("/")
+        return self._url
 
     @property
     def api_url(self) -> str:

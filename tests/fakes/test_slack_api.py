@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import select
+import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -466,3 +470,27 @@ async def test_response_url_rejects_invalid_blocks_and_more_than_five_uses(
     assert (invalid.status_code, invalid.body) == (400, "invalid_blocks")
     assert fake_slack.validation_failures[0].method == "response_url"
     assert statuses == [200, 200, 200, 200, 404]  # the invalid post was the first of five uses
+
+
+async def test_a_burst_of_new_connections_waits_in_the_kernel_while_the_fake_is_busy(
+    fake_slack: FakeSlack,
+) -> None:
+    """A client opening its whole pool at once (Signoff's 100 connections in a burst of
+    updates) is not held back by the fake: with aiohttp's default accept queue of 128 the
+    kernel dropped the other SYNs, and each of those connects waited 1 s for a retry."""
+    somaxconn = Path("/proc/sys/net/core/somaxconn")
+    if not somaxconn.exists() or int(somaxconn.read_text()) < 250:
+        pytest.skip("the kernel caps every accept queue below this burst (net.core.somaxconn)")
+    host, port = fake_slack.url.removeprefix("http://").rsplit(":", 1)
+    sockets = [socket.socket() for _ in range(250)]
+    try:
+        for sock in sockets:
+            sock.setblocking(False)
+            sock.connect_ex((host, int(port)))
+        time.sleep(0.2)  # blocks this loop: the fake accepts nothing meanwhile
+        _, connected, _ = select.select([], sockets, [], 0)
+        assert len(connected) == len(sockets)
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for s in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
