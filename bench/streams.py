@@ -1,17 +1,20 @@
-"""What open Server-Sent Event streams cost the service, and how fast they hear of a change.
+"""What open followers of requests cost the service, and how fast they hear of a change.
 
 Starts ``signoff serve`` (a fresh SQLite file, no Slack) and, for each level N of
-``--streams``: creates ``--requests`` requests, opens N streams of their histories
-(``GET /api/requests/{id}/stream``, spread evenly over the requests, one connection each),
-lets them sit idle for ``--seconds`` while it measures the service's CPU, then cancels
-every request at once and times how long each stream takes to receive its ``end`` event.
-One JSON line per level::
+``--streams``: creates ``--requests`` requests, opens N followers of them (spread evenly
+over the requests, one connection each), lets them sit idle for ``--seconds`` while it
+measures the service's CPU, then cancels every request at once and times how long each
+follower takes to hear of it. A follower is, with ``--kind stream`` (the default), a
+stream of the request's history (``GET /api/requests/{id}/stream``) until its ``end``
+event; with ``--kind wait``, a long poll (``GET /api/requests/{id}?wait=60``, what the
+Python client and ``signoff ask`` hold) until it answers. One JSON line per level::
 
     .venv/bin/python bench/streams.py [--streams 0,200,1000] [--requests 50] [--seconds 10]
+        [--kind stream|wait]
 
-``idle_cpu_pct``: the service's CPU (all threads) while the streams wait, as a share of
-one core; ``end_p50_ms`` / ``end_p99_ms``: from the cancel being sent until a stream read
-its ``end`` event (every stream must get one: ``all_ended``).
+``idle_cpu_pct``: the service's CPU (all threads) while the followers wait, as a share of
+one core; ``end_p50_ms`` / ``end_p99_ms``: from the cancels being sent until a follower
+heard of its request's end (every follower must: ``all_ended``).
 """
 
 from __future__ import annotations
@@ -61,8 +64,25 @@ async def follow(http: aiohttp.ClientSession, url: str, opened: asyncio.Event) -
     return None
 
 
+async def long_poll(http: aiohttp.ClientSession, url: str, opened: asyncio.Event) -> float | None:
+    """Hold one ``?wait=60`` long poll until it answers; when (monotonic) if the request
+    was cancelled by then, else None."""
+    opened.set()  # the server answers only at the end: count it open once it is sent
+    async with http.get(f"{url}?wait=60", headers=AUTH) as response:
+        body = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"long poll {url}: {response.status} {body}")
+        return time.monotonic() if body["status"] == "cancelled" else None
+
+
 async def level(
-    http: aiohttp.ClientSession, url: str, pid: int, streams: int, requests: int, seconds: float
+    http: aiohttp.ClientSession,
+    url: str,
+    pid: int,
+    streams: int,
+    requests: int,
+    seconds: float,
+    kind: str,
 ) -> dict[str, Any]:
     """One level: create, open, idle (CPU), cancel (latency)."""
     ids: list[str] = []
@@ -73,12 +93,20 @@ async def level(
                 raise RuntimeError(f"create: {r.status} {await r.text()}")
             ids.append(str((await r.json())["id"]))
     opened = [asyncio.Event() for _ in range(streams)]
-    tasks = [
-        asyncio.create_task(
-            follow(http, f"{url}/api/requests/{ids[i % requests]}/stream", opened[i])
-        )
-        for i in range(streams)
-    ]
+    if kind == "stream":
+        tasks = [
+            asyncio.create_task(
+                follow(http, f"{url}/api/requests/{ids[i % requests]}/stream", opened[i])
+            )
+            for i in range(streams)
+        ]
+    else:
+        tasks = [
+            asyncio.create_task(
+                long_poll(http, f"{url}/api/requests/{ids[i % requests]}", opened[i])
+            )
+            for i in range(streams)
+        ]
     await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 120)
     await asyncio.sleep(2)  # past the streams' first reads
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
@@ -95,6 +123,7 @@ async def level(
     ends = await asyncio.wait_for(asyncio.gather(*tasks), 60)
     latencies = [(end - sent) * 1000 for end in ends if end is not None]
     return {
+        "kind": kind,
         "streams": streams,
         "requests": requests,
         "idle_seconds": seconds,
@@ -125,7 +154,7 @@ async def run(opts: argparse.Namespace) -> None:
                     note(f"{n} streams over {opts.requests} requests, idle {opts.seconds} s")
                     result = await level(
                         http, str(signoff.info["url"]), signoff.proc.pid, n, opts.requests,
-                        opts.seconds,
+                        opts.seconds, opts.kind,
                     )  # fmt: skip
                     print(json.dumps(result), flush=True)
         finally:
@@ -138,6 +167,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--streams", default="0,200,1000", help="levels, comma-separated")
     parser.add_argument("--requests", type=int, default=50, help="requests per level")
     parser.add_argument("--seconds", type=float, default=10.0, help="idle time measured")
+    parser.add_argument(
+        "--kind",
+        choices=("stream", "wait"),
+        default="stream",
+        help="followers: SSE streams, or ?wait=60 long polls of GET /api/requests/{id}",
+    )
     return parser.parse_args(argv)
 
 
