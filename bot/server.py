@@ -99,6 +99,9 @@ def open_engine(settings: Settings) -> Engine:
         open_store(settings.database_url),
         lease=settings.lease_seconds,
         poll_interval=settings.poll_interval,
+        # Live views (SSE streams) and long polls see other instances' commits within a
+        # quarter second: one read per interval serves all of them (engine.watch).
+        watch_interval=min(0.25, settings.poll_interval),
     )
     for workflow in load_workflows(settings.workflows):
         engine.register(workflow)

@@ -19,6 +19,7 @@ from engine.recovery import Recovery
 from engine.registry import Registry
 from engine.store.base import Store
 from engine.timers import TimerLoop
+from engine.watch import RunWatch
 
 
 class EngineCore:
@@ -35,6 +36,7 @@ class EngineCore:
     recovery: Recovery
     dispatcher: Dispatcher
     timers: TimerLoop
+    watch: RunWatch  # other processes' commits, for every waiter at once
     # Waiters for a run's status (wait), by run id.
     _waiters: dict[str, list[asyncio.Event]]
     # Waiters for an interrupt's resolution (wait_interrupt), by run id: woken by every
@@ -54,3 +56,4 @@ class EngineCore:
     def _notify_decided(self, run_id: str) -> None:
         for ev in self._decision_waiters.get(run_id, ()):
             ev.set()
+        self.watch.wake(run_id)  # live views of the run (wait_for_history)

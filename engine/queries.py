@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -117,11 +116,3 @@ class Queries(EngineCore):
     async def events(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
         """A run's history entries after ``after_id``."""
         return await self.store.list_events(run_id, after_id=after_id, limit=limit)
-
-    async def latest_event_ids(self, run_ids: Iterable[str]) -> dict[str, int]:
-        """The id of each run's newest history entry; unknown runs are left out.
-
-        One read for many runs: what lets a process following many runs' histories (the
-        SSE streams) learn which of them have new entries without reading each one.
-        """
-        return await self.store.latest_event_ids(list(run_ids))

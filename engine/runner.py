@@ -54,6 +54,7 @@ from engine.registry import Registry
 from engine.store.base import EventWrite, NewRun, OutboxWrite, RunState, Store
 from engine.timers import TimerLoop
 from engine.waiting import Waiting
+from engine.watch import RunWatch
 
 
 class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Queries
@@ -69,6 +70,9 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         worker_id: this process's identity (default: random).
         lease: seconds a worker's ownership of a run lasts without a heartbeat.
         poll_interval: how often to look for work written by other processes.
+        watch_interval: how often to look for other processes' commits on behalf of the
+            waiters (``wait``, ``wait_interrupt``, ``wait_for_history``), with one read for
+            all of them (``engine.watch``); default ``poll_interval``.
         authorizer: decides responders that are not listed verbatim (groups).
         tune_gc: when the worker starts (``start_background``), raise the garbage
             collector's first two thresholds for the whole process (``engine.gc_tuning``:
@@ -84,6 +88,7 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         worker_id: str | None = None,
         lease: float = 15.0,
         poll_interval: float = 1.0,
+        watch_interval: float | None = None,
         authorizer: Authorizer | None = None,
         clock: Callable[[], float] = time.time,
         tune_gc: bool = True,
@@ -100,6 +105,7 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
             self.registry.register(wf)
         self._waiters = {}
         self._decision_waiters = {}
+        self.watch = RunWatch(store, watch_interval or poll_interval)
         self._loops: list[asyncio.Task[None]] = []
         self._opened = False
         self._store_open = False
@@ -219,6 +225,7 @@ class Engine(Answering, Waiting, Inbox, AdapterState):  # AdapterState brings Qu
         with contextlib.suppress(Exception):
             await self.store.remove_workers([self.worker_id])
         await self.store.close()
+        self.watch.close()  # its waiters read once more, and meet the closed store
         self._opened = False
         self._store_open = False
 

@@ -1,7 +1,11 @@
-"""Waiting for a run to settle (``wait``) or for an interrupt's decision (``wait_interrupt``).
+"""Waiting for a run to settle (``wait``), for an interrupt's decision (``wait_interrupt``),
+or for a run's next history entries (``wait_for_history``).
 
 A commit made by this engine wakes its waiters at once (``EngineCore._notify``); one
-made by another process on the same database is seen within ``poll_interval``.
+made by another process on the same database is seen by the engine's ``RunWatch``
+(``engine.watch``), which looks for every waiter at once, every ``watch_interval``
+seconds (default ``poll_interval``). A waiter notes the newest history entry of its run before it
+reads the run, so a commit between its read and its sleep wakes it too.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Waiting(EngineCore):
         with _listening(self._waiters, run_id) as ev:
             while True:
                 ev.clear()
+                seen = await self.watch.newest(run_id)
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFound(run_id)
@@ -42,7 +47,8 @@ class Waiting(EngineCore):
                     return run
                 if run.status in wanted and run.status.terminal:
                     return run
-                await self._nap(ev, deadline, f"run {run_id} is still {run.status.value}")
+                pending = f"run {run_id} is still {run.status.value}"
+                await self._nap(ev, run_id, seen, deadline, pending)
 
     async def wait_interrupt(
         self, run_id: str, interrupt_id: str, *, timeout: float | None = None
@@ -64,6 +70,7 @@ class Waiting(EngineCore):
         with _listening(self._decision_waiters, run_id) as ev:
             while True:
                 ev.clear()
+                seen = await self.watch.newest(run_id)
                 found = await self.store.get_interrupt(run_id, interrupt_id)
                 if found is not None and found.status is not InterruptStatus.PENDING:
                     return found
@@ -78,21 +85,45 @@ class Waiting(EngineCore):
                             raise InterruptNotFound(run_id, interrupt_id)
                         if found.status is not InterruptStatus.PENDING:
                             return found
-                await self._nap(
-                    ev, deadline, f"interrupt {interrupt_id} of run {run_id} is pending"
-                )
+                pending = f"interrupt {interrupt_id} of run {run_id} is pending"
+                await self._nap(ev, run_id, seen, deadline, pending)
 
-    async def _nap(self, ev: asyncio.Event, deadline: float | None, pending: str) -> None:
-        """Sleep until ``ev`` is set or ``poll_interval`` passes (to poll for other
-        processes' commits); TimeoutError with ``pending`` once ``deadline`` is past."""
-        wait = self.poll_interval
+    async def wait_for_history(
+        self, run_id: str, *, after_id: int, timeout: float | None = None
+    ) -> bool:
+        """Wait until the run has a history entry newer than ``after_id``; False once
+        ``timeout`` seconds passed without one.
+
+        What a live view of a run (an SSE stream) waits on between reads of
+        ``events(run_id, after_id=...)``: this engine's commits wake it at once when
+        the run is parked, decided or finished; entries committed by any process are
+        seen within ``watch_interval`` seconds (``signoff serve``: 0.25). However many
+        wait, the engine reads the store once per interval for all of them. Also True
+        when the run has no history at all (deleted), the store could not be read, or
+        the engine closes: the caller reads and finds out.
+        """
+        return await self.watch.wait(run_id, after_id, timeout)
+
+    async def _nap(
+        self,
+        ev: asyncio.Event,
+        run_id: str,
+        seen: int,
+        deadline: float | None,
+        pending: str,
+    ) -> None:
+        """Sleep until ``ev`` is set: by a commit here, or by the watch when the run has a
+        history entry newer than ``seen`` (another process's commit). TimeoutError with
+        ``pending`` once ``deadline`` is past."""
+        wait = None
         if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
+            wait = deadline - time.monotonic()
             if wait <= 0:
                 raise TimeoutError(pending)
-        with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-            async with asyncio.timeout(wait):
-                await ev.wait()
+        with self.watch.watching(run_id, seen, ev):
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(wait):
+                    await ev.wait()
 
 
 @contextlib.contextmanager

@@ -341,6 +341,6 @@ def install_api(app: web.Application, engine: Engine, settings: Settings) -> Non
     install_openapi(app)
     if json_not_found not in app.middlewares:
         app.middlewares.append(json_not_found)
-    install_streams(app, engine, settings)
+    install_streams(app)
     if settings.api_token is None:
         log.warning("the REST API is disabled: set SIGNOFF_API_TOKEN to enable it")

@@ -158,7 +158,7 @@ def install_requests(app: web.Application, engine: Engine, settings: Settings) -
         app[OPERATIONS] = []
     app[OPERATIONS].extend(operations)
     app.add_subapp(REQUESTS_PREFIX, sub)
-    install_streams(app, engine, settings)
+    install_streams(app)
     install_openapi(app)
     install_callbacks(app, service, settings)
     try:

@@ -7,10 +7,10 @@ Each history entry is sent once, as soon as it is committed, as::
     data: {"id": 42, "run_id": "...", "at": "...", "type": "step_completed", "data": {...}}
 
 and the stream ends with an ``end`` event once the run is finished. Between entries a
-stream waits on the process's ``HistoryWatch``, which looks at the store for all streams at
-once and so also sees runs driven by other processes; woken, the stream reads its run's
-new entries (``engine.events(after_id)``). A client that reconnects with ``Last-Event-ID``
-continues where it stopped.
+stream waits in ``Engine.wait_for_history``, which sees runs driven by other processes
+too, and looks at the store once per interval for every waiter of the process; woken,
+the stream reads its run's new entries (``engine.events(after_id)``). A client that
+reconnects with ``Last-Event-ID`` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
-from bot.settings import Settings
-from bot.web.history_watch import HistoryWatch
 from engine import Engine, RunNotFound
 
 __all__ = [
     "CLOSING",
-    "HISTORY_WATCH",
     "KEEPALIVE",
     "MAX_EVENT_ID",
     "install_streams",
@@ -39,8 +38,6 @@ __all__ = [
 CLOSING = web.AppKey("signoff.closing", asyncio.Event)
 """Set when the server shuts down, so open streams and long polls end instead of holding
 it up."""
-HISTORY_WATCH = web.AppKey("signoff.history_watch", HistoryWatch)
-"""The process's one watch over the followed runs' histories (``install_streams``)."""
 
 KEEPALIVE = 15.0  # seconds between comment lines that keep proxies from closing the stream
 MAX_EVENT_ID = 2**62  # the bound of ?after= too: far below SQLite's and PostgreSQL's int64
@@ -69,18 +66,14 @@ def _frame(event_id: int | None, name: str, data: str) -> bytes:
     return f"{head}event: {name}\ndata: {data}\n\n".encode()
 
 
-def install_streams(app: web.Application, engine: Engine, settings: Settings) -> None:
-    """Give ``app`` its ``CLOSING`` event and ``HISTORY_WATCH``, both ended on shutdown; a
-    second call changes nothing."""
+def install_streams(app: web.Application) -> None:
+    """Give ``app`` its ``CLOSING`` event, set on shutdown; a second call changes nothing."""
     if CLOSING in app:
         return
     closing = app[CLOSING] = asyncio.Event()
-    # A quarter second at most: what a person watching a run sees as live.
-    watch = app[HISTORY_WATCH] = HistoryWatch(engine, min(0.25, settings.poll_interval))
 
     async def end_streams(_: web.Application) -> None:
         closing.set()
-        watch.close()
 
     app.on_shutdown.append(end_streams)
 
@@ -93,7 +86,6 @@ async def stream_events(
     Needs ``install_streams`` on the application. Raises RunNotFound before anything is
     sent if the run does not exist.
     """
-    watch = request.config_dict[HISTORY_WATCH]
     closing = request.config_dict[CLOSING]
     if await engine.find_run(run_id) is None:
         raise RunNotFound(run_id)
@@ -122,8 +114,14 @@ async def stream_events(
             if time.monotonic() - last_sent >= KEEPALIVE:
                 await response.write(b": keep-alive\n\n")
                 last_sent = time.monotonic()
-            # Until something newer is committed (or it is time for a keep-alive).
-            await watch.wait(run_id, after, KEEPALIVE - (time.monotonic() - last_sent))
+            # Until something newer is committed, it is time for a keep-alive, or the
+            # server shuts down.
+            await _first(
+                engine.wait_for_history(
+                    run_id, after_id=after, timeout=KEEPALIVE - (time.monotonic() - last_sent)
+                ),
+                closing.wait(),
+            )
             if closing.is_set():
                 await response.write(_frame(None, "end", json.dumps({"status": "server_closing"})))
                 break
@@ -132,3 +130,15 @@ async def stream_events(
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Run ``waits`` until one of them ends (raising its error, if any); cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -571,7 +571,7 @@ def install_console(app: web.Application, engine: Engine, settings: Settings) ->
     )
     static = importlib.resources.files(STATIC) / "static"
     app.router.add_static("/static/", str(static), name="console.static")
-    install_streams(app, engine, settings)
+    install_streams(app)
 
 
 def announce_console(app: web.Application, base_url: str) -> None:

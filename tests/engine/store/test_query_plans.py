@@ -241,7 +241,7 @@ async def _workload(url: str, recovered: Callable[[], bool]) -> None:
         await first.outbox_backlog()
         await first.get_run(runs[0])
         await first.events(runs[0], after_id=1)
-        await first.latest_event_ids(runs)
+        await first.wait_for_history(runs[0], after_id=0, timeout=5)
         await first.set_interrupt_ref(runs[1], vote.id, "ts", "1.2")
         await first.cancel(runs[2], reason="plans", actor="req")
         await first.retry(failed, actor="req")

@@ -1,0 +1,124 @@
+"""One look at the store per interval for everything waiting on other processes' commits.
+
+A commit made by this engine wakes its waiters at once (``EngineCore._notify``). One made
+by another process sharing the database (another instance, ``signoff serve --workers``)
+can only be seen by reading the store. Each waiter reading for itself every interval
+costs a read per waiter per interval: a thousand long polls of a request, or SSE streams
+of a run's history, were 5-25% of a core doing nothing. ``RunWatch`` instead asks the
+store once per interval for the newest history entry id of every watched run
+(``Store.latest_event_ids``: one index seek per run, in queries of at most ``CHUNK``
+runs) and wakes the waiters whose run has an entry newer than the one they saw. Every
+change a waiter can wait for (a status, a decision, a step) writes a history entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.store.base import Store
+
+__all__ = ["CHUNK", "RunWatch"]
+
+log = logging.getLogger("signoff.engine.watch")
+
+CHUNK = 500  # runs per read: bounds one query's size, whatever the number of waiters
+
+
+@dataclass(eq=False)
+class _Watcher:
+    after: int  # the newest entry id the waiter has seen
+    woken: asyncio.Event
+
+
+class RunWatch:
+    """Wakes waiters when their run has history entries newer than what they saw.
+
+    Args:
+        store: where the histories are.
+        interval: seconds between two looks at the store, while anyone waits.
+    """
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._watchers: dict[str, list[_Watcher]] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def watched(self) -> int:
+        """How many waiters are registered now."""
+        return sum(len(w) for w in self._watchers.values())
+
+    async def newest(self, run_id: str) -> int:
+        """The id of the run's newest history entry (0 if it has none)."""
+        return (await self.store.latest_event_ids([run_id])).get(run_id, 0)
+
+    @contextlib.contextmanager
+    def watching(self, run_id: str, after: int, woken: asyncio.Event) -> Iterator[None]:
+        """While inside, ``woken`` is set once ``run_id`` has an entry newer than ``after``
+        (or has no history at all), or when the store could not be read."""
+        watcher = _Watcher(after, woken)
+        self._watchers.setdefault(run_id, []).append(watcher)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+        try:
+            yield
+        finally:
+            watchers = self._watchers.get(run_id, [])
+            watchers.remove(watcher)
+            if not watchers:
+                self._watchers.pop(run_id, None)
+
+    async def wait(self, run_id: str, after: int, timeout: float | None) -> bool:
+        """Wait until ``run_id`` has an entry newer than ``after``; False after ``timeout``
+        seconds (None: no limit). Also True when the store could not be read or the watch
+        closed, so that the caller reads for itself and sees why."""
+        woken = asyncio.Event()
+        with self.watching(run_id, after, woken):
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(timeout):
+                    await woken.wait()
+        return woken.is_set()
+
+    def wake(self, run_id: str) -> None:
+        """Wake the waiters of ``run_id`` now (this process committed something of it)."""
+        for watcher in self._watchers.get(run_id, ()):
+            watcher.woken.set()
+
+    def close(self) -> None:
+        """Wake every waiter and stop looking (the engine closes); a later wait looks
+        again."""
+        self._wake_all()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    def _wake_all(self) -> None:
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.woken.set()
+
+    async def _poll(self) -> None:
+        # Runs while anyone waits; the next registration starts it again.
+        while self._watchers:
+            await asyncio.sleep(self.interval)
+            runs = list(self._watchers)
+            try:
+                latest: dict[str, int] = {}
+                for start in range(0, len(runs), CHUNK):
+                    latest.update(await self.store.latest_event_ids(runs[start : start + CHUNK]))
+            except Exception as exc:
+                # Each woken waiter reads the store itself and meets the error there.
+                log.warning("could not look for other processes' commits: %s", exc)
+                self._wake_all()
+                continue
+            for run_id in runs:
+                newest = latest.get(run_id)
+                for watcher in self._watchers.get(run_id, ()):
+                    # No history at all: the run is gone; the waiter finds out.
+                    if newest is None or newest > watcher.after:
+                        watcher.woken.set()

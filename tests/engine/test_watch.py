@@ -1,0 +1,269 @@
+"""Waiting on other processes' commits: one look at the store per interval for every waiter.
+
+``wait``, ``wait_interrupt`` and ``wait_for_history`` are woken at once by this engine's
+commits; another process's commits (here: a second engine on the same file) are seen by
+the engine's ``RunWatch``, which reads the newest history entry of every waited-on run
+in one query per ``watch_interval`` instead of each waiter reading its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import pytest
+
+from engine import Engine, InterruptStatus, RunStatus, StepContext, Workflow, step, watch
+from tests.engine.conftest import EngineFactory
+from tests.engine.wf_common import Approval, Done, Req, Shown
+
+INTERVAL = 0.05
+
+
+@step
+async def ask(r: Req, ctx: StepContext[Shown, Approval]) -> Done:
+    """One question, interrupt ``ok``."""
+    answer = await ctx.suspend(Shown(question=f"ok {r.name}?"), interrupt_id="ok")
+    return Done(name=r.name, approved=answer.approved)
+
+
+ASKING = Workflow("asking", version=1, input=Req, output=Done).then(ask)
+
+
+class Reads:
+    """Counts the store reads the watch makes, and the runs each asked for."""
+
+    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.asked: list[list[str]] = []
+        real = engine.store.latest_event_ids
+
+        async def counted(run_ids: Sequence[str]) -> dict[str, int]:
+            self.asked.append(list(run_ids))
+            return await real(run_ids)
+
+        monkeypatch.setattr(engine.store, "latest_event_ids", counted)
+
+
+async def watched_engine(engine_factory: EngineFactory) -> Engine:
+    """An engine that never polls for work in a test's time, whose watch looks every
+    ``INTERVAL``."""
+    return await engine_factory(ASKING, poll_interval=30.0, watch_interval=INTERVAL)
+
+
+async def parked(engine: Engine, count: int) -> list[str]:
+    """``count`` runs waiting for their answer."""
+    runs = [await engine.start("asking", {"name": f"r{n}"}) for n in range(count)]
+    for run_id in runs:
+        await engine.wait(run_id, until={RunStatus.SUSPENDED}, timeout=10)
+    return runs
+
+
+async def newest(engine: Engine, run_id: str) -> int:
+    """The id of the run's newest history entry, read directly."""
+    return (await engine.events(run_id))[-1].id
+
+
+async def test_idle_waiters_share_one_read_per_interval(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await watched_engine(engine_factory)
+    runs = await parked(engine, 3)
+    reads = Reads(engine, monkeypatch)
+    after = {run_id: await newest(engine, run_id) for run_id in runs}
+
+    woken = await asyncio.gather(
+        *(
+            engine.wait_for_history(run_id, after_id=after[run_id], timeout=0.5)
+            for run_id in runs
+            for _ in range(20)
+        )
+    )
+
+    assert woken == [False] * 60  # nothing new: every wait ran out
+    # One read per interval for all 60 (about 10 in 0.5 s), not one per waiter.
+    assert 4 <= len(reads.asked) <= 12, reads.asked
+    assert all(sorted(asked) == sorted(runs) for asked in reads.asked)
+
+
+async def test_long_waits_for_decisions_cost_no_read_each_while_nothing_happens(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await watched_engine(engine_factory)
+    runs = await parked(engine, 5)
+    reads = Reads(engine, monkeypatch)
+    looked: list[str] = []
+    real = engine.store.get_interrupt
+
+    async def get_interrupt(run_id: str, interrupt_id: str) -> object:
+        looked.append(run_id)
+        return await real(run_id, interrupt_id)
+
+    monkeypatch.setattr(engine.store, "get_interrupt", get_interrupt)
+    waiters = [
+        asyncio.create_task(engine.wait_interrupt(run_id, "ok", timeout=30))
+        for run_id in runs
+        for _ in range(10)
+    ]
+    await asyncio.sleep(10 * INTERVAL)
+
+    assert len(looked) == 50  # each waiter read once, then slept
+    marks, polls = reads.asked[:50], reads.asked[50:]
+    assert all(len(m) == 1 for m in marks)  # each noted its run's newest entry first
+    assert 4 <= len(polls) <= 12 and all(sorted(p) == sorted(runs) for p in polls)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def test_a_decision_by_another_process_wakes_its_waiters_within_an_interval(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await watched_engine(engine_factory)
+    other = await engine_factory(ASKING, poll_interval=30.0, watch_interval=30.0)
+    decided, quiet = await parked(engine, 2)
+    waiters = [asyncio.create_task(engine.wait_interrupt(decided, "ok", timeout=30))]
+    waiters.append(asyncio.create_task(engine.wait_interrupt(quiet, "ok", timeout=30)))
+    waiters.append(asyncio.create_task(engine.wait(decided, until={RunStatus.COMPLETED})))
+    await asyncio.sleep(2 * INTERVAL)
+    assert not any(w.done() for w in waiters)
+
+    await other.resume(decided, "ok", {"approved": True}, actor="U0ALICE")
+    done, pending = await asyncio.wait(waiters, timeout=5.0)
+
+    assert done == {waiters[0], waiters[2]} and pending == {waiters[1]}
+    assert waiters[0].result().status is InterruptStatus.APPROVED
+    assert waiters[2].result().status is RunStatus.COMPLETED
+    waiters[1].cancel()
+
+
+async def test_a_commit_between_a_waiters_read_and_its_sleep_is_not_missed(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await watched_engine(engine_factory)
+    other = await engine_factory(ASKING, poll_interval=30.0, watch_interval=30.0)
+    (run_id,) = await parked(engine, 1)
+    real = engine.store.get_interrupt
+    reads = 0
+
+    async def get_interrupt(run: str, interrupt_id: str) -> object:
+        nonlocal reads
+        reads += 1
+        found = await real(run, interrupt_id)
+        if reads == 1:  # the waiter saw it pending; another process decides it now
+            await other.resume(run_id, "ok", {"approved": False}, actor="U0BOB")
+        return found
+
+    monkeypatch.setattr(engine.store, "get_interrupt", get_interrupt)
+
+    decided = await asyncio.wait_for(engine.wait_interrupt(run_id, "ok", timeout=30), 5.0)
+
+    assert decided.status is InterruptStatus.REJECTED and reads == 2
+
+
+async def test_a_waiter_behind_its_run_is_woken_at_the_first_look(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await watched_engine(engine_factory)
+    (run_id,) = await parked(engine, 1)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await engine.wait_for_history(run_id, after_id=0, timeout=5.0) is True
+    assert loop.time() - began < 1.0
+
+
+async def test_a_run_without_history_wakes_its_waiters(engine_factory: EngineFactory) -> None:
+    # A run that is not there (or lost its history): the waiter reads and finds out.
+    engine = await watched_engine(engine_factory)
+    assert await engine.wait_for_history("no-such-run", after_id=0, timeout=5.0) is True
+
+
+async def test_this_engines_own_commits_wake_history_waiters_at_once(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(ASKING, poll_interval=30.0)  # the watch looks every 30 s
+    (run_id,) = await parked(engine, 1)
+    waiter = asyncio.create_task(
+        engine.wait_for_history(run_id, after_id=await newest(engine, run_id), timeout=20)
+    )
+    await asyncio.sleep(0.05)
+
+    await engine.resume(run_id, "ok", {"approved": True}, actor="U0ALICE")
+
+    assert await asyncio.wait_for(waiter, 5.0) is True
+
+
+async def test_many_runs_are_read_a_chunk_at_a_time(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "CHUNK", 2)
+    engine = await watched_engine(engine_factory)
+    runs = await parked(engine, 5)
+    reads = Reads(engine, monkeypatch)
+    after = {run_id: await newest(engine, run_id) for run_id in runs}
+
+    await asyncio.gather(
+        *(engine.wait_for_history(r, after_id=after[r], timeout=0.12) for r in runs)
+    )
+
+    assert reads.asked, "the watch never looked"
+    assert max(len(asked) for asked in reads.asked) == 2
+    assert sorted(sum(reads.asked[:3], [])) == sorted(runs)  # one look: three reads
+
+
+async def test_closing_the_engine_wakes_every_waiter(engine_factory: EngineFactory) -> None:
+    engine = await watched_engine(engine_factory)
+    runs = await parked(engine, 2)
+    waiters = [
+        asyncio.create_task(
+            engine.wait_for_history(r, after_id=await newest(engine, r), timeout=30)
+        )
+        for r in runs
+    ]
+    await asyncio.sleep(2 * INTERVAL)
+
+    await engine.close(grace=1.0)
+
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 2.0) == [True, True]
+
+
+async def test_a_failed_read_wakes_the_waiters_and_the_watch_goes_on(
+    engine_factory: EngineFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = await watched_engine(engine_factory)
+    (run_id,) = await parked(engine, 1)
+    after = await newest(engine, run_id)
+    real = engine.store.latest_event_ids
+    failures = [ConnectionError("database is down")]
+
+    async def flaky(run_ids: Sequence[str]) -> dict[str, int]:
+        if failures:
+            raise failures.pop()
+        return await real(run_ids)
+
+    monkeypatch.setattr(engine.store, "latest_event_ids", flaky)
+
+    with caplog.at_level(logging.WARNING, logger="signoff.engine.watch"):
+        assert await engine.wait_for_history(run_id, after_id=after, timeout=5.0) is True
+    assert "database is down" in caplog.text
+    assert await engine.wait_for_history(run_id, after_id=after, timeout=0.2) is False
+    assert await engine.wait_for_history(run_id, after_id=after - 1, timeout=5.0) is True
+
+
+async def test_the_watch_stops_reading_when_nobody_waits(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await watched_engine(engine_factory)
+    (run_id,) = await parked(engine, 1)
+    reads = Reads(engine, monkeypatch)
+    await engine.wait_for_history(run_id, after_id=await newest(engine, run_id), timeout=0.2)
+    await asyncio.sleep(2 * INTERVAL)  # a look already under way may still finish
+    before = len(reads.asked)
+
+    await asyncio.sleep(5 * INTERVAL)
+
+    assert before > 0 and len(reads.asked) == before
+    assert engine.watch.watched == 0
