@@ -39,7 +39,7 @@ class Waiting(EngineCore):
         with _listening(self._waiters, run_id) as ev:
             while True:
                 ev.clear()
-                seen = await self.watch.newest(run_id)
+                seen = self.watch.seen(run_id)  # before the read: see engine.watch
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFound(run_id)
@@ -70,7 +70,7 @@ class Waiting(EngineCore):
         with _listening(self._decision_waiters, run_id) as ev:
             while True:
                 ev.clear()
-                seen = await self.watch.newest(run_id)
+                seen = self.watch.seen(run_id)  # before the read: see engine.watch
                 found = await self.store.get_interrupt(run_id, interrupt_id)
                 if found is not None and found.status is not InterruptStatus.PENDING:
                     return found
@@ -108,7 +108,7 @@ class Waiting(EngineCore):
         self,
         ev: asyncio.Event,
         run_id: str,
-        seen: int,
+        seen: int | None,
         deadline: float | None,
         pending: str,
     ) -> None:

@@ -9,6 +9,13 @@ store once per interval for the newest history entry id of every watched run
 (``Store.latest_event_ids``: one index seek per run, in queries of at most ``CHUNK``
 runs) and wakes the waiters whose run has an entry newer than the one they saw. Every
 change a waiter can wait for (a status, a decision, a step) writes a history entry.
+
+A waiter that reads a run's state must name an entry id read *before* that state, or a
+commit between its read and its sleep would go unseen. Reading one for every wait would
+add a store read to every ``wait`` (a tenth of a millisecond to a resume-and-wait). So a
+waiter takes the id the watch's last look found for its run (``seen``, before its own
+read), or None if the run was not watched then: the watch's next look then wakes it
+once, whatever it finds, and the waiter reads again with that look's id in hand.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ CHUNK = 500  # runs per read: bounds one query's size, whatever the number of wa
 
 @dataclass(eq=False)
 class _Watcher:
-    after: int  # the newest entry id the waiter has seen
+    after: int | None  # an entry id read before the waiter's state (None: not known)
     woken: asyncio.Event
 
 
@@ -46,6 +53,7 @@ class RunWatch:
         self.store = store
         self.interval = interval
         self._watchers: dict[str, list[_Watcher]] = {}
+        self._seen: dict[str, int] = {}  # the last look's newest entry of each watched run
         self._poller: asyncio.Task[None] | None = None
 
     @property
@@ -53,14 +61,16 @@ class RunWatch:
         """How many waiters are registered now."""
         return sum(len(w) for w in self._watchers.values())
 
-    async def newest(self, run_id: str) -> int:
-        """The id of the run's newest history entry (0 if it has none)."""
-        return (await self.store.latest_event_ids([run_id])).get(run_id, 0)
+    def seen(self, run_id: str) -> int | None:
+        """The newest entry id of ``run_id`` at the watch's last look (None: not looked
+        at): take it before reading the run's state, to pass to ``watching``."""
+        return self._seen.get(run_id)
 
     @contextlib.contextmanager
-    def watching(self, run_id: str, after: int, woken: asyncio.Event) -> Iterator[None]:
+    def watching(self, run_id: str, after: int | None, woken: asyncio.Event) -> Iterator[None]:
         """While inside, ``woken`` is set once ``run_id`` has an entry newer than ``after``
-        (or has no history at all), or when the store could not be read."""
+        (or has no history at all), or when the store could not be read; with ``after``
+        None, at the next look whatever it finds."""
         watcher = _Watcher(after, woken)
         self._watchers.setdefault(run_id, []).append(watcher)
         if self._poller is None or self._poller.done():
@@ -120,5 +130,6 @@ class RunWatch:
                 newest = latest.get(run_id)
                 for watcher in self._watchers.get(run_id, ()):
                     # No history at all: the run is gone; the waiter finds out.
-                    if newest is None or newest > watcher.after:
+                    if newest is None or watcher.after is None or newest > watcher.after:
                         watcher.woken.set()
+            self._seen = latest
