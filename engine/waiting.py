@@ -120,10 +120,7 @@ class Waiting(EngineCore):
             wait = deadline - time.monotonic()
             if wait <= 0:
                 raise TimeoutError(pending)
-        with self.watch.watching(run_id, seen, ev):
-            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-                async with asyncio.timeout(wait):
-                    await ev.wait()
+        await self.watch.wait(run_id, seen, wait, woken=ev)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from engine.store.base import Store
@@ -63,35 +62,37 @@ class RunWatch:
 
     def seen(self, run_id: str) -> int | None:
         """The newest entry id of ``run_id`` at the watch's last look (None: not looked
-        at): take it before reading the run's state, to pass to ``watching``."""
+        at): take it before reading the run's state, to pass to ``wait``."""
         return self._seen.get(run_id)
 
-    @contextlib.contextmanager
-    def watching(self, run_id: str, after: int | None, woken: asyncio.Event) -> Iterator[None]:
-        """While inside, ``woken`` is set once ``run_id`` has an entry newer than ``after``
-        (or has no history at all), or when the store could not be read; with ``after``
-        None, at the next look whatever it finds."""
+    async def wait(
+        self,
+        run_id: str,
+        after: int | None,
+        timeout: float | None,
+        woken: asyncio.Event | None = None,
+    ) -> bool:
+        """Wait until ``run_id`` has an entry newer than ``after`` (with ``after`` None: until
+        the next look, whatever it finds); False after ``timeout`` seconds (None: no
+        limit). Also True when the run has no history at all, the store could not be
+        read or the watch closed, so that the caller reads for itself and sees why.
+        ``woken``: the caller's own event to wait on, which its other wakers set too
+        (the engine's commits)."""
+        if woken is None:
+            woken = asyncio.Event()
         watcher = _Watcher(after, woken)
         self._watchers.setdefault(run_id, []).append(watcher)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(self._poll())
         try:
-            yield
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(timeout):
+                    await woken.wait()
         finally:
             watchers = self._watchers.get(run_id, [])
             watchers.remove(watcher)
             if not watchers:
                 self._watchers.pop(run_id, None)
-
-    async def wait(self, run_id: str, after: int, timeout: float | None) -> bool:
-        """Wait until ``run_id`` has an entry newer than ``after``; False after ``timeout``
-        seconds (None: no limit). Also True when the store could not be read or the watch
-        closed, so that the caller reads for itself and sees why."""
-        woken = asyncio.Event()
-        with self.watching(run_id, after, woken):
-            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
-                async with asyncio.timeout(timeout):
-                    await woken.wait()
         return woken.is_set()
 
     def wake(self, run_id: str) -> None:
