@@ -40,6 +40,7 @@ from bot.client.receipts import (
 from bot.requests.schema import check_default, response_model, response_schema
 from bot.requests.workflow import INTERRUPT_ID, REQUEST_WORKFLOW, RequestInput
 from bot.web.problems import Problem
+from bot.web.sse import cut_short
 from engine import (
     Engine,
     IdempotencyKeyReused,
@@ -313,29 +314,14 @@ class RequestService:
         if view.status.final or seconds <= 0:
             return view
         decided: Interrupt | None = None
-        waiting = True
-        stop = None
-
-        def on_closing(_: object) -> None:
-            if waiting:
-                scope.reschedule(-1)  # the server shuts down: end the wait now
-
-        # The wait runs in this task, not in one of its own: under load every hop between
-        # tasks costs a turn of a busy event loop, and the waiter is woken at the commit.
         try:
             async with asyncio.timeout(seconds + 1) as scope:
-                if closing is not None:
-                    stop = asyncio.ensure_future(closing.wait())
-                    stop.add_done_callback(on_closing)
-                decided = await self.engine.wait_interrupt(
-                    request_id, INTERRUPT_ID, timeout=seconds
-                )
+                with cut_short(scope, closing):  # the server shuts down: end the wait now
+                    decided = await self.engine.wait_interrupt(
+                        request_id, INTERRUPT_ID, timeout=seconds
+                    )
         except (TimeoutError, InterruptNotFound, RunNotFound):
             pass  # still pending, shutting down, failed before it asked, or deleted
-        finally:
-            waiting = False
-            if stop is not None:
-                stop.cancel()
         if decided is None:
             return await self.get(request_id)
         # Decided: show the interrupt just read; only the run is read again.

@@ -273,6 +273,24 @@ async def test_idle_streams_read_nothing_each_and_see_another_engines_commits(
         assert ends == [{"status": "completed"}] * 20
 
 
+async def test_an_open_stream_ends_when_the_server_shuts_down(db: str) -> None:
+    async with running_service(db) as svc:
+        run_id = await start_order(svc)
+        stream = await svc.client.get(f"/api/runs/{run_id}/stream", headers=AUTH)
+        await next_event(stream, "suspended")  # caught up: now it waits for news
+        end = asyncio.create_task(next_event(stream, "end"))
+        await asyncio.sleep(0.1)
+        assert not end.done()
+
+        assert svc.client.server.runner is not None
+        await svc.client.server.runner.shutdown()  # graceful shutdown's first step
+
+        # At once, not at the next keep-alive (15 s): the run itself is still parked.
+        assert await asyncio.wait_for(end, 5.0) == {"status": "server_closing"}
+        run = await svc.engine.find_run(run_id)
+        assert run is not None and run.status is RunStatus.SUSPENDED
+
+
 async def test_workflows_list_their_schemas(db: str) -> None:
     async with running_service(db) as svc:
         listed = await (await svc.client.get("/api/workflows", headers=AUTH)).json()
