@@ -93,20 +93,13 @@ async def level(
                 raise RuntimeError(f"create: {r.status} {await r.text()}")
             ids.append(str((await r.json())["id"]))
     opened = [asyncio.Event() for _ in range(streams)]
-    if kind == "stream":
-        tasks = [
-            asyncio.create_task(
-                follow(http, f"{url}/api/requests/{ids[i % requests]}/stream", opened[i])
-            )
-            for i in range(streams)
-        ]
-    else:
-        tasks = [
-            asyncio.create_task(
-                long_poll(http, f"{url}/api/requests/{ids[i % requests]}", opened[i])
-            )
-            for i in range(streams)
-        ]
+    follower, suffix = (follow, "/stream") if kind == "stream" else (long_poll, "")
+    tasks = [
+        asyncio.create_task(
+            follower(http, f"{url}/api/requests/{ids[i % requests]}{suffix}", opened[i])
+        )
+        for i in range(streams)
+    ]
     await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 120)
     await asyncio.sleep(2)  # past the streams' first reads
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
