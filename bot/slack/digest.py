@@ -81,7 +81,9 @@ class Digest:
         mode = await self.mode(user)
         if mode != "auto":
             return mode == "on"
-        return await self.engine.count_interrupts(actor=user, kind=InterruptKind.INPUT) > 1
+        # More than one is all it needs to know: a page of two, not a count of all of them.
+        waiting = await self.engine.list_interrupts(actor=user, kind=InterruptKind.INPUT, limit=2)
+        return len(waiting) > 1
 
     async def claim(self, interrupt: Interrupt) -> set[str]:
         """The DM targets of ``interrupt`` whose reminder the digest takes over; returns
