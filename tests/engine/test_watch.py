@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -73,6 +74,7 @@ async def test_idle_waiters_share_one_read_per_interval(
     reads = Reads(engine, monkeypatch)
     after = {run_id: await newest(engine, run_id) for run_id in runs}
 
+    started = time.monotonic()
     woken = await asyncio.gather(
         *(
             engine.wait_for_history(run_id, after_id=after[run_id], timeout=0.5)
@@ -80,10 +82,12 @@ async def test_idle_waiters_share_one_read_per_interval(
             for _ in range(20)
         )
     )
+    elapsed = time.monotonic() - started
 
     assert woken == [False] * 60  # nothing new: every wait ran out
-    # One read per interval for all 60 (at most about 10 in 0.5 s), not one per waiter.
-    assert 1 <= len(reads.asked) <= 12, reads.asked
+    # One read per interval for all 60 (about 10 in 0.5 s; more if a loaded machine
+    # stretches the waits), not one per waiter (60 and more).
+    assert 1 <= len(reads.asked) <= elapsed / INTERVAL + 1, (elapsed, reads.asked)
     assert all(sorted(asked) == sorted(runs) for asked in reads.asked)
 
 
