@@ -571,11 +571,8 @@ class Bench:
         """POST each body, signed now, with ``concurrency`` clients; time each answer.
 
         A client sends its next request once the last one is answered and, with ``after``,
-        once ``after(index)`` has returned too. After its last request a client awaits
-        nothing more: with ``after`` awaited there too, each client's call to it (an RPC to
-        the fake Slack) was made while the other clients' answers were still arriving, and
-        reading them waited behind it (client-side time the bare bolt app, which has no
-        ``after``, was not charged; callers wait for everything to settle anyway).
+        once ``after(index)`` has returned too; after its last request it awaits nothing
+        (callers wait for everything to settle themselves).
         """
         from tests.fakes.signing import signed_request
 
@@ -596,8 +593,9 @@ class Bench:
                     async with http.post(url, data=data, headers=headers) as response:
                         text = await response.text()
                     samples[i] = Sample(sent, time.monotonic(), response.status, text)
-                    # Only before a next request: after its last one a client does nothing
-                    # more, so reading the other clients' answers never waits behind it.
+                    # Only before a next request: awaited after the last one too, this RPC
+                    # to the fake went out while other clients' answers were arriving and
+                    # delayed reading them, time the bare app (no `after`) is not charged.
                     if after is not None and pending:
                         await after(i)
 
