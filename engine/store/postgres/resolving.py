@@ -31,13 +31,14 @@ from typing import Any
 
 import asyncpg
 
-from engine.errors import InterruptNotFound, RunNotFound, StoreError
+from engine.errors import StoreError
 from engine.models import InterruptStatus, RunStatus
-from engine.store.base import Decide, ResolveResult
+from engine.store.base import ResolveResult
+from engine.store.deciding import QueuedResolve
 from engine.store.postgres import ops
 from engine.store.postgres.grouping import BatchTasks
 from engine.store.postgres.ops import Conn
-from engine.store.rows import RUN_COLS, resolved_interrupt, run_from_row
+from engine.store.rows import RUN_COLS, resolved_interrupt
 
 MAX_BATCH = 128
 """Most resolves in one transaction (each run's lock is held until its COMMIT)."""
@@ -46,16 +47,10 @@ _LOCK = f"SELECT {RUN_COLS} FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR
 
 
 @dataclass
-class ResolveCall:
-    """One queued ``Store.resolve`` call."""
+class ResolveCall(QueuedResolve):
+    """One queued ``Store.resolve`` call, with the future its caller awaits."""
 
-    run_id: str
-    interrupt_id: str
-    decide: Decide
-    claim_owner: str
-    lease_until: float
-    now: float
-    fut: asyncio.Future[ResolveResult] = field(repr=False)
+    fut: asyncio.Future[ResolveResult] = field(repr=False, kw_only=True)
 
 
 class _Redo(Exception):
@@ -155,16 +150,10 @@ async def _together(conn: Conn, batch: list[ResolveCall]) -> list[Outcome]:
             row = locked.get(call.run_id)
             found, steps_json = ops.read_for_resolve(read)
             try:
-                if row is None:
-                    raise RunNotFound(call.run_id)
-                if found is None:
-                    raise InterruptNotFound(call.run_id, call.interrupt_id)
-                run = run_from_row(row)
-                res = call.decide(found, run)
+                run, found, res, at = call.decide_on(row, found)
             except Exception as exc:
                 outcomes.append(exc)
                 continue
-            at = call.now if res.at is None else res.at  # when the decision took effect
             # Only a parked run is taken over; one being driven sees wake_seq move instead.
             take = res.status is not InterruptStatus.PENDING and run.status is RunStatus.SUSPENDED
             claim = (call.claim_owner, call.lease_until) if take else None

@@ -360,7 +360,7 @@ class PostgresStore(PostgresQueries):
         Concurrent resolves of different runs share a transaction (``resolving``).
         """
         fut: asyncio.Future[ResolveResult] = asyncio.get_running_loop().create_future()
-        call = ResolveCall(run_id, interrupt_id, decide, claim_owner, lease_until, now, fut)
+        call = ResolveCall(run_id, interrupt_id, decide, claim_owner, lease_until, now, fut=fut)
         return await self._resolver.resolve(call)
 
     async def _resolve_alone(self, call: ResolveCall) -> ResolveResult:

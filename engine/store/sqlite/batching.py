@@ -23,6 +23,7 @@ import aiosqlite
 
 from engine.errors import StoreError
 from engine.store.sqlite.connection import NOT_OPEN, in_thread
+from engine.store.sqlite.resolving import run_in_passes
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -41,7 +42,8 @@ def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]
 
     The transaction is begun here (``BEGIN IMMEDIATE``) unless the caller began it.
     Operations rarely fail, so they first run one after another without a savepoint
-    each (two statements per operation saved). If one raises, everything this batch
+    each (two statements per operation saved), resolves of distinct runs in passes of a
+    few statements for all (``resolving``). If one raises, everything this batch
     wrote is rolled back (to the batch's savepoint; the write lock is kept) and the
     batch runs again with a savepoint per operation, so the failing one rolls back
     alone. Operations are plain functions of the database, so running one twice in a
@@ -51,10 +53,8 @@ def run_batch(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]
         conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("SAVEPOINT batch")
-        results: list[tuple[bool, Any]] = []
         try:
-            for op in ops:
-                results.append((True, op(conn)))
+            results = run_in_passes(conn, ops)
         except Exception:
             conn.execute("ROLLBACK TO batch")
             results = []

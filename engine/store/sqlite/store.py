@@ -34,7 +34,6 @@ import aiosqlite
 
 from engine.errors import InterruptNotFound, RunNotActive, RunNotFound
 from engine.models import (
-    InterruptStatus,
     OutboxMessage,
     Run,
     RunStatus,
@@ -56,10 +55,7 @@ from engine.store.base import (
     WorkerRow,
 )
 from engine.store.rows import (
-    dt,
     dumps,
-    replace,
-    resolved_interrupt,
     run_from_row,
 )
 from engine.store.sqlite import claims, ops, retry
@@ -67,6 +63,7 @@ from engine.store.sqlite.batching import Batcher
 from engine.store.sqlite.connection import checkpoint_loop, connect, in_thread
 from engine.store.sqlite.migrate import migrate, migrations
 from engine.store.sqlite.queries import SQLiteQueries
+from engine.store.sqlite.resolving import ResolveOp
 from engine.store.sqlite.write import append, write_steps
 
 T = TypeVar("T")
@@ -302,30 +299,13 @@ class SQLiteStore(SQLiteQueries):
         lease_until: float,
         now: float,
     ) -> ResolveResult:
-        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked."""
+        """Apply ``decide`` to the interrupt atomically; take over the run if it is parked.
 
-        def op(conn: sqlite3.Connection) -> ResolveResult:
-            row = ops.run_row(conn, run_id)
-            if row is None:
-                raise RunNotFound(run_id)
-            found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (run_id, interrupt_id))
-            if not found:
-                raise InterruptNotFound(run_id, interrupt_id)
-            run = run_from_row(row)
-            res = decide(found[0], run)
-            at = now if res.at is None else res.at
-            # This operation holds the write lock: the run's status read above is current.
-            claim = (claim_owner, lease_until) if run.status is RunStatus.SUSPENDED else None
-            ops.apply_resolution(conn, run_id, found[0], res, at, claim)
-            after = resolved_interrupt(found[0], res, at)
-            claimed = None
-            if claim is not None and res.status is not InterruptStatus.PENDING:
-                # Taken over: the run as just written, without reading its row again.
-                taken = replace(run, {"status": RunStatus.RUNNING, "updated_at": dt(at)})
-                claimed = ops.load_state(conn, run_id, known=after, run=(taken, row[10] + 1))
-            return ResolveResult(interrupt=after, claimed=claimed)
-
-        return await self._write(op)
+        Concurrent resolves of different runs share a few statements (``resolving``).
+        """
+        return await self._write(
+            ResolveOp(run_id, interrupt_id, decide, claim_owner, lease_until, now)
+        )
 
     # -- workers, leases, recovery (SQL in `claims`) ------------------------------------
     async def heartbeat(self, worker: WorkerRow, lease_until: float) -> list[WorkerRow]:
