@@ -113,12 +113,14 @@ _ADD_OUTBOX = (
     "INSERT INTO outbox (run_id, interrupt_id, topic, data, created_at, next_at) "
     + _each("run_id, interrupt_id, topic, data, created_at, next_at", in_order=True)
 )
-_CLOSE_INTERRUPTS = (
+CLOSE_INTERRUPTS = (  # public for the test that pins its plan
     "UPDATE interrupts SET status = j.status, resolved_at = j.at, "
     "resolved_by = j.resolved_by, data_json = j.data_json "
     f"FROM ({_each('run_id, id, status, at, resolved_by, data_json')}) AS j "
     "WHERE interrupts.run_id = j.run_id AND interrupts.id = j.id "
-    "AND interrupts.status = 'pending'"
+    # `+`: by primary key, one row per answer. Given the status index, SQLite walked
+    # every pending interrupt and, for each, the whole JSON array (19 ms for 200).
+    "AND +interrupts.status = 'pending'"
 )
 _DROP_TIMERS = (
     "DELETE FROM timers WHERE (run_id, interrupt_id) IN "
@@ -303,7 +305,7 @@ class _Writes:
             if rows:
                 conn.execute(sql, (dumps(rows),))
         if self.closed:
-            cur = conn.execute(_CLOSE_INTERRUPTS, (dumps(self.closed),))
+            cur = conn.execute(CLOSE_INTERRUPTS, (dumps(self.closed),))
             if cur.rowcount != len(self.closed):  # each `decide` saw its interrupt pending
                 raise StoreError("an interrupt changed underneath a batch of resolves")
         if self.woken:

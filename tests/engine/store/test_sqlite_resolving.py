@@ -5,6 +5,7 @@ resolve that fails fails alone, and two answers to one run never share a pass.""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -277,3 +278,28 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         yield s
     finally:
         await s.close()
+
+
+async def test_a_pass_closes_each_interrupt_by_its_key_however_many_wait(
+    store: SQLiteStore,
+) -> None:
+    for n in range(300):
+        await parked(store, f"r{n:03}")
+    answers = [[f"r{n:03}", "i1", "approved", T0 + 5, "bob", "{}"] for n in range(300)]
+
+    conn = sqlite3.connect(store.path)
+    try:
+        plan = [
+            row[3]
+            for row in conn.execute(
+                f"EXPLAIN QUERY PLAN {resolving.CLOSE_INTERRUPTS}", (json.dumps(answers),)
+            )
+        ]
+    finally:
+        conn.close()
+
+    # Not the index of pending interrupts, walking the whole array once for each of them.
+    assert plan == [
+        "SCAN json_each VIRTUAL TABLE INDEX 1:",
+        "SEARCH interrupts USING PRIMARY KEY (run_id=? AND id=?)",
+    ]
