@@ -81,6 +81,13 @@ def _each(cols: str, *, in_order: bool = False) -> str:
 
 
 _IN_RUNS = "IN (SELECT value FROM json_each(?))"
+# A parked run's every interrupt and answer (its take-over needs them, as
+# `ops.load_state`); of a run being driven, only the interrupts answered (a run asking
+# many people at once gets their answers in many passes: each reads only its own).
+_WANTED = (
+    "(r.status = 'suspended' OR ({run}, {id}) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)))"
+)
 
 _RUNS = (
     "SELECT json_group_array(json_array(id, workflow, version, status, input_json, "
@@ -92,11 +99,12 @@ _INTERRUPTS = (
     f"i.spec_json, {_real('i.expires_at')}, {_real('i.created_at')}, "
     f"{_real('i.resolved_at')}, i.resolved_by, i.data_json, i.refs_json, r.workflow, "
     f"r.version, r.requester)) FROM interrupts i JOIN runs r ON r.id = i.run_id "
-    f"WHERE i.run_id {_IN_RUNS}"
+    f"WHERE i.run_id {_IN_RUNS} AND {_WANTED.format(run='i.run_id', id='i.id')}"
 )
 _RESPONSES = (
-    "SELECT json_group_array(json_array(run_id, interrupt_id, actor, data_json, approved, "
-    f"{_real('at')})) FROM responses WHERE run_id {_IN_RUNS}"
+    "SELECT json_group_array(json_array(a.run_id, a.interrupt_id, a.actor, a.data_json, "
+    f"a.approved, {_real('a.at')})) FROM responses a JOIN runs r ON r.id = a.run_id "
+    f"WHERE a.run_id {_IN_RUNS} AND {_WANTED.format(run='a.run_id', id='a.interrupt_id')}"
 )
 _STEPS = (
     "SELECT json_group_array(json_array(run_id, path, name, status, output_json, "
@@ -218,7 +226,8 @@ class _Decided:
 
 def resolve_together(conn: sqlite3.Connection, calls: list[ResolveOp]) -> list[Outcome]:
     """Run ``calls`` (each of a different run) as if one after another; their outcomes."""
-    runs, interrupts = _read(conn, dumps(sorted({c.run_id for c in calls})))
+    asked = dumps([[c.run_id, c.interrupt_id] for c in calls])
+    runs, interrupts = _read(conn, dumps(sorted({c.run_id for c in calls})), asked)
     outcomes: list[Outcome] = []
     decided: dict[int, _Decided] = {}
     writes = _Writes()
@@ -242,16 +251,18 @@ def resolve_together(conn: sqlite3.Connection, calls: list[ResolveOp]) -> list[O
 
 
 def _read(
-    conn: sqlite3.Connection, run_ids: str
+    conn: sqlite3.Connection, run_ids: str, asked: str
 ) -> tuple[dict[str, list[Any]], dict[str, dict[str, Interrupt]]]:
-    """The runs (rows of ``RUN_COLS``) and their interrupts, by run id, as ``ResolveOp``
-    reads them: interrupts oldest first, each with its answers oldest first."""
+    """The runs ``run_ids`` (a JSON array; rows of ``RUN_COLS``) and, by run id, the
+    interrupts ``asked`` ([run id, interrupt id] pairs) with every other interrupt of a
+    parked run, as ``ResolveOp`` reads them: oldest first, each with its answers oldest
+    first."""
     runs = {r[0]: r for r in _rows(conn.execute(_RUNS, (run_ids,)).fetchone()[0], (8, 9))}
     answers: dict[tuple[str, str], list[tuple[float, Response]]] = {}
-    for r in _rows(conn.execute(_RESPONSES, (run_ids,)).fetchone()[0], (5,)):
+    for r in _rows(conn.execute(_RESPONSES, (run_ids, asked)).fetchone()[0], (5,)):
         answers.setdefault((r[0], r[1]), []).append((r[5], response_from_row(*r[2:])))
     interrupts: dict[str, dict[str, Interrupt]] = {}
-    found = _rows(conn.execute(_INTERRUPTS, (run_ids,)).fetchone()[0], (7, 8, 9))
+    found = _rows(conn.execute(_INTERRUPTS, (run_ids, asked)).fetchone()[0], (7, 8, 9))
     for r in sorted(found, key=lambda r: (r[8], r[1])):
         # A stable sort keeps answers given at the same time in the order read.
         given = [a for _, a in sorted(answers.get((r[0], r[1]), []), key=lambda a: a[0])]

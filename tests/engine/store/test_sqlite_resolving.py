@@ -303,3 +303,33 @@ async def test_a_pass_closes_each_interrupt_by_its_key_however_many_wait(
         "SCAN json_each VIRTUAL TABLE INDEX 1:",
         "SEARCH interrupts USING PRIMARY KEY (run_id=? AND id=?)",
     ]
+
+
+async def test_a_pass_reads_a_driven_runs_answered_interrupt_not_its_others(
+    store: SQLiteStore, passes: Groups, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run asking fifty people at once, still being driven (not parked), and two parked.
+    await store.create_run(new_run("wide"))
+    fifty = [ask(f"i{n}") for n in range(50)]
+    await store.commit_steps("wide", "w1", [suspended_step(*fifty)], T0)
+    await parked(store, "p1")
+    await parked(store, "p2")
+    built: list[str] = []
+    real = resolving.interrupt_from_row
+
+    def counting(row: Any, responses: Any) -> Interrupt:
+        built.append(row[0])
+        return real(row, responses)
+
+    monkeypatch.setattr(resolving, "interrupt_from_row", counting)
+
+    results = await asyncio.gather(
+        resolve(store, approve("bob"), run_id="wide", iid="i7"),
+        resolve(store, approve("bob"), run_id="p1"),
+        resolve(store, approve("bob"), run_id="p2"),
+    )
+
+    assert passes == [["wide", "p1", "p2"]]
+    assert sorted(built) == ["p1", "p2", "wide"]  # not the 49 other asks of "wide"
+    assert results[0].claimed is None  # its driver goes on: nothing to take over
+    assert results[1].claimed is not None and results[2].claimed is not None
