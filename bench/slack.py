@@ -797,9 +797,12 @@ async def run_bench(opts: argparse.Namespace) -> None:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 bench = Bench(http, fake, signoff, bare, pace_on_ack=opts.pace_on_ack)
                 clicks = await bench.prepare(opts.warmup + sum(sizes))
+                # First requests: auth.test, imports, caches. One connection per click:
+                # the kernel spreads connections over --workers' processes (SO_REUSEPORT),
+                # and a worker left cold answered its first burst up to 1.5x slower.
+                for click in clicks[: opts.warmup]:
+                    await bench.level([click], 1)
                 if opts.warmup:
-                    warm = clicks[: opts.warmup]
-                    await bench.level(warm, 1)  # first requests: auth.test, imports, caches
                     note(f"warmed up with {opts.warmup} clicks")
                 offset = opts.warmup
                 for concurrency, size in zip(levels, sizes, strict=True):
