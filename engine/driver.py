@@ -58,21 +58,54 @@ class Driver:
         self.notify = notify
         self.tasks: dict[str, asyncio.Task[None]] = {}
         """The runs being driven right now, by id; a task removes itself when it ends."""
+        self.waiting: dict[str, RunState | None] = {}
+        """Runs spawned while the gate was shut, to be driven once it opens."""
         self.gate: Callable[[], Awaitable[None]] | None = None
-        """Awaited before a run is driven (``Engine.yield_to``)."""
+        """Awaited before runs are driven (``Engine.yield_to``)."""
+        self._opener: asyncio.Task[None] | None = None
+
+    def driving(self, run_id: str) -> bool:
+        """Whether ``run_id`` is driven here (or waits for the gate to be)."""
+        return run_id in self.tasks or run_id in self.waiting
 
     def spawn(self, run_id: str, state: RunState | None) -> None:
         """Drive ``run_id`` in the background, unless it is driven here already.
 
         ``state`` is the run as just committed or claimed (saves a read); None reads it.
+        With a gate, the run waits for it with every run spawned meanwhile: one task
+        waits for all of them. A burst of answers spawns a drive per answer while its
+        acks are still going out, and a waiting task per drive cost 4% more CPU per click
+        (docs/perf-history.md, "Ninth pass").
         """
-        if run_id in self.tasks:
+        if self.driving(run_id):
             return
-        task = asyncio.get_running_loop().create_task(self._drive(run_id, state))
-        self.tasks[run_id] = task
+        if self.gate is None:
+            self._start(run_id, state)
+            return
+        self.waiting[run_id] = state
+        if self._opener is None or self._opener.done():
+            self._opener = asyncio.get_running_loop().create_task(self._open(self.gate))
+
+    def _start(self, run_id: str, state: RunState | None) -> None:
+        self.tasks[run_id] = asyncio.get_running_loop().create_task(self._drive(run_id, state))
+
+    async def _open(self, gate: Callable[[], Awaitable[None]]) -> None:
+        """Wait for the gate, then drive every run that waited for it."""
+        while self.waiting:
+            try:
+                await gate()
+            except Exception:  # a broken gate must not strand the runs behind it
+                log.exception("the drive gate failed; driving the waiting runs now")
+            waiting, self.waiting = self.waiting, {}
+            for run_id, state in waiting.items():
+                self._start(run_id, state)
 
     def cancel(self, run_id: str) -> None:
         """Stop driving ``run_id`` (it was cancelled: its writes would be refused anyway)."""
+        if run_id in self.waiting:
+            del self.waiting[run_id]
+            self.notify(run_id)
+            return
         task = self.tasks.get(run_id)
         if task is not None:
             task.cancel()
@@ -84,12 +117,22 @@ class Driver:
         (here on restart, or in another process) resumes them at once from their last
         committed step.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        opener = self._opener
+        if opener is not None and not opener.done():  # runs waiting for the gate go too
+            await asyncio.wait([opener], timeout=grace)
+            opener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await opener
+        # Runs never started are handed over like those cut off.
+        cut_off: list[str] = list(self.waiting)
+        self.waiting.clear()
         pending = list(self.tasks.values())
         # Cancelled drives remove themselves from `tasks`, so remember which runs to hand over.
-        cut_off: list[str] = []
         if pending:
-            _, still = await asyncio.wait(pending, timeout=grace)
-            cut_off = [run_id for run_id, task in self.tasks.items() if task in still]
+            _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            cut_off += [run_id for run_id, task in self.tasks.items() if task in still]
             for task in still:
                 task.cancel()
             for task in still:
@@ -101,8 +144,6 @@ class Driver:
 
     async def _drive(self, run_id: str, state: RunState | None) -> None:
         try:
-            if self.gate is not None:
-                await self.gate()
             while True:
                 if state is None:
                     state = await self.store.load_state(run_id)

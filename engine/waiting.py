@@ -43,7 +43,7 @@ class Waiting(EngineCore):
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFound(run_id)
-                if run.status in wanted and run_id not in self.driver.tasks:
+                if run.status in wanted and not self.driver.driving(run_id):
                     return run
                 if run.status in wanted and run.status.terminal:
                     return run

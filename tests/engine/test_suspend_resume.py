@@ -537,3 +537,50 @@ async def test_an_answered_run_goes_on_only_once_the_gate_it_yields_to_opens(
     done = await settle(engine, run.id)
     assert done.status is RunStatus.COMPLETED and calls["ask"] == 2
     engine.yield_to(None)
+
+
+async def test_runs_answered_while_the_gate_is_shut_wait_for_it_together(
+    engine_factory: EngineFactory,
+) -> None:
+    """A burst of answers asks the gate once, and every answered run goes on once it opens."""
+    calls: Counter[str] = Counter()
+    engine = await engine_factory(approval_wf(calls))
+    runs = [await started(engine) for _ in range(5)]
+    opened = asyncio.Event()
+    asked: list[str] = []
+
+    async def gate() -> None:
+        asked.append("asked")
+        await opened.wait()
+
+    engine.yield_to(gate)
+    for run_id, interrupt in runs:
+        await engine.resume(run_id, interrupt.id, {"approved": True}, actor="alice")
+    await eventually(lambda: asked == ["asked"], what="the gate to be asked")
+    for run_id, _ in runs:
+        held = await engine.find_run(run_id)
+        assert held is not None and held.status is RunStatus.RUNNING
+    opened.set()
+    for run_id, _ in runs:
+        assert (await settle(engine, run_id)).status is RunStatus.COMPLETED
+    assert asked == ["asked"] and calls["ask"] == 10
+    engine.yield_to(None)
+
+
+async def test_runs_still_waiting_for_the_gate_at_shutdown_are_handed_over(
+    engine_factory: EngineFactory,
+) -> None:
+    calls: Counter[str] = Counter()
+    first = await engine_factory(approval_wf(calls), worker_id="w1")
+    run_id, interrupt = await started(first)
+    never = asyncio.Event()
+    first.yield_to(never.wait)
+    await first.resume(run_id, interrupt.id, {"approved": True}, actor="alice")
+
+    await first.close(grace=0.2)
+
+    # Abandoned with its lease run out: another worker resumes it at once.
+    second = await engine_factory(approval_wf(calls), worker_id="w2")
+    done = await settle(second, run_id)
+    assert done.status is RunStatus.COMPLETED and done.output is not None
+    assert done.output["approved"] is True
