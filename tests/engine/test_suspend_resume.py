@@ -512,6 +512,19 @@ async def test_the_idempotency_key_is_stable_across_the_re_run(
     assert keys == [f"{run_id}:0:ask", f"{run_id}:0:ask"]
 
 
+class Gate:
+    """A gate for ``Engine.yield_to``: counts how often it is asked, opens when told."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.asked = 0
+
+    async def __call__(self) -> None:
+        """Wait until opened."""
+        self.asked += 1
+        await self.opened.wait()
+
+
 async def test_an_answered_run_goes_on_only_once_the_gate_it_yields_to_opens(
     engine_factory: EngineFactory,
 ) -> None:
@@ -520,20 +533,15 @@ async def test_an_answered_run_goes_on_only_once_the_gate_it_yields_to_opens(
     engine = await engine_factory(approval_wf(calls))
     run = await settle(engine, await engine.start("approve", {"name": "gate"}))
     (interrupt,) = await pending(engine, run.id)
-    opened = asyncio.Event()
-    asked: list[str] = []
-
-    async def gate() -> None:
-        asked.append("asked")
-        await opened.wait()
+    gate = Gate()
 
     engine.yield_to(gate)
     outcome = await engine.resume(run.id, interrupt.id, {"approved": True}, actor="alice")
     assert outcome.status is InterruptStatus.APPROVED  # committed before the gate opens
-    await eventually(lambda: asked == ["asked"], what="the driver to ask the gate")
+    await eventually(lambda: gate.asked == 1, what="the driver to ask the gate")
     still = await engine.find_run(run.id)
     assert still is not None and still.status is RunStatus.RUNNING
-    opened.set()
+    gate.opened.set()
     done = await settle(engine, run.id)
     assert done.status is RunStatus.COMPLETED and calls["ask"] == 2
     engine.yield_to(None)
@@ -546,24 +554,19 @@ async def test_runs_answered_while_the_gate_is_shut_wait_for_it_together(
     calls: Counter[str] = Counter()
     engine = await engine_factory(approval_wf(calls))
     runs = [await started(engine) for _ in range(5)]
-    opened = asyncio.Event()
-    asked: list[str] = []
-
-    async def gate() -> None:
-        asked.append("asked")
-        await opened.wait()
+    gate = Gate()
 
     engine.yield_to(gate)
     for run_id, interrupt in runs:
         await engine.resume(run_id, interrupt.id, {"approved": True}, actor="alice")
-    await eventually(lambda: asked == ["asked"], what="the gate to be asked")
+    await eventually(lambda: gate.asked == 1, what="the gate to be asked")
     for run_id, _ in runs:
         held = await engine.find_run(run_id)
         assert held is not None and held.status is RunStatus.RUNNING
-    opened.set()
+    gate.opened.set()
     for run_id, _ in runs:
         assert (await settle(engine, run_id)).status is RunStatus.COMPLETED
-    assert asked == ["asked"] and calls["ask"] == 10
+    assert gate.asked == 1 and calls["ask"] == 10
     engine.yield_to(None)
 
 
