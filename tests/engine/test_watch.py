@@ -88,7 +88,11 @@ async def test_idle_waiters_share_one_read_per_interval(
     # One read per interval for all 60 (about 10 in 0.5 s; more if a loaded machine
     # stretches the waits), not one per waiter (60 and more).
     assert 1 <= len(reads.asked) <= elapsed / INTERVAL + 1, (elapsed, reads.asked)
-    assert all(sorted(asked) == sorted(runs) for asked in reads.asked)
+    # Each read names every waited-on run once: all three while their waits overlap (a
+    # last read may come as the first waits run out, and name fewer).
+    assert sorted(reads.asked[0]) == sorted(runs), reads.asked
+    assert all(len(set(asked)) == len(asked) <= 3 for asked in reads.asked), reads.asked
+    assert all(set(asked) <= set(runs) for asked in reads.asked), reads.asked
 
 
 async def test_long_waits_for_decisions_cost_no_read_each_while_nothing_happens(
