@@ -116,9 +116,7 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         task = asyncio.ensure_future(handle_click(deps, body, action))
-        # asyncio.wait neither cancels the task (the answer is committed either way) nor,
-        # unlike wait_for(shield(...)), adds wake-ups between the commit and the ack.
-        done, _ = await asyncio.wait((task,), timeout=SUBMIT_BUDGET)
+        done = await _finished_within(task, SUBMIT_BUDGET)
         follow_up = task.result() if done else partial(_late_click, task)
         await ack()  # the answer is recorded (or refused) by now
         if follow_up is not None:
@@ -161,6 +159,31 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
     app.action(action_ids.SNOOZE_PATTERN)(on_snooze)
     app.view(action_ids.CALLBACK_ID_PATTERN)(on_submit)
     app.event("app_home_opened")(on_home_opened)
+
+
+async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether ``task`` finished within ``seconds``; it is never cancelled (a click's
+    answer is committed either way).
+
+    ``asyncio.wait((task,), timeout=seconds)`` without its bookkeeping for many
+    awaitables: one wake-up between the commit and the ack, and about 10 us less per
+    click (``wait_for(shield(...))`` would add wake-ups).
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_later(seconds, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
 
 
 # Tasks started by after_ack: asyncio keeps only weak references to running tasks.

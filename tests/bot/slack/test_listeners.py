@@ -60,6 +60,29 @@ async def test_a_submission_slower_than_the_budget_is_acked_and_still_recorded(
     assert (await bot.finished(run_id)).status is RunStatus.COMPLETED
 
 
+async def test_a_click_slower_than_the_budget_is_acked_and_still_recorded(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await bot.start("change", {"service": "billing"})
+    message = await bot.message(run_id)
+    resume = bot.engine.resume
+
+    async def slow_resume(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await resume(*args, **kwargs)
+
+    monkeypatch.setattr(bot.engine, "resume", slow_resume)
+    monkeypatch.setattr(listeners, "SUBMIT_BUDGET", 0.05)
+
+    reply = await bot.click(message, action_ids.APPROVE, user="U0ALICE")
+
+    assert reply.status == 200 and reply.elapsed < 0.3  # acked before the answer was in
+    assert (await bot.interrupt(run_id)).responses == []
+    finished = await bot.finished(run_id)
+    assert finished.status is RunStatus.COMPLETED
+    assert (await bot.interrupt(run_id)).resolved_by == "U0ALICE"
+
+
 async def test_an_expired_trigger_tells_the_clicker_to_click_again(bot: Bot) -> None:
     run_id = await bot.start("refund", {"customer": "ACME", "amount": 5})
     message = await bot.message(run_id)
