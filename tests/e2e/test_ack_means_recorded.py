@@ -7,6 +7,7 @@ answer must be there, and the run must complete from it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.support.service import Client, ServiceProcess, service_env
 from tests.support.slack_bot import CHANNEL, SECRET, USERS
 
 CLICKS = 5
+BURST = 30  # concurrent clicks: the store resolves them together (sqlite/resolving.py)
 
 
 @pytest.fixture
@@ -72,6 +74,69 @@ async def test_a_click_acknowledged_just_before_a_kill_is_recorded_and_carried_o
                 (interrupt,) = detail.interrupts
                 assert interrupt.status is InterruptStatus.APPROVED
                 assert [r.actor for r in interrupt.responses] == ["U0ALICE"]
+        finally:
+            await store.close()
+    finally:
+        await service.kill()
+
+
+async def test_a_burst_of_clicks_killed_midway_keeps_every_acknowledged_answer_once(
+    fake_slack: FakeSlack, client: Client, tmp_path: Path
+) -> None:
+    for user in USERS:
+        fake_slack.add_user(user)
+    env = service_env(
+        api_url=fake_slack.api_url, token=fake_slack.token, secret=SECRET,
+        db=tmp_path / "signoff.db", SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
+    )  # fmt: skip
+    service = await ServiceProcess.start(env)
+    try:
+        for n in range(BURST):
+            status = await client.webhook(service.url, "change", {"service": f"s{n}"}, f"k{n}")
+            assert status == 202, service.output()
+        messages = await eventually(
+            lambda: len(requests_in(fake_slack)) == BURST and requests_in(fake_slack),
+            timeout=30, what="the request posts",
+        )  # fmt: skip
+        acked: list[str] = []  # run ids
+
+        async def click(message: StoredMessage) -> None:
+            status = await client.click(service.url, message.to_api(), CHANNEL, "U0ALICE")
+            if status == 200:
+                assert message.metadata is not None
+                acked.append(message.metadata["event_payload"]["run_id"])
+                if len(acked) == BURST // 3:
+                    await service.kill()  # SIGKILL with the rest of the burst in flight
+
+        await asyncio.gather(*(click(m) for m in messages))
+        await service.kill()
+        assert BURST // 3 <= len(acked) < BURST, acked
+        service = await ServiceProcess.start(env)
+
+        store = open_store(f"sqlite:///{tmp_path / 'signoff.db'}")
+        await store.open()
+        try:
+
+            async def settled() -> bool:
+                runs = await store.list_runs(status=None, workflow=None, limit=100, offset=0)
+                return all(r.status in (RunStatus.COMPLETED, RunStatus.SUSPENDED) for r in runs)
+
+            await eventually(settled, timeout=30, what="every answered run completed")
+            answered = set()
+            for run in await store.list_runs(status=None, workflow=None, limit=100, offset=0):
+                detail = await store.get_detail(run.id)
+                assert detail is not None
+                (interrupt,) = detail.interrupts
+                if interrupt.status is InterruptStatus.PENDING:  # its click never committed
+                    assert interrupt.responses == [] and run.status is RunStatus.SUSPENDED
+                    continue
+                assert interrupt.status is InterruptStatus.APPROVED
+                assert [r.actor for r in interrupt.responses] == ["U0ALICE"]  # once
+                assert run.status is RunStatus.COMPLETED
+                answered.add(run.id)
+            # Every acknowledged click is a recorded answer (more may have committed
+            # without their 200 being read).
+            assert set(acked) <= answered
         finally:
             await store.close()
     finally:
