@@ -8,7 +8,7 @@ answer must be there, and the run must complete from it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -34,24 +34,72 @@ def requests_in(fake: FakeSlack) -> list[StoredMessage]:
     return [m for m in fake.messages(CHANNEL) if m.thread_ts is None]
 
 
+def service_for(fake: FakeSlack, tmp_path: Path) -> dict[str, str]:
+    """The service's environment: the fake's users, a database file under ``tmp_path``."""
+    for user in USERS:
+        fake.add_user(user)
+    return service_env(
+        api_url=fake.api_url, token=fake.token, secret=SECRET,
+        db=tmp_path / "signoff.db", SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
+    )  # fmt: skip
+
+
+async def post_requests(
+    fake: FakeSlack, client: Client, service: ServiceProcess, count: int
+) -> list[StoredMessage]:
+    """Start ``count`` runs by webhook; their request messages once all are posted."""
+    for n in range(count):
+        status = await client.webhook(service.url, "change", {"service": f"s{n}"}, f"k{n}")
+        assert status == 202, service.output()
+    messages: list[StoredMessage] = await eventually(
+        lambda: len(requests_in(fake)) == count and requests_in(fake),
+        timeout=30, what="the request posts",
+    )  # fmt: skip
+    return messages
+
+
+Answers = dict[str, tuple[RunStatus, InterruptStatus, list[str]]]
+"""By run id: the run's status, its one interrupt's status, who answered it."""
+
+
+def settled(count: int, *statuses: RunStatus) -> Callable[[Answers], bool]:
+    """Whether ``count`` runs are stored, each in one of ``statuses``."""
+
+    def check(answers: Answers) -> bool:
+        return len(answers) == count and all(a[0] in statuses for a in answers.values())
+
+    return check
+
+
+async def answers_once(tmp_path: Path, done: Callable[[Answers], bool]) -> Answers:
+    """What the database under ``tmp_path`` holds once ``done`` says so."""
+    store = open_store(f"sqlite:///{tmp_path / 'signoff.db'}")
+    await store.open()
+    try:
+
+        async def read() -> Answers | None:
+            found: Answers = {}
+            for run in await store.list_runs(status=None, workflow=None, limit=100, offset=0):
+                detail = await store.get_detail(run.id)
+                assert detail is not None
+                (interrupt,) = detail.interrupts
+                actors = [r.actor for r in interrupt.responses]
+                found[run.id] = (run.status, interrupt.status, actors)
+            return found if done(found) else None
+
+        answers: Answers = await eventually(read, timeout=30, what="the runs to settle")
+        return answers
+    finally:
+        await store.close()
+
+
 async def test_a_click_acknowledged_just_before_a_kill_is_recorded_and_carried_on(
     fake_slack: FakeSlack, client: Client, tmp_path: Path
 ) -> None:
-    for user in USERS:
-        fake_slack.add_user(user)
-    env = service_env(
-        api_url=fake_slack.api_url, token=fake_slack.token, secret=SECRET,
-        db=tmp_path / "signoff.db", SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
-    )  # fmt: skip
+    env = service_for(fake_slack, tmp_path)
     service = await ServiceProcess.start(env)
     try:
-        for n in range(CLICKS):
-            status = await client.webhook(service.url, "change", {"service": f"s{n}"}, f"k{n}")
-            assert status == 202, service.output()
-        messages = await eventually(
-            lambda: len(requests_in(fake_slack)) == CLICKS and requests_in(fake_slack),
-            timeout=15, what="the request posts",
-        )  # fmt: skip
+        messages = await post_requests(fake_slack, client, service, CLICKS)
 
         for message in messages:  # each click acked, then the process killed at once
             status = await client.click(service.url, message.to_api(), CHANNEL, "U0ALICE")
@@ -59,23 +107,9 @@ async def test_a_click_acknowledged_just_before_a_kill_is_recorded_and_carried_o
             assert status == 200
             service = await ServiceProcess.start(env)
 
-        store = open_store(f"sqlite:///{tmp_path / 'signoff.db'}")
-        await store.open()
-        try:
-
-            async def all_completed() -> bool:
-                runs = await store.list_runs(status=None, workflow=None, limit=100, offset=0)
-                return len(runs) == CLICKS and all(r.status is RunStatus.COMPLETED for r in runs)
-
-            await eventually(all_completed, timeout=20, what="every run completed")
-            for run in await store.list_runs(status=None, workflow=None, limit=100, offset=0):
-                detail = await store.get_detail(run.id)
-                assert detail is not None
-                (interrupt,) = detail.interrupts
-                assert interrupt.status is InterruptStatus.APPROVED
-                assert [r.actor for r in interrupt.responses] == ["U0ALICE"]
-        finally:
-            await store.close()
+        answers = await answers_once(tmp_path, settled(CLICKS, RunStatus.COMPLETED))
+        approved = (RunStatus.COMPLETED, InterruptStatus.APPROVED, ["U0ALICE"])
+        assert all(answer == approved for answer in answers.values()), answers
     finally:
         await service.kill()
 
@@ -83,21 +117,10 @@ async def test_a_click_acknowledged_just_before_a_kill_is_recorded_and_carried_o
 async def test_a_burst_of_clicks_killed_midway_keeps_every_acknowledged_answer_once(
     fake_slack: FakeSlack, client: Client, tmp_path: Path
 ) -> None:
-    for user in USERS:
-        fake_slack.add_user(user)
-    env = service_env(
-        api_url=fake_slack.api_url, token=fake_slack.token, secret=SECRET,
-        db=tmp_path / "signoff.db", SIGNOFF_DEFAULT_CHANNEL=CHANNEL,
-    )  # fmt: skip
+    env = service_for(fake_slack, tmp_path)
     service = await ServiceProcess.start(env)
     try:
-        for n in range(BURST):
-            status = await client.webhook(service.url, "change", {"service": f"s{n}"}, f"k{n}")
-            assert status == 202, service.output()
-        messages = await eventually(
-            lambda: len(requests_in(fake_slack)) == BURST and requests_in(fake_slack),
-            timeout=30, what="the request posts",
-        )  # fmt: skip
+        messages = await post_requests(fake_slack, client, service, BURST)
         acked: list[str] = []  # run ids
 
         async def click(message: StoredMessage) -> None:
@@ -110,34 +133,21 @@ async def test_a_burst_of_clicks_killed_midway_keeps_every_acknowledged_answer_o
 
         await asyncio.gather(*(click(m) for m in messages))
         await service.kill()
-        assert BURST // 3 <= len(acked) < BURST, acked
+        # The rest may have been refused, or answered before the kill and read after it.
+        assert len(acked) >= BURST // 3, acked
         service = await ServiceProcess.start(env)
 
-        store = open_store(f"sqlite:///{tmp_path / 'signoff.db'}")
-        await store.open()
-        try:
-
-            async def settled() -> bool:
-                runs = await store.list_runs(status=None, workflow=None, limit=100, offset=0)
-                return all(r.status in (RunStatus.COMPLETED, RunStatus.SUSPENDED) for r in runs)
-
-            await eventually(settled, timeout=30, what="every answered run completed")
-            answered = set()
-            for run in await store.list_runs(status=None, workflow=None, limit=100, offset=0):
-                detail = await store.get_detail(run.id)
-                assert detail is not None
-                (interrupt,) = detail.interrupts
-                if interrupt.status is InterruptStatus.PENDING:  # its click never committed
-                    assert interrupt.responses == [] and run.status is RunStatus.SUSPENDED
-                    continue
-                assert interrupt.status is InterruptStatus.APPROVED
-                assert [r.actor for r in interrupt.responses] == ["U0ALICE"]  # once
-                assert run.status is RunStatus.COMPLETED
-                answered.add(run.id)
-            # Every acknowledged click is a recorded answer (more may have committed
-            # without their 200 being read).
-            assert set(acked) <= answered
-        finally:
-            await store.close()
+        answers = await answers_once(
+            tmp_path, settled(BURST, RunStatus.COMPLETED, RunStatus.SUSPENDED)
+        )
+        recorded = {run_id for run_id, a in answers.items() if a[1] is not InterruptStatus.PENDING}
+        for run_id, answer in answers.items():
+            if run_id in recorded:  # recorded once, and carried on
+                assert answer == (RunStatus.COMPLETED, InterruptStatus.APPROVED, ["U0ALICE"])
+            else:  # its click never committed
+                assert answer == (RunStatus.SUSPENDED, InterruptStatus.PENDING, [])
+        # Every acknowledged click is a recorded answer (more may have committed without
+        # their 200 being read).
+        assert set(acked) <= recorded
     finally:
         await service.kill()
