@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import InterruptNotFound, RunNotFound, StoreError
+from engine.errors import StoreError
 from engine.models import Interrupt, InterruptStatus, Response, Run, RunStatus, StepRecord
 from engine.store.base import Resolution, ResolveResult, RunState
 from engine.store.deciding import QueuedResolve
@@ -47,7 +47,6 @@ from engine.store.rows import (
     replace,
     resolved_interrupt,
     response_from_row,
-    run_from_row,
     step_from_row,
 )
 from engine.store.sqlite import ops
@@ -155,18 +154,14 @@ class ResolveOp(QueuedResolve):
     def __call__(self, conn: sqlite3.Connection) -> ResolveResult:
         """Resolve alone: apply ``decide``; take the run over if it is parked."""
         row = ops.run_row(conn, self.run_id)
-        if row is None:
-            raise RunNotFound(self.run_id)
-        found = ops.interrupts(conn, "i.run_id = ? AND i.id = ?", (self.run_id, self.interrupt_id))
-        if not found:
-            raise InterruptNotFound(self.run_id, self.interrupt_id)
-        run = run_from_row(row)
-        res = self.decide(found[0], run)
-        at = self.now if res.at is None else res.at
+        where = "i.run_id = ? AND i.id = ?"
+        found = ops.interrupts(conn, where, (self.run_id, self.interrupt_id)) if row else []
+        run, before, res, at = self.decide_on(row, found[0] if found else None)
+        assert row is not None  # decide_on raised otherwise
         # This operation holds the write lock: the run's status read above is current.
         claim = (self.claim_owner, self.lease_until) if run.status is RunStatus.SUSPENDED else None
-        ops.apply_resolution(conn, self.run_id, found[0], res, at, claim)
-        after = resolved_interrupt(found[0], res, at)
+        ops.apply_resolution(conn, self.run_id, before, res, at, claim)
+        after = resolved_interrupt(before, res, at)
         claimed = None
         if claim is not None and res.status is not InterruptStatus.PENDING:
             # Taken over: the run as just written, without reading its row again.
