@@ -127,9 +127,9 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
     async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str(body["user"]["id"])
         task = asyncio.ensure_future(handle_submission(deps, user, view))
-        try:
-            response = await asyncio.wait_for(asyncio.shield(task), SUBMIT_BUDGET)
-        except TimeoutError:
+        if await _finished_within(task, SUBMIT_BUDGET):
+            response = task.result()
+        else:
             task.add_done_callback(_log_late_submission)
             response = notice("Your answer is being recorded; the request message will show it.")
         if response is None:
@@ -162,12 +162,13 @@ def register_listeners(app: AsyncApp, deps: Deps) -> None:
 
 
 async def _finished_within(task: asyncio.Future[Any], seconds: float) -> bool:
-    """Whether ``task`` finished within ``seconds``; it is never cancelled (a click's
-    answer is committed either way).
+    """Whether ``task`` finished within ``seconds``; it is never cancelled (a click's or
+    a submission's answer is committed either way).
 
     ``asyncio.wait((task,), timeout=seconds)`` without its bookkeeping for many
     awaitables: one wake-up between the commit and the ack, and about 10 us less per
-    click (``wait_for(shield(...))`` would add wake-ups).
+    click. Clicks and modal submissions both wait this way (``wait_for(shield(...))``
+    would add wake-ups).
     """
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
