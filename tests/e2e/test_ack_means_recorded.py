@@ -61,6 +61,9 @@ async def post_requests(
 Answers = dict[str, tuple[RunStatus, InterruptStatus, list[str]]]
 """By run id: the run's status, its one interrupt's status, who answered it."""
 
+CARRIED_ON = (RunStatus.COMPLETED, InterruptStatus.APPROVED, ["U0ALICE"])
+"""A run whose click was recorded once and which went on to its end."""
+
 
 def settled(count: int, *statuses: RunStatus) -> Callable[[Answers], bool]:
     """Whether ``count`` runs are stored, each in one of ``statuses``."""
@@ -108,8 +111,7 @@ async def test_a_click_acknowledged_just_before_a_kill_is_recorded_and_carried_o
             service = await ServiceProcess.start(env)
 
         answers = await answers_once(tmp_path, settled(CLICKS, RunStatus.COMPLETED))
-        approved = (RunStatus.COMPLETED, InterruptStatus.APPROVED, ["U0ALICE"])
-        assert all(answer == approved for answer in answers.values()), answers
+        assert all(answer == CARRIED_ON for answer in answers.values()), answers
     finally:
         await service.kill()
 
@@ -143,7 +145,7 @@ async def test_a_burst_of_clicks_killed_midway_keeps_every_acknowledged_answer_o
         recorded = {run_id for run_id, a in answers.items() if a[1] is not InterruptStatus.PENDING}
         for run_id, answer in answers.items():
             if run_id in recorded:  # recorded once, and carried on
-                assert answer == (RunStatus.COMPLETED, InterruptStatus.APPROVED, ["U0ALICE"])
+                assert answer == CARRIED_ON
             else:  # its click never committed
                 assert answer == (RunStatus.SUSPENDED, InterruptStatus.PENDING, [])
         # Every acknowledged click is a recorded answer (more may have committed without
