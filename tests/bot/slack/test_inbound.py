@@ -10,6 +10,7 @@ import pytest
 from slack_bolt.request.internals import parse_body
 
 from bot.slack.inbound import InvalidPayload, parse_payload
+from bot.web.problems import MAX_JSON_DEPTH
 from tests.fakes.signing import interactive_body, slash_command_body
 
 FORM = "application/x-www-form-urlencoded"
@@ -25,6 +26,9 @@ BODIES = [
     "x=%E2%9C%85+%2B+caf%C3%A9",
     "x=ü%41",  # a non-ASCII character next to an escape
     "x=back\\slash%41",
+    "x=%\n41&y=%\r\n41&z=%41\n",  # what quoted-printable reads as a soft line break
+    "x=a=%41&y=%41%&z=_%5F",  # a '=' in a value; a final '%'; underscores
+    "x==41%zz",  # a '=' that reads as an escape, and a '%' that does not: as many bytes
     "payload=" + quote_plus(json.dumps(PAYLOAD)) + "&other=1",
     "a=1;b=2",  # only '&' separates fields
 ]
@@ -37,6 +41,7 @@ def test_a_form_body_parses_as_bolt_parses_it(body: str) -> None:
 
 def test_random_form_bodies_parse_as_bolt_parses_them() -> None:
     pieces = ["%", "%4", "%41", "%C3", "%A9", "%zz", "+", "&", "=", "\\", "ü", "a", "payload"]
+    pieces += ["%3D", "%0A", "\n", "\r", "_", "%%"]
     rng = random.Random(13)
     for _ in range(2000):
         body = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
@@ -57,3 +62,15 @@ def test_json_bodies_and_bad_json() -> None:
         parse_payload("{not json", "application/json")
     with pytest.raises(InvalidPayload):
         parse_payload("payload=%7Bnot", FORM)
+
+
+@pytest.mark.parametrize("form", [True, False], ids=["form payload", "JSON body"])
+def test_nesting_past_the_limit_is_refused_at_the_parse(form: bool) -> None:
+    def body(levels: int) -> str:
+        text = '{"type": "block_actions", "x": ' + "[" * levels + "]" * levels + "}"
+        return "payload=" + quote_plus(text) if form else text
+
+    content_type = FORM if form else "application/json"
+    assert parse_payload(body(MAX_JSON_DEPTH - 1), content_type)["type"] == "block_actions"
+    with pytest.raises(InvalidPayload, match="nests too deeply"):
+        parse_payload(body(MAX_JSON_DEPTH), content_type)

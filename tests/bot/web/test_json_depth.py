@@ -45,3 +45,19 @@ def test_the_limit_is_inclusive_and_scalars_have_no_depth() -> None:
     assert json_depth_ok("scalar", 0)
     assert json_depth_ok(json.loads('{"a": [], "b": {}}'), 2)
     assert not json_depth_ok(json.loads('{"a": [], "b": {}}'), 1)
+
+
+def test_the_text_only_skips_the_walk_when_it_cannot_nest_deeper() -> None:
+    rng = random.Random(12)
+    for _ in range(2000):
+        value = random_json(rng, rng.randrange(0, 12))
+        text = json.dumps(value)
+        for limit in range(0, 10):
+            expected = depth(value) <= limit
+            assert json_depth_ok(value, limit, text=text) == expected, (text, limit)
+            assert json_depth_ok(value, limit, text=text.encode()) == expected, (text, limit)
+    # Brackets in strings count, so such a text is walked: still shallow, still accepted.
+    flat = {"note": "[{" * 100}
+    assert json_depth_ok(flat, 1, text=json.dumps(flat))
+    # A text of few brackets is believed: it is the text the value was parsed from.
+    assert json_depth_ok([[["x"]]], 3, text="[[[1]]]")
