@@ -21,11 +21,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.slack.blocks.compose import cancellation, finished_text
+from bot.slack.blocks.home import WAITING_MAX
 from bot.slack.blocks.responders import describe_responders
 from bot.slack.blocks.text import escape, escape_truncate, humanize, mention, slack_date, truncate
 from bot.slack.deps import Deps
 from bot.slack.digest import DIGEST_PREFERENCE, MODES
-from bot.slack.home import load_inbox
+from bot.slack.home import console_inbox_url, load_inbox
 from bot.slack.listeners import after_ack
 from bot.slack.notifier import posted_messages
 from engine import (
@@ -202,8 +203,19 @@ async def _pending(deps: Deps, rest: str, user: str) -> str:
     lines = [f"*{inbox.total} request(s) waiting for you:*"]
     lines += [_interrupt_line(deps, i) for i in inbox.waiting]
     if inbox.total > len(inbox.waiting):
-        lines.append(f"…and {inbox.total - len(inbox.waiting)} more (all on the app's Home tab)")
+        lines.append(_more_line(deps, inbox.total - len(inbox.waiting), inbox.total))
     return "\n".join(lines)
+
+
+def _more_line(deps: Deps, more: int, total: int) -> str:
+    """Where the requests ``/signoff pending`` does not list are (``total`` in all)."""
+    if total <= WAITING_MAX:
+        return f"…and {more} more, all on the app's Home tab."
+    text = f"…and {more} more: the oldest {WAITING_MAX} are on the app's Home tab"
+    url = console_inbox_url(deps.settings)
+    if url:
+        return f"{text}, and more of them in <{url}|the console>."
+    return f"{text}; the rest move up as those are answered."
 
 
 async def _status(deps: Deps, rest: str, user: str) -> str:

@@ -49,7 +49,7 @@ from engine import (
     SignoffError,
 )
 
-__all__ = ["HomeTab", "Inbox", "load_inbox"]
+__all__ = ["HomeTab", "Inbox", "console_inbox_url", "load_inbox"]
 
 log = logging.getLogger("signoff.bot.home")
 
@@ -216,6 +216,7 @@ class HomeTab:
             decided=[self._decided(i) for i in decided],
             now=datetime.now(UTC),
             run_url=_run_urls(self.settings, [r.id for r in own]),
+            inbox_url=console_inbox_url(self.settings),
         )
 
     async def items(self, interrupts: Iterable[Interrupt]) -> list[WaitingItem]:
@@ -257,6 +258,15 @@ class HomeTab:
                 return None
             self._workspace_url = str(found) if found else ""
         return self._workspace_url or None
+
+
+def console_inbox_url(settings: Settings) -> str | None:
+    """The console's inbox, which lists what waits for the signed-in person (None
+    without ``SIGNOFF_PUBLIC_URL``)."""
+    # Imported here: the console package imports the Slack adapter (a cycle at import).
+    from bot.web.console.links import console_url
+
+    return console_url(settings, "/")
 
 
 def _console_run_url(settings: Settings, run_id: str) -> str | None:

@@ -84,6 +84,7 @@ def render_home(
     decided: Sequence[DecidedItem],
     now: datetime,
     run_url: dict[str, str] | None = None,
+    inbox_url: str | None = None,
 ) -> View:
     """The Home tab for one person.
 
@@ -95,6 +96,7 @@ def render_home(
         decided: requests they could have answered that were decided, newest first.
         now: the time "time left" is counted from.
         run_url: console links of runs by id (when ``SIGNOFF_PUBLIC_URL`` is set).
+        inbox_url: the console's inbox (likewise), linked when not all requests fit.
     """
     blocks: list[Block] = [HeaderBlock(text=f"Waiting for you ({waiting_total})")]
     shown = list(waiting[:WAITING_MAX])
@@ -106,8 +108,12 @@ def render_home(
         controls.elements = [*controls.elements, *snooze_buttons(item.ref)]
         blocks.append(controls)
     if waiting_total > len(shown):
+        # /signoff pending lists fewer than this tab: only the console lists more.
         more = waiting_total - len(shown)
-        blocks.append(_note(f"…and {more} more. Type `/signoff pending` to list them."))
+        text = f"…and {more} more, oldest first: each moves up here as one above is answered."
+        if inbox_url:
+            text += f" <{inbox_url}|The console> lists more of them."
+        blocks.append(_note(text))
     blocks += [DividerBlock(), HeaderBlock(text="Your requests")]
     lines = [_own_line(run, (run_url or {}).get(run.id)) for run in own[:LIST_MAX]]
     blocks.append(_lines(lines, "You have not asked for anything yet."))

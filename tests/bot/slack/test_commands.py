@@ -115,6 +115,17 @@ async def test_pending_lists_what_waits_for_me_including_through_groups(bot: Bot
     assert anyone in others.text and own in others.text and mine not in others.text
 
 
+async def test_pending_says_where_the_requests_it_does_not_list_are(bot: Bot) -> None:
+    for n in range(commands.LIST_MAX + 2):
+        await bot.start("change", {"service": f"s{n}", "approvers": ["U0BOB"]})
+
+    reply = await bot.command("pending", user="U0BOB")
+
+    assert reply.text.startswith(f"*{commands.LIST_MAX + 2} request(s) waiting for you:*")
+    assert reply.text.count("\n• ") == commands.LIST_MAX
+    assert reply.text.endswith("…and 2 more, all on the app's Home tab.")
+
+
 async def test_status_shows_where_a_run_is(bot: Bot) -> None:
     run_id = await bot.start("change", {"service": "billing", "quorum": 1})
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from bot.slack import commands
 from bot.slack.blocks.home import HOME_BLOCKS_MAX, WAITING_MAX
 from bot.slack.home import HomeTab
 from engine import OutboxMessage
 from tests.fakes.signing import JSON_CONTENT_TYPE, app_home_opened_body
 from tests.support.polling import eventually
-from tests.support.slack_bot import Bot
+from tests.support.slack_bot import Bot, BotFactory
 
 
 def home_of(bot: Bot) -> HomeTab:
@@ -30,9 +31,27 @@ async def test_a_tab_with_more_waiting_than_fits_is_capped_with_a_count(bot: Bot
 
     assert len(view["blocks"]) <= HOME_BLOCKS_MAX
     assert view["blocks"][0]["text"]["text"] == f"Waiting for you ({count})"
-    assert "…and 5 more" in str(view["blocks"])
+    assert "…and 5 more, oldest first" in str(view["blocks"])
+    assert "console" not in str(view["blocks"])  # no SIGNOFF_PUBLIC_URL: nothing to link
     assert sum(b["type"] == "actions" for b in view["blocks"]) == WAITING_MAX
     assert bot.fake.validation_failures == []
+
+
+async def test_what_does_not_fit_is_found_through_the_console(make_bot: BotFactory) -> None:
+    bot = await make_bot(SIGNOFF_PUBLIC_URL="https://signoff.example.com")
+    for n in range(WAITING_MAX + 2):
+        await bot.start("change", {"service": f"s{n}", "approvers": ["U0BOB"]})
+
+    await bot.send(app_home_opened_body(user_id="U0BOB"), content_type=JSON_CONTENT_TYPE)
+    view = await eventually(lambda: bot.fake.home_view("U0BOB"), what="the Home tab")
+    pending = await bot.command("pending", user="U0BOB")
+
+    (note,) = [b for b in view["blocks"] if "more" in str(b)]
+    assert "…and 2 more" in str(note) and "<https://signoff.example.com/|The console>" in str(note)
+    # The command lists fewer than the tab: it says where the rest are, not "all there".
+    listed = commands.LIST_MAX
+    assert f"…and {WAITING_MAX + 2 - listed} more: the oldest {WAITING_MAX} are" in pending.text
+    assert "<https://signoff.example.com/|the console>" in pending.text
 
 
 async def test_refreshes_are_coalesced_per_person(bot: Bot) -> None:

@@ -2,7 +2,7 @@
 -- interrupt (engine.store.sqlite.write.write_steps), with the values it already has in
 -- hand. The insert trigger of migration 0004 parsed the stored spec JSON again
 -- (json_each, json_extract) and looked the run's requester up once per row: ~20 us of a
--- start's ~205 us (bench/README.md, "Issue 13, fifth pass"). It now runs only for an
+-- start's ~205 us (docs/perf-history.md, "Issue 13, fifth pass"). It now runs only for an
 -- interrupt whose rows are not there yet, so an instance of an older version that still
 -- relies on it (during a rolling upgrade) keeps the index right; for the rows this
 -- version writes, the check is one primary-key probe.
