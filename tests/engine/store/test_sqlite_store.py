@@ -368,6 +368,44 @@ async def test_inline_writes_wait_for_another_process_lock_off_the_event_loop(
     await store.close()
 
 
+async def test_a_burst_waits_for_another_process_lock_and_only_then_sets_a_busy_timeout(
+    db_path: str,
+) -> None:
+    """A burst runs on the connection's thread. It waits for a write lock another
+    process holds, up to ``busy_timeout``; when the lock is free, it begins at once,
+    without setting the timeout (each statement there waits for the GIL under a burst)."""
+    store = open_store(f"sqlite:///{db_path}")
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    burst = batching.INLINE_MAX + 1
+    statements: list[str] = []
+    assert store._writes.conn is not None
+    store._writes.conn._conn.set_trace_callback(statements.append)
+    try:
+        await asyncio.gather(*(store.create_run(new_run(f"free{i}")) for i in range(burst)))
+        assert statements[0] == "BEGIN IMMEDIATE"
+        assert not [s for s in statements if "busy_timeout" in s]
+
+        statements.clear()
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            writes = [store.create_run(new_run(f"held{i}")) for i in range(burst)]
+            waiting = asyncio.ensure_future(asyncio.gather(*writes))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert await asyncio.wait_for(waiting, 5) == [(f"held{i}", True) for i in range(burst)]
+        timeout = f"PRAGMA busy_timeout={store.busy_timeout_ms}"
+        assert statements[:3] == ["BEGIN IMMEDIATE", timeout, "BEGIN IMMEDIATE"]
+        assert "PRAGMA busy_timeout=0" in statements
+        assert (await store.count_runs())["running"] == 2 * burst
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("options", ["?inline_writes=0", "?synchronous=full"])
 async def test_writes_stay_on_the_connection_thread(db_path: str, options: str) -> None:
     """``?inline_writes=0``: the event loop is never held by a write. With
